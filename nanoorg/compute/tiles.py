@@ -1,0 +1,204 @@
+"""3 x 3 um tiles inside polygon ROIs, point-to-tile assignment, per-tile count histograms.
+
+SCIENCE.md §2.2 steps 1 and 4. Each polygon gets its own square grid of side ``tile_nm`` anchored
+at the polygon's bounding-box corner (x_min, y_min); a tile is kept when it lies inside the polygon.
+A tile's fingerprint is the histogram of per-bin localisation counts over its 100 x 100 grid of
+30 nm bins: entry v is the number of bins holding exactly v localisations. All lengths are nm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+import numpy as np
+import shapely
+from numba import njit
+
+TILE_NM = 3000.0
+BIN_NM = 30.0
+INCLUSION_MODES = ("inside", "overlap")
+_INSIDE_TOLERANCE_NM = 1e-6          # polygon buffer so that tiles touching the boundary count as inside
+_DEDUPLICATION_DECIMALS = 6          # tile origins equal to 1e-6 nm are the same tile
+
+
+@dataclass(eq=False)
+class TileGrid:
+    """The tiles of one file.
+
+    origins: (n_tiles, 2) float64, lower-left corner (x0, y0) of each tile in nm.
+    roi_index: (n_tiles,) int64, index of the polygon that produced the tile.
+    tile_nm: side of the square tiles in nm.
+    """
+
+    origins: np.ndarray
+    roi_index: np.ndarray
+    tile_nm: float = TILE_NM
+
+    def __post_init__(self) -> None:
+        self.origins = np.asarray(self.origins, dtype=np.float64).reshape(-1, 2)
+        self.roi_index = np.asarray(self.roi_index, dtype=np.int64).reshape(-1)
+        if self.roi_index.shape[0] != self.origins.shape[0]:
+            raise ValueError("origins and roi_index must have the same number of tiles")
+        self.tile_nm = float(self.tile_nm)
+
+    def __len__(self) -> int:
+        return int(self.origins.shape[0])
+
+
+def grid_tiles(polygons: Iterable, *, tile_nm: float = TILE_NM, inclusion: str = "inside",
+               min_overlap: float = 0.95) -> TileGrid:
+    """Square tiles of side ``tile_nm`` (nm) inside each polygon (SCIENCE §2.2 step 1).
+
+    Per polygon, a grid anchored at its bounding-box corner (x_min, y_min). ``inclusion="inside"``
+    keeps tiles entirely inside the polygon (``P.buffer(1e-6).contains(tile)``);
+    ``inclusion="overlap"`` keeps tiles with area(tile ∩ P) / tile_nm² >= ``min_overlap``.
+    Tiles of overlapping polygons with the same origin are kept once (first polygon wins).
+    Order: polygon, then grid row (y), then grid column (x).
+    """
+    if inclusion not in INCLUSION_MODES:
+        raise ValueError(f"inclusion must be one of {INCLUSION_MODES}, got {inclusion!r}")
+    origins, roi_index = [], []
+    for roi, polygon in enumerate(polygons):
+        if polygon is None or polygon.is_empty:
+            continue
+        candidates = _candidate_origins(polygon, tile_nm)
+        kept = candidates[_tiles_kept(polygon, candidates, tile_nm, inclusion, min_overlap)]
+        origins.append(kept)
+        roi_index.append(np.full(kept.shape[0], roi, dtype=np.int64))
+    if not origins:
+        return TileGrid(np.empty((0, 2)), np.empty(0, dtype=np.int64), tile_nm)
+    origins = np.concatenate(origins)
+    roi_index = np.concatenate(roi_index)
+    first = _first_occurrences(origins)
+    return TileGrid(origins[first], roi_index[first], tile_nm)
+
+
+def _candidate_origins(polygon, tile_nm: float) -> np.ndarray:
+    """Origins of the grid cells covering the polygon's bounding box, row-major from (x_min, y_min)."""
+    x_min, y_min, x_max, y_max = polygon.bounds
+    n_cols = int(np.ceil((x_max - x_min) / tile_nm))
+    n_rows = int(np.ceil((y_max - y_min) / tile_nm))
+    rows, cols = np.divmod(np.arange(n_rows * n_cols), n_cols)
+    return np.column_stack((x_min + cols * tile_nm, y_min + rows * tile_nm))
+
+
+def _tiles_kept(polygon, origins: np.ndarray, tile_nm: float, inclusion: str,
+                min_overlap: float) -> np.ndarray:
+    """Boolean mask of the candidate tiles that satisfy the inclusion rule."""
+    boxes = shapely.box(origins[:, 0], origins[:, 1], origins[:, 0] + tile_nm, origins[:, 1] + tile_nm)
+    if inclusion == "inside":
+        region = polygon.buffer(_INSIDE_TOLERANCE_NM)
+        shapely.prepare(region)
+        return shapely.contains(region, boxes)
+    return shapely.area(shapely.intersection(polygon, boxes)) / tile_nm**2 >= min_overlap
+
+
+def _first_occurrences(origins: np.ndarray) -> np.ndarray:
+    """Sorted indices of the first tile at each distinct origin."""
+    _, first = np.unique(np.round(origins, _DEDUPLICATION_DECIMALS), axis=0, return_index=True)
+    return np.sort(first)
+
+
+def points_in_tiles(x_nm, y_nm, grid: TileGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Localisations of every tile, as (order, offsets).
+
+    The points of tile k are ``order[offsets[k]:offsets[k + 1]]`` (indices into x_nm, in increasing
+    order), with half-open bounds x0 <= x < x0 + T and y0 <= y < y0 + T. A point lies in several
+    tiles only when tiles of different polygons overlap. Cost: one pass bucketing the points into
+    the cells of a lattice of side T, then each tile scans only the (at most 2 x 2) cells it covers.
+    """
+    x = np.ascontiguousarray(x_nm, dtype=np.float64)
+    y = np.ascontiguousarray(y_nm, dtype=np.float64)
+    if len(grid) == 0:
+        return np.empty(0, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    t = grid.tile_nm
+    lattice_origin = grid.origins.min(axis=0)
+    tile_ends = grid.origins + t
+    # The cell of a coordinate is floor((c - origin) / t), monotone in c; the last coordinate
+    # inside a tile is the float just below its end, so [lo, hi] is exactly the cells it touches.
+    cell_lo = np.floor((grid.origins - lattice_origin) / t).astype(np.int64)
+    cell_hi = np.floor((np.nextafter(tile_ends, -np.inf) - lattice_origin) / t).astype(np.int64)
+    n_cells = cell_hi.max(axis=0) + 1
+    bucket, bucket_starts = _bucket_points(x, y, lattice_origin[0], lattice_origin[1], t,
+                                           n_cells[0], n_cells[1])
+    return _gather_tiles(x, y, grid.origins, tile_ends, cell_lo, cell_hi, bucket, bucket_starts,
+                         n_cells[0])
+
+
+@njit(cache=True)
+def _bucket_points(x, y, x_origin, y_origin, cell_nm, n_cols, n_rows):
+    """Counting sort of point indices by lattice cell; points outside the lattice are dropped."""
+    n = x.shape[0]
+    cell = np.empty(n, dtype=np.int64)
+    starts = np.zeros(n_cols * n_rows + 1, dtype=np.int64)
+    for i in range(n):
+        col = np.floor((x[i] - x_origin) / cell_nm)
+        row = np.floor((y[i] - y_origin) / cell_nm)
+        if 0 <= col < n_cols and 0 <= row < n_rows:
+            cell[i] = int(row) * n_cols + int(col)
+            starts[cell[i] + 1] += 1
+        else:
+            cell[i] = -1
+    starts = np.cumsum(starts)
+    fill = starts[:-1].copy()
+    bucket = np.empty(starts[-1], dtype=np.int64)
+    for i in range(n):
+        if cell[i] >= 0:
+            bucket[fill[cell[i]]] = i
+            fill[cell[i]] += 1
+    return bucket, starts
+
+
+@njit(cache=True)
+def _gather_tiles(x, y, origins, ends, cell_lo, cell_hi, bucket, starts, n_cols):
+    """Scan the bucketed cells covered by each tile and keep the points inside it."""
+    n_tiles = origins.shape[0]
+    capacity = 0
+    for k in range(n_tiles):
+        for row in range(cell_lo[k, 1], cell_hi[k, 1] + 1):
+            for col in range(cell_lo[k, 0], cell_hi[k, 0] + 1):
+                cell = row * n_cols + col
+                capacity += starts[cell + 1] - starts[cell]
+    order = np.empty(capacity, dtype=np.int64)
+    offsets = np.zeros(n_tiles + 1, dtype=np.int64)
+    pos = 0
+    for k in range(n_tiles):
+        begin = pos
+        for row in range(cell_lo[k, 1], cell_hi[k, 1] + 1):
+            for col in range(cell_lo[k, 0], cell_hi[k, 0] + 1):
+                cell = row * n_cols + col
+                for s in range(starts[cell], starts[cell + 1]):
+                    i = bucket[s]
+                    if origins[k, 0] <= x[i] < ends[k, 0] and origins[k, 1] <= y[i] < ends[k, 1]:
+                        order[pos] = i
+                        pos += 1
+        if cell_lo[k, 0] != cell_hi[k, 0] or cell_lo[k, 1] != cell_hi[k, 1]:
+            order[begin:pos].sort()
+        offsets[k + 1] = pos
+    return order[:pos].copy(), offsets
+
+
+def bins_per_side(tile_nm: float = TILE_NM, bin_nm: float = BIN_NM) -> int:
+    """Number of bins along one side of a tile (100 for 3000 nm tiles and 30 nm bins)."""
+    n = int(round(tile_nm / bin_nm))
+    if n < 1 or not np.isclose(n * bin_nm, tile_nm):
+        raise ValueError(f"bin_nm={bin_nm} does not divide tile_nm={tile_nm}")
+    return n
+
+
+def tile_count_histogram(x_nm, y_nm, x0: float, y0: float, *, tile_nm: float = TILE_NM,
+                         bin_nm: float = BIN_NM) -> np.ndarray:
+    """The tile fingerprint: ``np.bincount`` of the per-bin localisation counts (int64).
+
+    Points outside the half-open tile [x0, x0 + T) x [y0, y0 + T) are ignored. Entry v is the
+    number of 30 nm bins holding exactly v localisations; the entries sum to (T / bin)² = 10,000.
+    """
+    x = np.asarray(x_nm, dtype=np.float64)
+    y = np.asarray(y_nm, dtype=np.float64)
+    n_side = bins_per_side(tile_nm, bin_nm)
+    inside = (x >= x0) & (x < x0 + tile_nm) & (y >= y0) & (y < y0 + tile_nm)
+    col = np.minimum(((x[inside] - x0) / bin_nm).astype(np.int64), n_side - 1)
+    row = np.minimum(((y[inside] - y0) / bin_nm).astype(np.int64), n_side - 1)
+    per_bin = np.bincount(row * n_side + col, minlength=n_side * n_side)
+    return np.bincount(per_bin)

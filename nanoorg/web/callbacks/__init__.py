@@ -1,0 +1,13 @@
+"""Callbacks grouped by page. Modules here expose ``register(app)`` and use ``app.callback`` so that
+every app built by ``create_app`` owns its callbacks (no module-global registry involved).
+
+Page modules owned by other engineers may keep their callbacks next to their layout with
+``dash.callback``; ``create_app`` hands those to the app it builds.
+"""
+
+
+def register_all(app) -> None:
+    """Register the callbacks of the pages owned by the web-core work (account page)."""
+    from . import account
+
+    account.register(app)

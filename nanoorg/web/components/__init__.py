@@ -1,0 +1,1 @@
+"""Reusable pieces of the web layer (navbar, footer). Layout only: no SQL, no science."""

@@ -1,0 +1,102 @@
+"""Tiles: gridding inside polygons, point-to-tile assignment, count histograms."""
+
+import numpy as np
+import pytest
+from shapely.geometry import Polygon, box
+
+from nanoorg.compute.tiles import TILE_NM, TileGrid, grid_tiles, points_in_tiles, tile_count_histogram
+
+T = TILE_NM
+
+
+def origins_of(grid):
+    return [tuple(o) for o in grid.origins]
+
+
+def test_rectangle_9_by_6_um_gives_6_tiles_row_major():
+    grid = grid_tiles([box(1000, 2000, 10000, 8000)])
+    assert origins_of(grid) == [(1000, 2000), (4000, 2000), (7000, 2000),
+                                (1000, 5000), (4000, 5000), (7000, 5000)]
+    assert grid.roi_index.tolist() == [0] * 6
+    assert grid.origins.dtype == np.float64 and grid.roi_index.dtype == np.int64
+
+
+def test_grid_is_anchored_at_the_bounding_box_corner_and_drops_partial_tiles():
+    grid = grid_tiles([box(-500, 100, 9300, 6250)])
+    assert origins_of(grid) == [(-500 + i * T, 100 + j * T) for j in range(2) for i in range(3)]
+
+
+def test_l_shape():
+    l_shape = Polygon([(0, 0), (9000, 0), (9000, 3000), (3000, 3000), (3000, 9000), (0, 9000)])
+    grid = grid_tiles([l_shape])
+    assert origins_of(grid) == [(0, 0), (3000, 0), (6000, 0), (0, 3000), (0, 6000)]
+
+
+def test_overlapping_polygons_are_deduplicated_first_polygon_wins():
+    grid = grid_tiles([box(0, 0, 9000, 6000), box(0, 0, 6000, 9000), box(0, 0, 9000, 6000)])
+    assert origins_of(grid) == [(0, 0), (3000, 0), (6000, 0), (0, 3000), (3000, 3000), (6000, 3000),
+                                (0, 6000), (3000, 6000)]
+    assert grid.roi_index.tolist() == [0] * 6 + [1, 1]
+
+
+def test_inclusion_overlap_keeps_mostly_covered_tiles():
+    polygon = box(0, 0, 8900, 3000)                 # third tile is 96.7 % inside
+    assert len(grid_tiles([polygon])) == 2
+    assert len(grid_tiles([polygon], inclusion="overlap")) == 3
+    assert len(grid_tiles([polygon], inclusion="overlap", min_overlap=0.99)) == 2
+    with pytest.raises(ValueError):
+        grid_tiles([polygon], inclusion="touching")
+
+
+def test_no_polygon_or_too_small_polygon_gives_empty_grid():
+    assert len(grid_tiles([])) == 0
+    assert len(grid_tiles([box(0, 0, 2000, 2000)])) == 0
+    order, offsets = points_in_tiles(np.array([1.0]), np.array([1.0]), grid_tiles([]))
+    assert order.size == 0 and offsets.tolist() == [0]
+
+
+def brute_force_members(x, y, grid):
+    x0, y0 = grid.origins[:, :1], grid.origins[:, 1:]
+    inside = (x >= x0) & (x < x0 + grid.tile_nm) & (y >= y0) & (y < y0 + grid.tile_nm)
+    return [np.flatnonzero(row) for row in inside]
+
+
+def test_points_in_tiles_matches_brute_force_with_overlapping_misaligned_tiles():
+    rng = np.random.default_rng(3)
+    grid = grid_tiles([box(0, 0, 12000, 9000), box(1234.5, 777.25, 10234.5, 9777.25),
+                       box(20000, 20000, 26000, 23000)])
+    x = rng.uniform(-2000, 28000, 200_000)
+    y = rng.uniform(-2000, 25000, 200_000)
+    order, offsets = points_in_tiles(x, y, grid)
+    expected = brute_force_members(x, y, grid)
+    assert len(offsets) == len(grid) + 1
+    for k, members in enumerate(expected):
+        np.testing.assert_array_equal(order[offsets[k]:offsets[k + 1]], members)
+    assert sum(m.size for m in expected) > 0
+
+
+def test_points_in_tiles_bounds_are_half_open():
+    grid = TileGrid(np.array([[0.0, 0.0], [3000.0, 0.0]]), np.array([0, 0]))
+    x = np.array([0.0, 2999.999, 3000.0, 6000.0, -1e-9, 10.0, np.nan])
+    y = np.array([0.0, 10.0, 10.0, 10.0, 10.0, 3000.0, 10.0])
+    order, offsets = points_in_tiles(x, y, grid)
+    assert order[offsets[0]:offsets[1]].tolist() == [0, 1]
+    assert order[offsets[1]:offsets[2]].tolist() == [2]
+
+
+def test_tile_count_histogram_matches_histogram2d():
+    rng = np.random.default_rng(7)
+    x0, y0 = 1500.0, -700.0
+    x = np.concatenate((rng.uniform(x0, x0 + T, 5000), rng.normal(x0 + 800, 40, 3000), [x0 - 1, x0 + T]))
+    y = np.concatenate((rng.uniform(y0, y0 + T, 5000), rng.normal(y0 + 1500, 40, 3000), [y0 + 5, y0 + 5]))
+    inside = (x >= x0) & (x < x0 + T) & (y >= y0) & (y < y0 + T)
+    counts, _, _ = np.histogram2d(x[inside], y[inside], bins=100, range=[[x0, x0 + T], [y0, y0 + T]])
+    expected = np.bincount(counts.astype(int).ravel())
+    hist = tile_count_histogram(x, y, x0, y0)
+    np.testing.assert_array_equal(hist, expected)
+    assert hist.sum() == 10_000 and hist[1:].max() > 0 and len(hist) > 5
+
+
+def test_tile_count_histogram_rejects_bins_that_do_not_divide_the_tile():
+    with pytest.raises(ValueError):
+        tile_count_histogram([1.0], [1.0], 0.0, 0.0, bin_nm=70.0)
