@@ -1,15 +1,16 @@
 """Cluster analysis of localisations: Ripley K/L/H and DBSCAN (SCIENCE.md section 5).
 
 All coordinates, distances and radii are nanometres; areas are nm^2 unless a name says
-``_um2``. The heavy lifting is done by numba kernels on a uniform grid:
+``_um2``. The heavy lifting is done by numba kernels on one spatial index, ``_Strips``:
 
-* points are sorted by grid cell (cell side >= the search radius), so every neighbour of a
-  point lies in the 3 x 3 block of cells around it;
-* cells are keyed ``key = cx * n_rows + cy``; the three cells ``cy-1, cy, cy+1`` of one grid
-  column ``cx`` have consecutive keys, so after sorting by key their points form ONE
-  contiguous slice of the sorted arrays. A point's whole neighbourhood is therefore three
-  slices (columns cx-1, cx, cx+1), found once per occupied cell with ``np.searchsorted``.
-  Memory is O(n) whatever the extent of the data (no dense cell array).
+* the plane is cut into vertical strips of width radius / k, and points are sorted by
+  strip, then by y inside a strip;
+* a neighbour of point i within ``radius`` lies in one of the 2k + 1 strips around i's
+  strip, inside a y-window [y_i - h, y_i + h] whose half-height h shrinks with the strip's
+  horizontal gap to i (a narrow box around the circle instead of a 3 x 3 block of cells);
+* walking a strip in increasing y, every window only moves up, so it is tracked with two
+  pointers per neighbour strip (amortised O(1) per point, no search, O(n) memory whatever
+  the extent of the data).
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ N_CIRCLE_SAMPLES = 360  # points on the circle for the polygon isotropic correct
 _RAY_COS = np.cos(2.0 * np.pi * np.arange(N_CIRCLE_SAMPLES) / N_CIRCLE_SAMPLES)
 _RAY_SIN = np.sin(2.0 * np.pi * np.arange(N_CIRCLE_SAMPLES) / N_CIRCLE_SAMPLES)
 _N_CHUNKS = 64  # fixed work split of the Ripley kernel: results do not depend on thread count
-_CELL_MARGIN = 1.0 + 1e-9  # cell side slightly above the radius: no neighbour lost to rounding
+_N_BUCKETS = 4096  # lookup table of squared distance -> radius bin
+_CELL_MARGIN = 1.0 + 1e-9  # search radius slightly inflated: no neighbour lost to rounding
+_RIPLEY_STRIPS_PER_RADIUS = 4
+_DBSCAN_STRIPS_PER_RADIUS = 2
 
 # Ripley kernel modes (the public ``edge`` names map onto these).
 _MODE_NONE, _MODE_RECT, _MODE_POLYGON, _MODE_BUFFER = 0, 1, 2, 3
@@ -58,61 +62,77 @@ def default_radii_nm(r_max_nm: float = 500.0, dr_nm: float = 10.0) -> np.ndarray
 
 
 # --------------------------------------------------------------------------------------------
-# Shared grid
+# Shared spatial index
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class _Grid:
-    """Points sorted by grid cell, with the three neighbour slices of every occupied cell.
+class _Strips:
+    """Points sorted by strip (width radius / k), then y; see the module docstring.
 
-    ``order[s]`` is the input index of sorted point ``s``; ``cell_of[s]`` the occupied-cell
-    index of sorted point ``s``; points of columns cx-1, cx, cx+1 (rows cy-1..cy+1) around
-    cell ``c`` are ``xs[lo[c, k]:hi[c, k]]`` for k = 0, 1, 2.
+    ``order[s]`` is the input index of sorted point ``s``. Strip ``a`` (occupied strips only)
+    holds sorted points ``start[a]:start[a + 1]``; ``neighbour[a, q]`` is the occupied strip
+    at horizontal offset ``q - k`` (-1 if empty) and ``reach[q]`` the y half-height of the
+    window to search there: radius for offsets 0 and +-1, sqrt(radius^2 - gap^2) beyond,
+    with gap = (|offset| - 1) * width the smallest possible horizontal distance.
     """
 
     order: np.ndarray
     xs: np.ndarray
     ys: np.ndarray
-    cell_of: np.ndarray
-    lo: np.ndarray
-    hi: np.ndarray
+    start: np.ndarray
+    neighbour: np.ndarray
+    reach: np.ndarray
 
     @classmethod
-    def build(cls, x: np.ndarray, y: np.ndarray, radius_nm: float) -> _Grid:
-        cell = radius_nm * _CELL_MARGIN
-        cx = np.floor((x - x.min()) / cell).astype(np.int64)
-        cy = np.floor((y - y.min()) / cell).astype(np.int64) + 1  # row 0 stays empty: cy-1 >= 0
-        n_rows = int(cy.max()) + 2  # top row stays empty: cy+1 < n_rows
-        if (int(cx.max()) + 2) * n_rows >= np.iinfo(np.int64).max // 2:
-            raise ValueError("data extent too large for the grid at this radius")
-        key = cx * n_rows + cy
-        order = np.argsort(key, kind="stable")
-        key_sorted = key[order]
-        cell_keys, cell_of = np.unique(key_sorted, return_inverse=True)
-        columns = np.array([-n_rows, 0, n_rows], dtype=np.int64)
-        first_keys = cell_keys[:, None] + columns - 1
-        last_keys = cell_keys[:, None] + columns + 1
-        lo = np.searchsorted(key_sorted, first_keys, side="left")
-        hi = np.searchsorted(key_sorted, last_keys, side="right")
-        return cls(order, x[order], y[order], cell_of.astype(np.int64), lo, hi)
+    def build(cls, x: np.ndarray, y: np.ndarray, radius_nm: float, strips_per_radius: int) -> _Strips:
+        k = strips_per_radius
+        radius = radius_nm * _CELL_MARGIN
+        width = radius / k
+        column = np.floor((x - x.min()) / width).astype(np.int64)
+        order = np.lexsort((y, column))
+        ids, first = np.unique(column[order], return_index=True)
+        offsets = np.arange(-k, k + 1)
+        wanted = ids[:, None] + offsets
+        found = np.minimum(np.searchsorted(ids, wanted), ids.size - 1)
+        neighbour = np.where(ids[found] == wanted, found, -1)
+        gap = np.maximum(np.abs(offsets) - 1, 0) * width
+        reach = np.sqrt(radius * radius - gap * gap)
+        return cls(order, x[order], y[order], np.r_[first, x.size].astype(np.int64), neighbour, reach)
 
 
-@njit(cache=True, inline="always")
-def _neighbour_slice(s, c, k, lo, hi, half):
-    """k-th (0..2) slice of candidate neighbours of sorted point ``s`` in cell ``c``.
+@njit(cache=True)
+def _open_windows(a, start, neighbour):
+    """Empty [lo, hi) windows at the bottom of each neighbour strip of strip a."""
+    lo = np.zeros(neighbour.shape[1], dtype=np.int64)
+    for q in range(neighbour.shape[1]):
+        if neighbour[a, q] >= 0:
+            lo[q] = start[neighbour[a, q]]
+    return lo, lo.copy()
 
-    Full stencil (``half=False``): the three columns around the cell, ``s`` itself included.
-    Half stencil (``half=True``): every unordered pair exactly once, i.e. the points after
-    ``s`` up to the end of the cell above it in the same column, then the whole next column.
-    """
-    if not half:
-        return lo[c, k], hi[c, k]
-    if k == 0:
-        return s + 1, hi[c, 1]
-    if k == 1:
-        return lo[c, 2], hi[c, 2]
-    return 0, 0
+
+@njit(cache=True)
+def _slide_windows(a, yi, ys, start, neighbour, reach, lo, hi):
+    """Move the windows of strip a's neighbours up to y in [yi - reach, yi + reach]."""
+    for q in range(neighbour.shape[1]):
+        b = neighbour[a, q]
+        if b < 0:
+            continue
+        end = start[b + 1]
+        while lo[q] < end and ys[lo[q]] < yi - reach[q]:
+            lo[q] += 1
+        while hi[q] < end and ys[hi[q]] <= yi + reach[q]:
+            hi[q] += 1
+
+
+@njit(cache=True)
+def _window(q, i, lo, hi, half):
+    """Candidates of sorted point i in window q. Half stencil (every unordered pair once):
+    only strips at offsets >= 0, and in i's own strip only the points after i."""
+    k = lo.size // 2
+    if half and q == k:
+        return i + 1, hi[q]
+    return lo[q], hi[q]
 
 
 def _as_xy(x_nm, y_nm) -> tuple[np.ndarray, np.ndarray]:
@@ -287,7 +307,7 @@ def _circle_crossings(x, y, r_max, edges):
     return t_sorted, inside_after
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _segment_distance2(ax, ay, ex, ey):
     """Squared distance from the origin to the segment a + s e, s in [0, 1]."""
     length2 = ex * ex + ey * ey
@@ -296,7 +316,7 @@ def _segment_distance2(ax, ay, ex, ey):
     return px * px + py * py
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _polygon_inside_fraction(d, t_sorted, inside_after):
     """Fraction of the N_CIRCLE_SAMPLES circle points at radius d inside the polygon.
 
@@ -307,54 +327,81 @@ def _polygon_inside_fraction(d, t_sorted, inside_after):
     return max(n_inside, 1) / N_CIRCLE_SAMPLES
 
 
-@njit(cache=True, parallel=True)
-def _ripley_pair_histogram(xs, ys, cell_of, lo, hi, r2, mode, boundary, stop_bin, rect, edges):
-    """Weighted pair counts per radius bin, summed over chunks: row (n_radii + 1,).
+def _radius_table(r2: np.ndarray) -> tuple[np.ndarray, float]:
+    """Lookup table for _radius_bin: bucket t of [0, r_max^2) holds #{m : r_m^2 < t / scale}."""
+    scale = _N_BUCKETS / r2[-1]
+    table = np.searchsorted(r2, np.arange(_N_BUCKETS + 1) / scale, side="left")
+    return table.astype(np.int64), scale
 
-    A pair at distance d falls in bin b = #{m : r_m <= d} (squared comparisons), so that
-    the cumulative sum at m counts pairs with d < r_m. 'none' visits each unordered pair once
-    (half stencil) and adds 2. The other modes visit ordered pairs (i -> j): weight
-    1 / (fraction of the circle around i inside the window) for the isotropic correction;
-    for the guard zone, centre i only counts for m < stop_bin[i], so the pair adds +1 at b
-    and -1 at stop_bin[i]. ``boundary[i]`` is i's distance to the window boundary: circles
-    smaller than that lie inside and have weight 1.
+
+@njit(cache=True)
+def _radius_bin(d2, r2, table, scale):
+    """#{m : r_m^2 <= d2} for 0 <= d2 < r_max^2: a table guess, made exact by comparisons."""
+    b = table[np.int64(d2 * scale)]
+    while b > 0 and r2[b - 1] > d2:
+        b -= 1
+    while r2[b] <= d2:
+        b += 1
+    return b
+
+
+@njit(cache=True)
+def _inverse_inside_fraction(mode, xi, yi, d, rect, t_sorted, inside_after):
+    """Isotropic edge weight 1 / (fraction of the circle centred at i of radius d inside W)."""
+    if mode == _MODE_RECT:
+        return 1.0 / _rect_inside_fraction(xi, yi, d, rect)
+    return 1.0 / _polygon_inside_fraction(d, t_sorted, inside_after)
+
+
+@njit(cache=True, parallel=True)
+def _ripley_pair_histogram(
+    xs, ys, start, neighbour, reach, r2, table, scale, mode, boundary, stop_bin, rect, edges
+):
+    """Weighted pair counts per radius bin, length n_radii + 1 (last entry: scratch).
+
+    A pair at distance d falls in bin b = #{m : r_m <= d}, so the cumulative sum at m counts
+    pairs with d < r_m. 'none' visits each unordered pair once (half stencil) and adds 2.
+    The other modes visit ordered pairs i -> j: 'ripley' adds the isotropic weight of i's
+    circle (1 while the circle is inside W, i.e. d <= boundary[i]); 'buffer' lets centre i
+    count only for m < stop_bin[i], i.e. adds +1 at b and -1 at stop_bin[i].
+    Work is split into a fixed number of chunks of strips, each with its own histogram row.
     """
-    n, n_radii = xs.size, r2.size
+    n_radii, n_strips = r2.size, start.size - 1
     half = mode == _MODE_NONE
     r2_max = r2[n_radii - 1]
     r_max = np.sqrt(r2_max)
-    hist = np.zeros((_N_CHUNKS, n_radii + 1))
-    for chunk in prange(_N_CHUNKS):
+    no_crossings = (np.empty(0), np.empty(0, dtype=np.int64))
+    n_chunks = min(_N_CHUNKS, n_strips)
+    hist = np.zeros((n_chunks, n_radii + 1))
+    for chunk in prange(n_chunks):
         row = hist[chunk]
-        for i in range(chunk * n // _N_CHUNKS, (chunk + 1) * n // _N_CHUNKS):
-            if stop_bin[i] == 0:
-                continue  # guard zone: never a centre
-            if mode == _MODE_POLYGON and boundary[i] < r_max:
-                t_sorted, inside_after = _circle_crossings(xs[i], ys[i], r_max, edges)
-            else:
-                t_sorted, inside_after = np.empty(0), np.empty(0, dtype=np.int64)
-            c = cell_of[i]
-            for k in range(3):
-                j_lo, j_hi = _neighbour_slice(i, c, k, lo, hi, half)
-                for j in range(j_lo, j_hi):
-                    dx, dy = xs[j] - xs[i], ys[j] - ys[i]
-                    d2 = dx * dx + dy * dy
-                    if d2 >= r2_max or j == i:
-                        continue
-                    b = np.searchsorted(r2, d2, side="right")
-                    if half:
-                        row[b] += 2.0
-                        continue
-                    weight = 1.0
-                    d = np.sqrt(d2)
-                    if d > boundary[i]:
-                        if mode == _MODE_RECT:
-                            weight = 1.0 / _rect_inside_fraction(xs[i], ys[i], d, rect)
-                        elif mode == _MODE_POLYGON:
-                            weight = 1.0 / _polygon_inside_fraction(d, t_sorted, inside_after)
-                    if b < stop_bin[i]:
-                        row[b] += weight
-                        row[stop_bin[i]] -= weight
+        for a in range(chunk * n_strips // n_chunks, (chunk + 1) * n_strips // n_chunks):
+            lo, hi = _open_windows(a, start, neighbour)
+            for i in range(start[a], start[a + 1]):
+                xi, yi = xs[i], ys[i]
+                _slide_windows(a, yi, ys, start, neighbour, reach, lo, hi)
+                if stop_bin[i] == 0:
+                    continue  # guard zone: never a centre
+                t_sorted, inside_after = no_crossings
+                if mode == _MODE_POLYGON and boundary[i] < r_max:
+                    t_sorted, inside_after = _circle_crossings(xi, yi, r_max, edges)
+                for q in range(lo.size // 2 if half else 0, lo.size):
+                    j_lo, j_hi = _window(q, i, lo, hi, half)
+                    for j in range(j_lo, j_hi):
+                        dx, dy = xs[j] - xi, ys[j] - yi
+                        d2 = dx * dx + dy * dy
+                        if d2 >= r2_max or j == i:
+                            continue
+                        b = _radius_bin(d2, r2, table, scale)
+                        if half:
+                            row[b] += 2.0
+                        elif b < stop_bin[i]:
+                            d = np.sqrt(d2)
+                            weight = 1.0
+                            if d > boundary[i] and (mode == _MODE_RECT or mode == _MODE_POLYGON):
+                                weight = _inverse_inside_fraction(mode, xi, yi, d, rect, t_sorted, inside_after)
+                            row[b] += weight
+                            row[stop_bin[i]] -= weight
     return hist.sum(axis=0)
 
 
@@ -378,11 +425,11 @@ def _check_radii(radii_nm) -> np.ndarray:
 def _weighted_pair_sums(x, y, radii, mode, window: _Window) -> tuple[np.ndarray, np.ndarray]:
     """(sum over ordered pairs of w_ij 1(d_ij < r), number of centres) per radius."""
     n_radii = radii.size
-    grid = _Grid.build(x, y, radii[-1])
+    strips = _Strips.build(x, y, radii[-1], _RIPLEY_STRIPS_PER_RADIUS)
     if mode == _MODE_NONE:
         boundary = np.full(x.size, np.inf)
     else:
-        boundary = window.boundary_distance(grid.xs, grid.ys)
+        boundary = window.boundary_distance(strips.xs, strips.ys)
     if mode == _MODE_BUFFER:  # centre i counts at r_m iff r_m <= distance to boundary
         stop_bin = np.searchsorted(radii, boundary, side="right").astype(np.int64)
     else:
@@ -390,9 +437,10 @@ def _weighted_pair_sums(x, y, radii, mode, window: _Window) -> tuple[np.ndarray,
     rect = np.array(window.rect if window.rect is not None else (0.0, 0.0, 0.0, 0.0))
     edges = window.edges() if mode == _MODE_POLYGON else np.zeros((0, 4))
     with numba.parallel_chunksize(1):  # dynamic scheduling: dense chunks do not stall a thread
+        r2 = radii * radii
         hist = _ripley_pair_histogram(
-            grid.xs, grid.ys, grid.cell_of, grid.lo, grid.hi, radii * radii,
-            mode, boundary, stop_bin, rect, edges,
+            strips.xs, strips.ys, strips.start, strips.neighbour, strips.reach,
+            r2, *_radius_table(r2), mode, boundary, stop_bin, rect, edges,
         )
     n_centres = x.size - np.searchsorted(np.sort(stop_bin), np.arange(n_radii), side="right")
     return np.cumsum(hist)[:n_radii], n_centres
@@ -468,28 +516,28 @@ def ripley_csr_envelope(
 
 
 @njit(cache=True, parallel=True)
-def _core_mask(xs, ys, cell_of, lo, hi, eps2, min_samples):
+def _core_mask(xs, ys, start, neighbour, reach, eps2, min_samples):
     """True where a point has >= min_samples points (itself included) within eps.
 
     Counting stops as soon as min_samples is reached: dense regions cost O(min_samples).
     """
-    n = xs.size
-    core = np.zeros(n, dtype=np.bool_)
-    for i in prange(n):
-        c = cell_of[i]
-        count = 0
-        for k in range(3):
-            for j in range(lo[c, k], hi[c, k]):
-                dx, dy = xs[j] - xs[i], ys[j] - ys[i]
-                if dx * dx + dy * dy <= eps2:
-                    count += 1
-            if count >= min_samples:
-                break
-        core[i] = count >= min_samples
+    core = np.zeros(xs.size, dtype=np.bool_)
+    for a in prange(start.size - 1):
+        lo, hi = _open_windows(a, start, neighbour)
+        for i in range(start[a], start[a + 1]):
+            _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
+            count = 0
+            for q in range(lo.size):
+                for j in range(lo[q], hi[q]):
+                    dx, dy = xs[j] - xs[i], ys[j] - ys[i]
+                    count += dx * dx + dy * dy <= eps2
+                if count >= min_samples:
+                    break
+            core[i] = count >= min_samples
     return core
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _find(parent, i):
     """Root of i in the union-find forest, with path halving."""
     while parent[i] != i:
@@ -499,51 +547,51 @@ def _find(parent, i):
 
 
 @njit(cache=True)
-def _core_roots(xs, ys, cell_of, lo, hi, eps2, core):
-    """Union-find over core pairs within eps (each unordered pair visited once).
+def _core_roots(xs, ys, start, neighbour, reach, eps2, core):
+    """Union-find over core pairs within eps (half stencil: each unordered pair once).
 
     Returns the root of every point (itself for non-core points).
     """
-    n = xs.size
-    parent = np.arange(n)
-    for i in range(n):
-        if not core[i]:
-            continue
-        c = cell_of[i]
-        for k in range(2):
-            j_lo, j_hi = _neighbour_slice(i, c, k, lo, hi, True)
-            for j in range(j_lo, j_hi):
-                if not core[j]:
-                    continue
-                dx, dy = xs[j] - xs[i], ys[j] - ys[i]
-                if dx * dx + dy * dy <= eps2:
-                    ri, rj = _find(parent, i), _find(parent, j)
-                    if ri != rj:
+    parent = np.arange(xs.size)
+    for a in range(start.size - 1):
+        lo, hi = _open_windows(a, start, neighbour)
+        for i in range(start[a], start[a + 1]):
+            _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
+            if not core[i]:
+                continue
+            for q in range(lo.size // 2, lo.size):
+                j_lo, j_hi = _window(q, i, lo, hi, True)
+                for j in range(j_lo, j_hi):
+                    dx, dy = xs[j] - xs[i], ys[j] - ys[i]
+                    if core[j] and dx * dx + dy * dy <= eps2:
+                        ri, rj = _find(parent, i), _find(parent, j)
                         parent[max(ri, rj)] = min(ri, rj)
-    for i in range(n):
+    for i in range(xs.size):
         parent[i] = _find(parent, i)
     return parent
 
 
 @njit(cache=True, parallel=True)
-def _assign_border(xs, ys, cell_of, lo, hi, eps2, core, labels):
+def _assign_border(xs, ys, start, neighbour, reach, eps2, core, labels):
     """Give each non-core point the smallest label among its core neighbours (in place).
 
     sklearn expands clusters in label order and a border point keeps the first label that
     reaches it, i.e. the smallest one: this reproduces its labels exactly.
     """
-    for i in prange(xs.size):
-        if core[i]:
-            continue
-        c = cell_of[i]
-        best = -1
-        for k in range(3):
-            for j in range(lo[c, k], hi[c, k]):
-                if core[j] and (best < 0 or labels[j] < best):
-                    dx, dy = xs[j] - xs[i], ys[j] - ys[i]
-                    if dx * dx + dy * dy <= eps2:
-                        best = labels[j]
-        labels[i] = best
+    for a in prange(start.size - 1):
+        lo, hi = _open_windows(a, start, neighbour)
+        for i in range(start[a], start[a + 1]):
+            _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
+            if core[i]:
+                continue
+            best = -1
+            for q in range(lo.size):
+                for j in range(lo[q], hi[q]):
+                    if core[j] and (best < 0 or labels[j] < best):
+                        dx, dy = xs[j] - xs[i], ys[j] - ys[i]
+                        if dx * dx + dy * dy <= eps2:
+                            best = labels[j]
+            labels[i] = best
 
 
 def _number_core_clusters(roots: np.ndarray, core: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -571,7 +619,7 @@ def dbscan_labels(x_nm, y_nm, eps_nm: float, min_samples: int) -> np.ndarray:
     is core when >= min_samples points (itself included) lie at distance <= eps_nm; core
     points within eps_nm of each other share a cluster; a border point takes the smallest
     label among its core neighbours; clusters are numbered in sklearn's order (by their first
-    core point in input order). Runs on a grid with cell = eps in O(n) memory.
+    core point in input order). Runs on strips of width eps / 2 in O(n) memory.
     """
     if not eps_nm > 0:
         raise ValueError("eps_nm must be > 0")
@@ -580,15 +628,17 @@ def dbscan_labels(x_nm, y_nm, eps_nm: float, min_samples: int) -> np.ndarray:
     x, y = _as_xy(x_nm, y_nm)
     if x.size == 0:
         return np.empty(0, dtype=np.int64)
-    grid = _Grid.build(x, y, eps_nm)
+    strips = _Strips.build(x, y, eps_nm, _DBSCAN_STRIPS_PER_RADIUS)
     eps2 = float(eps_nm) * float(eps_nm)
-    neighbours = (grid.xs, grid.ys, grid.cell_of, grid.lo, grid.hi, eps2)
-    core = _core_mask(*neighbours, int(min_samples))
+    neighbours = (strips.xs, strips.ys, strips.start, strips.neighbour, strips.reach, eps2)
+    with numba.parallel_chunksize(1):  # strips differ in size: schedule them dynamically
+        core = _core_mask(*neighbours, int(min_samples))
     roots = _core_roots(*neighbours, core)
-    labels_sorted = _number_core_clusters(roots, core, grid.order)
-    _assign_border(*neighbours, core, labels_sorted)
+    labels_sorted = _number_core_clusters(roots, core, strips.order)
+    with numba.parallel_chunksize(1):
+        _assign_border(*neighbours, core, labels_sorted)
     labels = np.empty(x.size, dtype=np.int64)
-    labels[grid.order] = labels_sorted
+    labels[strips.order] = labels_sorted
     return labels
 
 

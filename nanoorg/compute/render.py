@@ -21,7 +21,7 @@ from numba import njit
 
 COLOUR_BY = ("density", "frame", "precision")
 # dark-background colour maps (hex, low to high)
-DENSITY_CMAP = ["#1b0a00", "#5a1400", "#a52a00", "#e0560b", "#f99b2b", "#fed66b", "#ffffff"]   # "fire"-like
+DENSITY_CMAP = ["#5a1000", "#7f1800", "#a52a00", "#e0560b", "#f99b2b", "#fed66b", "#ffffff"]   # "fire"-like
 VALUE_CMAP = ["#440154", "#3b528b", "#21918c", "#5ec962", "#fde725"]                            # viridis
 # categorical palette for cluster labels (index 0 = noise)
 NOISE_RGBA = (150, 150, 150, 150)
@@ -117,14 +117,77 @@ def _canvas(x_range, y_range, width, height):
                      x_range=(float(x_range[0]), float(x_range[1])), y_range=(float(y_range[0]), float(y_range[1])))
 
 
-def _to_png(rgba: np.ndarray, y_down: bool, compress_level: int = 1) -> bytes:
-    """RGBA (rows = increasing y) to PNG bytes with row 0 at the top of the picture."""
+def _palette(stops: list[str], n: int = 255) -> np.ndarray:
+    """(n, 3) uint8 colours interpolated linearly between hex ``stops``."""
+    rgb = np.array([[int(h[i:i + 2], 16) for i in (1, 3, 5)] for h in stops], dtype=np.float64)
+    at = np.linspace(0, 1, len(stops))
+    t = np.linspace(0, 1, n)
+    return np.column_stack([np.interp(t, at, rgb[:, c]) for c in range(3)]).round().astype(np.uint8)
+
+
+DENSITY_LUT = _palette(DENSITY_CMAP)
+VALUE_LUT = _palette(VALUE_CMAP)
+
+
+def _indexed_png(index: np.ndarray, lut: np.ndarray, y_down: bool, alpha: np.ndarray | None = None,
+                 compress_level: int = 6) -> bytes:
+    """Palette PNG from uint8 indices (rows = increasing y; 0 = transparent, k -> lut[k - 1]).
+
+    ``alpha`` (optional, one value per lut entry) makes palette entries translucent.
+    """
     from PIL import Image
     if not y_down:
-        rgba = rgba[::-1]
+        index = index[::-1]
+    index = np.ascontiguousarray(index, dtype=np.uint8)
+    image = Image.frombytes("P", (index.shape[1], index.shape[0]), index.tobytes())
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    palette[1:1 + lut.shape[0]] = lut[:255]
+    image.putpalette(palette.tobytes())
+    transparency = np.full(1 + min(lut.shape[0], 255), 255, dtype=np.uint8)
+    transparency[0] = 0
+    if alpha is not None:
+        transparency[1:] = np.asarray(alpha, dtype=np.uint8)[:255]
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgba), mode="RGBA").save(buffer, format="PNG", compress_level=compress_level)
+    image.save(buffer, format="PNG", transparency=transparency.tobytes(), compress_level=compress_level)
     return buffer.getvalue()
+
+
+def _eq_hist_index(counts: np.ndarray) -> np.ndarray:
+    """Histogram equalisation of integer counts to indices 1..255 (0 = empty pixel)."""
+    counts = np.asarray(counts)
+    flat = counts.ravel().astype(np.int64)
+    filled = flat > 0
+    out = np.zeros(flat.shape, dtype=np.uint8)
+    if not filled.any():
+        return out.reshape(counts.shape)
+    hist = np.bincount(flat[filled])
+    hist[0] = 0
+    cdf = np.cumsum(hist).astype(np.float64) / float(hist.sum())      # fraction of filled pixels <= v
+    mid = cdf - 0.5 * hist / float(hist.sum())                         # mid-rank: a lone level sits mid-scale
+    level = 1 + np.round(mid * 254.0)
+    out[filled] = level[flat[filled]].astype(np.uint8)
+    return out.reshape(counts.shape)
+
+
+def _linear_index(values: np.ndarray, span: tuple[float, float]) -> np.ndarray:
+    """Linear map of ``values`` over ``span`` to indices 1..255 (NaN -> 0, transparent)."""
+    lo, hi = span
+    filled = np.isfinite(values)
+    scaled = np.clip((np.where(filled, values, lo) - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    return np.where(filled, 1 + np.round(scaled * 254.0), 0).astype(np.uint8)
+
+
+def _spread(index: np.ndarray, max_fill: float = 0.1) -> np.ndarray:
+    """Grow isolated pixels by one (empty pixels take their brightest neighbour) in sparse views."""
+    if index.size == 0 or np.count_nonzero(index) > max_fill * index.size:
+        return index
+    grown = index.copy()
+    padded = np.pad(index, 1)
+    h, w = index.shape
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            np.maximum(grown, padded[dy:dy + h, dx:dx + w], out=grown)
+    return np.where(index > 0, index, grown)
 
 
 def value_span(values, quantiles=(0.01, 0.99)) -> tuple[float, float]:
@@ -143,17 +206,16 @@ def value_span(values, quantiles=(0.01, 0.99)) -> tuple[float, float]:
 
 def render_png(x_nm, y_nm, *, x_range, y_range, width: int | None = None, height: int | None = None,
                colour_by: str = "density", values=None, span: tuple[float, float] | None = None,
-               max_px: int = 900, y_down: bool = True, spread_px: int = 1) -> RenderedImage:
-    """Render the points inside ``x_range`` x ``y_range`` (nm) into a PNG.
+               max_px: int = 900, y_down: bool = True, spread: bool = True) -> RenderedImage:
+    """Render the points inside ``x_range`` x ``y_range`` (nm) into a palette PNG.
 
     colour_by='density': localisations per pixel, histogram-equalised (eq_hist) on a fire map.
     colour_by='frame' or 'precision': mean of ``values`` per pixel on viridis, linear over ``span``
     (default: 1st-99th percentile of ``values``). Empty pixels are transparent. ``width``/``height``
-    default to an equal-aspect canvas with long side ``max_px``. ``spread_px`` grows isolated pixels
-    (datashader dynspread) so sparse views stay visible.
+    default to an equal-aspect canvas with long side ``max_px``. ``spread`` grows isolated pixels
+    by one so sparse views stay visible.
     """
     import datashader as ds
-    import datashader.transfer_functions as tf
 
     if colour_by not in COLOUR_BY:
         raise ValueError(f"colour_by must be one of {COLOUR_BY}, got {colour_by!r}")
@@ -162,26 +224,21 @@ def render_png(x_nm, y_nm, *, x_range, y_range, width: int | None = None, height
     if width is None or height is None:
         width, height = canvas_size(x_range, y_range, max_px)
     canvas = _canvas(x_range, y_range, width, height)
-    frame = _frame(x_nm, y_nm, None if colour_by == "density" else values)
-    counts = canvas.points(frame, "x", "y", agg=ds.count())
-    n_in_view = int(counts.values.sum())
-    used_span = None
-    if n_in_view == 0:
-        rgba = np.zeros((int(height), int(width), 4), dtype=np.uint8)
-        return RenderedImage(_to_png(rgba, y_down), tuple(map(float, x_range)), tuple(map(float, y_range)),
-                             int(width), int(height), 0, colour_by)
+    xr = (float(x_range[0]), float(x_range[1]))
+    yr = (float(y_range[0]), float(y_range[1]))
     if colour_by == "density":
-        image = tf.shade(counts, cmap=DENSITY_CMAP, how="eq_hist", min_alpha=255)
+        counts = np.asarray(canvas.points(_frame(x_nm, y_nm), "x", "y", agg=ds.count()).values)
+        n_in_view = int(counts.sum())
+        index, lut, used_span = _eq_hist_index(counts), DENSITY_LUT, None
     else:
-        used_span = tuple(span) if span is not None else value_span(values)
-        mean = canvas.points(frame, "x", "y", agg=ds.mean("v"))
-        image = tf.shade(mean, cmap=VALUE_CMAP, how="linear", span=used_span, min_alpha=255)
-    if spread_px > 0:
-        image = tf.dynspread(image, threshold=0.5, max_px=int(spread_px))
-    rgba = image.to_numpy() if hasattr(image, "to_numpy") else image.data
-    rgba = np.asarray(rgba).view(np.uint8).reshape(int(height), int(width), 4)
-    return RenderedImage(_to_png(rgba, y_down), (float(x_range[0]), float(x_range[1])),
-                         (float(y_range[0]), float(y_range[1])), int(width), int(height), n_in_view,
+        used_span = tuple(float(v) for v in span) if span is not None else value_span(values)
+        aggs = canvas.points(_frame(x_nm, y_nm, values), "x", "y",
+                             agg=ds.summary(n=ds.count(), mean=ds.mean("v")))
+        n_in_view = int(np.asarray(aggs["n"].values).sum())
+        index, lut = _linear_index(np.asarray(aggs["mean"].values), used_span), VALUE_LUT
+    if spread:
+        index = _spread(index)
+    return RenderedImage(_indexed_png(index, lut, y_down), xr, yr, int(width), int(height), n_in_view,
                          colour_by, used_span)
 
 
@@ -212,22 +269,17 @@ def render_labels_png(x_nm, y_nm, labels, *, x_range, y_range, width: int | None
     if width is None or height is None:
         width, height = canvas_size(x_range, y_range, max_px)
     labels = np.asarray(labels)
-    code = np.where(labels >= 0, labels % len(CLUSTER_PALETTE) + 1, 0).astype(np.float64)
+    code = np.where(labels >= 0, labels % len(CLUSTER_PALETTE) + 2, 1).astype(np.float64)
     canvas = _canvas(x_range, y_range, width, height)
     frame = pd.DataFrame({"x": np.asarray(x_nm), "y": np.asarray(y_nm), "v": code}, copy=False)
-    agg = canvas.points(frame, "x", "y", agg=ds.max("v"))
-    values = np.asarray(agg.values)
-    rgba = np.zeros(values.shape + (4,), dtype=np.uint8)
+    values = np.asarray(canvas.points(frame, "x", "y", agg=ds.max("v")).values)
     filled = np.isfinite(values)
-    codes = np.where(filled, values, 0).astype(np.int64)
-    lut = np.zeros((len(CLUSTER_PALETTE) + 1, 4), dtype=np.uint8)
-    lut[0] = NOISE_RGBA
-    lut[1:, :3] = CLUSTER_PALETTE
-    lut[1:, 3] = 255
-    rgba[filled] = lut[codes[filled]]
-    n_in_view = int(filled.sum())
-    return RenderedImage(_to_png(rgba, y_down), (float(x_range[0]), float(x_range[1])),
-                         (float(y_range[0]), float(y_range[1])), int(width), int(height), n_in_view, "cluster")
+    index = np.where(filled, values, 0).astype(np.uint8)
+    lut = np.vstack([np.array([NOISE_RGBA[:3]], dtype=np.uint8), CLUSTER_PALETTE])
+    alpha = np.r_[NOISE_RGBA[3], np.full(len(CLUSTER_PALETTE), 255)]
+    return RenderedImage(_indexed_png(_spread(index), lut, y_down, alpha=alpha),
+                         (float(x_range[0]), float(x_range[1])), (float(y_range[0]), float(y_range[1])),
+                         int(width), int(height), int(filled.sum()), "cluster")
 
 
 def local_density(x_nm, y_nm, x_range, y_range, bins: int = 200) -> np.ndarray:

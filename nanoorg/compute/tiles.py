@@ -118,7 +118,7 @@ def points_in_tiles(x_nm, y_nm, grid: TileGrid) -> tuple[np.ndarray, np.ndarray]
     # The cell of a coordinate is floor((c - origin) / t), monotone in c; the last coordinate
     # inside a tile is the float just below its end, so [lo, hi] is exactly the cells it touches.
     cell_lo = np.floor((grid.origins - lattice_origin) / t).astype(np.int64)
-    cell_hi = np.floor((np.nextafter(tile_ends, -np.inf) - lattice_origin) / t).astype(np.int64)
+    cell_hi = np.floor((np.nextafter(grid.origins, -np.inf) - lattice_origin) / t).astype(np.int64)
     n_cells = cell_hi.max(axis=0) + 1
     bucket, bucket_starts = _bucket_points(x, y, lattice_origin[0], lattice_origin[1], t,
                                            n_cells[0], n_cells[1])

@@ -1,32 +1,59 @@
 """Similarity search and self-similarity over the bank's stored tile fingerprints.
 
 The bank index (every file's fingerprints, concatenated per thinning choice) is built from the
-database once per bank version and kept in memory; a search never re-reads localisations.
+database once per bank state and kept in memory; a copy is written to the cache folder so that
+other processes (Dash background jobs are one new process each, gunicorn workers) load it instead
+of re-reading every fingerprint from the database. A search never re-reads localisations.
 Results are filtered to the datasets the user may read *before* ranking, and cached on disk by
-(query dataset, bank version, user, options) so background jobs and web workers share them.
+(query dataset, bank state, user, options) so background jobs and web workers share them.
+
+The bank state is the bank version (bumped in the transaction of every ingest, delete, visibility
+or metadata change) plus the number and largest id of the stored files, so that a database
+recreated from scratch never meets a stale cache.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
-from dataclasses import dataclass
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
 from threading import Lock
 
 import diskcache
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..compute import similarity
-from ..compute.similarity import Fingerprints
+from ..compute.similarity import FileFingerprints, Fingerprints
 from .access import get_dataset, readable_clause, user_id_of
 from .core import settings_of
-from .models import DataFile, Dataset, bank_version, db
+from .models import DataFile, Dataset, User, bank_version, db  # noqa: F401  (User: re-exported for scripts)
 from .store import unpack_fingerprints
 
 UNTHINNED = None
 RESULT_METADATA = ("title", "protein", "cell_type", "modality", "fluorophore", "software", "uniprot_id", "tags")
-MAX_QUERY_TILES = 300   # a larger query dataset is represented by this many tiles, sampled with a fixed seed
+MAX_QUERY_TILES = 300   # a larger query is represented by this many tiles, sampled with a fixed seed
+MAX_COMPARE = 10        # datasets on the Compare page
+INDEX_FORMAT = 1        # bump when the on-disk index layout changes
+
+# Columns of the downloadable results table (key, header), in order.
+RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("rank", "rank"), ("dataset_id", "dataset_id"), ("title", "title"), ("protein", "protein"),
+    ("cell_type", "cell_type"), ("modality", "modality"), ("fluorophore", "fluorophore"),
+    ("software", "software"), ("uniprot_id", "uniprot_id"), ("tags", "tags"), ("visibility", "visibility"),
+    ("density", "density_loc_per_um2"), ("n_tiles", "n_tiles"),
+    ("thinned_mean", "thinned_lambda_mean"), ("thinned_sd", "thinned_lambda_sd"),
+    ("thinned_median", "thinned_lambda_median"), ("thinned_fraction_above_1", "thinned_fraction_above_1"),
+    ("thinned_n_pairs", "thinned_n_pairs"),
+    ("unthinned_mean", "unthinned_lambda_mean"), ("unthinned_sd", "unthinned_lambda_sd"),
+    ("unthinned_median", "unthinned_lambda_median"), ("unthinned_fraction_above_1", "unthinned_fraction_above_1"),
+    ("unthinned_n_pairs", "unthinned_n_pairs"),
+)
 
 
 @dataclass
@@ -42,16 +69,20 @@ class BankIndex:
     version: int
     dataset_ids: np.ndarray                   # database id per dataset row
     sets: dict[int | None, TileSet]           # None = unthinned, else thinning target (loc/um^2)
+    _rows: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._rows = {int(d): k for k, d in enumerate(self.dataset_ids)}
 
     def rows_of(self, dataset_id: int) -> int | None:
-        hits = np.flatnonzero(self.dataset_ids == dataset_id)
-        return int(hits[0]) if hits.size else None
+        return self._rows.get(int(dataset_id))
 
     def tiles_of(self, dataset_id: int, target: int | None) -> TileSet:
-        tile_set = self.sets[target]
+        tile_set = self.sets.get(target)
+        if tile_set is None:
+            return _empty_set()
         row = self.rows_of(dataset_id)
-        mask = tile_set.dataset_row == (-1 if row is None else row)
-        index = np.flatnonzero(mask)
+        index = np.flatnonzero(tile_set.dataset_row == (-1 if row is None else row))
         return TileSet(tile_set.prints.take(index), tile_set.dataset_row[index], tile_set.file_id[index])
 
 
@@ -63,6 +94,12 @@ def _choices(fingerprints) -> dict:
     out = {UNTHINNED: fingerprints.unthinned}
     out.update(fingerprints.thinned)
     return out
+
+
+def bank_state() -> tuple[int, int, int]:
+    """(bank version, number of stored files, largest file id): changes whenever the bank does."""
+    n_files, max_id = db.session.execute(select(func.count(DataFile.id), func.max(DataFile.id))).one()
+    return bank_version(), int(n_files or 0), int(max_id or 0)
 
 
 def build_bank_index(version: int) -> BankIndex:
@@ -84,18 +121,84 @@ def build_bank_index(version: int) -> BankIndex:
     return BankIndex(version=version, dataset_ids=dataset_ids, sets=sets)
 
 
+def _index_folder() -> Path:
+    return Path(settings_of().cache_dir) / "similarity-index"
+
+
+def _index_name(state: tuple) -> str:
+    digest = hashlib.sha256(str(db.engine.url).encode()).hexdigest()[:16]
+    return f"{digest}-f{INDEX_FORMAT}-v{state[0]}-n{state[1]}-m{state[2]}"
+
+
+def _save_index(index: BankIndex, name: str) -> None:
+    """Write the index atomically (temporary file + rename); drop older copies of the same database."""
+    folder = _index_folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    arrays = {"dataset_ids": index.dataset_ids, "version": np.array([index.version])}
+    for choice, tile_set in index.sets.items():
+        tag = "u" if choice is None else f"t{choice}"
+        arrays.update({f"{tag}_hist": tile_set.prints.hist, f"{tag}_n": tile_set.prints.n_locs,
+                       f"{tag}_row": tile_set.dataset_row, f"{tag}_file": tile_set.file_id})
+    handle, temp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            np.savez(out, **arrays)
+        os.replace(temp, folder / f"{name}.npz")
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    prefix = name.split("-f", 1)[0]
+    for old in folder.glob(f"{prefix}-*.npz"):
+        if old.stem != name:
+            old.unlink(missing_ok=True)
+
+
+def _load_index(name: str) -> BankIndex | None:
+    path = _index_folder() / f"{name}.npz"
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError):
+        return None
+    sets = {}
+    for key in arrays:
+        if key.endswith("_hist"):
+            tag = key[:-5]
+            choice = None if tag == "u" else int(tag[1:])
+            sets[choice] = TileSet(Fingerprints(arrays[f"{tag}_hist"], arrays[f"{tag}_n"]),
+                                   arrays[f"{tag}_row"], arrays[f"{tag}_file"])
+    return BankIndex(version=int(arrays["version"][0]), dataset_ids=arrays["dataset_ids"], sets=sets)
+
+
 def bank_index() -> BankIndex:
-    """The in-memory index for the current bank version (rebuilt when the bank changes)."""
-    version = bank_version()
-    key = f"{db.engine.url}:{version}"
+    """The in-memory index for the current bank state (loaded from disk or rebuilt when it changes)."""
+    state = bank_state()
+    name = _index_name(state)
     with _index_lock:
-        index = _index_cache.get(key)
+        index = _index_cache.get(name)
     if index is None:
-        index = build_bank_index(version)
+        index = _load_index(name)
+        if index is None:
+            index = build_bank_index(state[0])
+            try:
+                _save_index(index, name)
+            except OSError:
+                pass                      # a read-only cache folder only costs speed
         with _index_lock:
             _index_cache.clear()
-            _index_cache[key] = index
+            _index_cache[name] = index
     return index
+
+
+def forget_bank_index(*, memory_only: bool = False) -> None:
+    """Drop the in-memory index (and, unless ``memory_only``, the on-disk copies). Benchmarks and tests."""
+    with _index_lock:
+        _index_cache.clear()
+    if not memory_only:
+        for path in _index_folder().glob("*.npz"):
+            path.unlink(missing_ok=True)
 
 
 def _empty_set() -> TileSet:
@@ -103,11 +206,15 @@ def _empty_set() -> TileSet:
                    np.zeros(0, np.int64), np.zeros(0, np.int64))
 
 
+def _sample_prints(prints: Fingerprints, seed: int = 0) -> Fingerprints:
+    if len(prints) <= MAX_QUERY_TILES:
+        return prints
+    index = np.sort(np.random.default_rng(seed).choice(len(prints), MAX_QUERY_TILES, replace=False))
+    return prints.take(index)
+
+
 def _query_sample(tile_set: TileSet, seed: int = 0) -> Fingerprints:
-    if len(tile_set.prints) <= MAX_QUERY_TILES:
-        return tile_set.prints
-    index = np.sort(np.random.default_rng(seed).choice(len(tile_set.prints), MAX_QUERY_TILES, replace=False))
-    return tile_set.prints.take(index)
+    return _sample_prints(tile_set.prints, seed)
 
 
 def _result_cache():
@@ -118,15 +225,30 @@ def _cache_key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def _check_target(target) -> int:
+    settings = settings_of()
+    try:
+        target = settings.default_thinning if target is None else int(target)
+    except (TypeError, ValueError):
+        raise ValueError(f"thinning target must be one of {settings.thinning_targets} loc/µm²") from None
+    if target not in settings.thinning_targets:
+        raise ValueError(f"thinning target must be one of {settings.thinning_targets} loc/µm²")
+    return target
+
+
+def _clean_filters(filters: dict | None) -> dict:
+    """Drop empty filter values (so that {} and {"protein": ""} share a cache entry)."""
+    return {key: spec for key, spec in (filters or {}).items() if spec not in (None, "", [], {})}
+
+
 def _candidates(user, exclude_id: int | None, filters: dict | None) -> list[Dataset]:
     from .datasets import _filter_condition   # same filter language as the databank table
     conditions = [readable_clause(user)]
     if exclude_id is not None:
         conditions.append(Dataset.id != exclude_id)
-    for key, spec in (filters or {}).items():
-        if spec not in (None, "", []):
-            conditions.append(_filter_condition(key, spec))
-    return list(db.session.scalars(select(Dataset).where(*conditions)))
+    for key, spec in _clean_filters(filters).items():
+        conditions.append(_filter_condition(key, spec))
+    return list(db.session.scalars(select(Dataset).where(*conditions).order_by(Dataset.id)))
 
 
 def rank_against_bank(query: dict[int | None, Fingerprints], user, *, exclude_id: int | None = None,
@@ -136,8 +258,8 @@ def rank_against_bank(query: dict[int | None, Fingerprints], user, *, exclude_id
 
     ``query`` maps None (unthinned) and thinning targets to the query's fingerprints. Rows hold the
     dataset's metadata and, for unthinned and for ``target``, mean / SD / median / fraction above 1
-    of lambda and the number of tile pairs. Sorted by thinned mean (unthinned if no target), most
-    similar first; datasets with no comparable tiles come last.
+    of lambda and the number of tile pairs. Sorted by thinned mean (then unthinned mean, then id),
+    most similar first; datasets with no comparable tiles come last.
     """
     settings = settings_of()
     target = settings.default_thinning if target is None else target
@@ -145,13 +267,17 @@ def rank_against_bank(query: dict[int | None, Fingerprints], user, *, exclude_id
     index = bank_index()
     candidates = _candidates(user, exclude_id, filters)
     rows = {d.id: _metadata_row(d) for d in candidates}
-    wanted = np.array([index.rows_of(d.id) if index.rows_of(d.id) is not None else -1 for d in candidates])
+    wanted = np.array([-1 if index.rows_of(d.id) is None else index.rows_of(d.id) for d in candidates],
+                      dtype=np.int64)
     for step, (label, choice) in enumerate((("unthinned", UNTHINNED), ("thinned", target))):
         if progress:
             progress(step / 2, f"Comparing {label} tiles")
         tile_set = index.sets.get(choice) or _empty_set()
         keep = np.isin(tile_set.dataset_row, wanted[wanted >= 0])
-        bank = tile_set.prints.take(np.flatnonzero(keep))
+        if keep.all():
+            bank = tile_set.prints            # every tile readable: reuse the index's cached ECDFs
+        else:
+            bank = tile_set.prints.take(np.flatnonzero(keep))
         owner_row = tile_set.dataset_row[keep]
         q = query.get(choice)
         if q is None or len(q) == 0 or len(bank) == 0:
@@ -159,13 +285,24 @@ def rank_against_bank(query: dict[int | None, Fingerprints], user, *, exclude_id
         else:
             result = similarity.search_bank(q, bank, owner_row, len(index.dataset_ids), mode=mode)
         for d, row_index in zip(candidates, wanted):
-            stats = _stats_at(result, row_index)
+            stats = _stats_at(result, int(row_index))
             rows[d.id].update({f"{label}_{k}": v for k, v in stats.items()})
     if progress:
         progress(1.0, "Done")
-    order_key = "thinned_mean"
-    return sorted(rows.values(), key=lambda r: (r[order_key] is None, r[order_key] if r[order_key] is not None
-                                                 else 0.0, r["unthinned_mean"] if r["unthinned_mean"] is not None else 0.0))
+    return sort_rows(list(rows.values()), "thinned")
+
+
+def sort_rows(rows: list[dict], by: str = "thinned") -> list[dict]:
+    """Rows sorted by ``by`` ('thinned' or 'unthinned') mean lambda, then the other, then dataset id;
+    rows without a score last."""
+    other = "unthinned" if by == "thinned" else "thinned"
+
+    def key(row):
+        first, second = row.get(f"{by}_mean"), row.get(f"{other}_mean")
+        return (first is None, first if first is not None else 0.0,
+                second is None, second if second is not None else 0.0, row.get("dataset_id") or 0)
+
+    return sorted(rows, key=key)
 
 
 def _stats_at(result, row_index: int) -> dict:
@@ -188,16 +325,18 @@ def _metadata_row(dataset: Dataset) -> dict:
 def similar_datasets(user, dataset_id, *, target: int | None = None, filters: dict | None = None,
                      progress=None) -> list[dict]:
     """The similarity-search table of one dataset (see ``rank_against_bank``), cached per
-    (dataset, bank version, user, target, filters)."""
+    (dataset, bank state, user, target, filters). Raises AccessDenied, or ValueError for a bad
+    target or filter."""
     dataset = get_dataset(user, dataset_id, "read")
     settings = settings_of()
-    target = settings.default_thinning if target is None else int(target)
-    if target not in settings.thinning_targets:
-        raise ValueError(f"thinning target must be one of {settings.thinning_targets} loc/µm²")
-    key = _cache_key("similar", dataset.id, bank_version(), user_id_of(user), target, filters, settings.lambda_mode)
+    target = _check_target(target)
+    filters = _clean_filters(filters)
+    key = _cache_key("similar", dataset.id, bank_state(), user_id_of(user), target, filters, settings.lambda_mode)
     with _result_cache() as cache:
         hit = cache.get(key)
     if hit is not None:
+        if progress:
+            progress(1.0, "Done (cached)")
         return hit
     index = bank_index()
     query = {choice: _query_sample(index.tiles_of(dataset.id, choice)) for choice in (UNTHINNED, target)}
@@ -207,13 +346,35 @@ def similar_datasets(user, dataset_id, *, target: int | None = None, filters: di
     return rows
 
 
+def search_with_fingerprints(user, fingerprints: FileFingerprints | dict, *, target: int | None = None,
+                             filters: dict | None = None, progress=None) -> list[dict]:
+    """"Search with your own file": rank the readable bank against fingerprints that are not stored.
+
+    ``fingerprints`` is a ``FileFingerprints`` (``ingest.analyse_file(...).fingerprints``) or a dict
+    {None: unthinned, target: thinned}. Query tiles beyond MAX_QUERY_TILES are sampled (fixed seed),
+    as for stored datasets. Nothing is cached or written.
+    """
+    target = _check_target(target)
+    choices = _choices(fingerprints) if isinstance(fingerprints, FileFingerprints) else dict(fingerprints)
+    query = {choice: _sample_prints(prints) for choice, prints in choices.items()
+             if choice in (UNTHINNED, target) and prints is not None}
+    return rank_against_bank(query, user, exclude_id=None, target=target, filters=_clean_filters(filters),
+                             progress=progress)
+
+
+def _summary_dict(summary, lambdas: np.ndarray) -> dict:
+    out = summary.as_dict()
+    out["p95"] = round(float(np.percentile(lambdas, 95)), 5) if lambdas.size else None
+    return out
+
+
 def self_similarity(user, dataset_id, *, target: int | None = None) -> dict:
     """Self-similarity of a dataset: lambda of all tile pairs (sampled beyond max_pairs), unthinned
-    and thinned, with within-file / between-file split and summary numbers."""
+    and thinned, with within-file / between-file split and summary numbers (plus p95)."""
     dataset = get_dataset(user, dataset_id, "read")
     settings = settings_of()
-    target = settings.default_thinning if target is None else int(target)
-    key = _cache_key("self", dataset.id, bank_version(), target, settings.lambda_mode, settings.max_pairs)
+    target = _check_target(target)
+    key = _cache_key("self", dataset.id, bank_state(), target, settings.lambda_mode, settings.max_pairs)
     with _result_cache() as cache:
         hit = cache.get(key)
     if hit is not None:
@@ -221,24 +382,30 @@ def self_similarity(user, dataset_id, *, target: int | None = None) -> dict:
     index = bank_index()
     out = {"dataset_id": dataset.id, "target": target}
     for label, choice in (("unthinned", UNTHINNED), ("thinned", target)):
-        tiles = index.tiles_of(dataset.id, choice) if choice in index.sets else _empty_set()
+        tiles = index.tiles_of(dataset.id, choice)
         if len(tiles.prints) < 2:
-            out[label] = dict(n_tiles=len(tiles.prints), lambdas=[], within_file=[], summary=None,
-                              summary_within=None, summary_between=None)
+            out[label] = dict(n_tiles=len(tiles.prints), n_files=len(np.unique(tiles.file_id)), lambdas=[],
+                              within_file=[], summary=None, summary_within=None, summary_between=None)
             continue
         result = similarity.self_similarity(tiles.prints, tiles.file_id, mode=settings.lambda_mode,
                                             max_pairs=settings.max_pairs)
-        out[label] = dict(n_tiles=len(tiles.prints), lambdas=np.round(result.lambdas, 5).tolist(),
-                          within_file=result.within_file.tolist(), summary=result.summary.as_dict(),
-                          summary_within=result.summary_within.as_dict(),
-                          summary_between=result.summary_between.as_dict())
+        within = np.asarray(result.within_file, dtype=bool)
+        out[label] = dict(n_tiles=len(tiles.prints), n_files=len(np.unique(tiles.file_id)),
+                          lambdas=np.round(result.lambdas, 5).tolist(), within_file=within.tolist(),
+                          summary=_summary_dict(result.summary, result.lambdas),
+                          summary_within=_summary_dict(result.summary_within, result.lambdas[within]),
+                          summary_between=_summary_dict(result.summary_between, result.lambdas[~within]))
     with _result_cache() as cache:
         cache.set(key, out)
     return out
 
 
-def compare_fingerprint_sets(a: dict, b: dict, *, mode: str = "critical", max_pairs: int = 20000) -> dict:
-    """Dataset-vs-dataset lambda summaries for unthinned and each thinning target present in both."""
+def compare_fingerprint_sets(a: dict, b: dict, *, mode: str | None = None, max_pairs: int | None = None) -> dict:
+    """Dataset-vs-dataset lambda summaries for unthinned and each thinning target present in both
+    (mode and max_pairs default to the instance settings)."""
+    settings = settings_of()
+    mode = mode or settings.lambda_mode
+    max_pairs = max_pairs or settings.max_pairs
     out = {}
     for choice in a:
         if choice in b:
@@ -254,3 +421,114 @@ def dataset_fingerprint_sets(dataset: Dataset) -> dict:
         for choice, prints in _choices(unpack_fingerprints(data_file.fingerprints)).items():
             parts.setdefault(choice, []).append(prints)
     return {choice: Fingerprints.concatenate(p) for choice, p in parts.items()}
+
+
+def hierarchical_order(matrix: np.ndarray) -> list[int]:
+    """Leaf order of average-linkage clustering of a dissimilarity matrix (scipy ``leaves_list``).
+
+    The matrix is symmetrised and its diagonal ignored; missing values (NaN) count as the largest
+    observed dissimilarity, so datasets without comparable tiles end up at one side.
+    """
+    from scipy.cluster.hierarchy import leaves_list, linkage
+    from scipy.spatial.distance import squareform
+
+    m = np.asarray(matrix, dtype=float)
+    n = m.shape[0]
+    if n < 3:
+        return list(range(n))
+    d = (m + m.T) / 2
+    finite = d[np.isfinite(d)]
+    fill = (finite.max() * 1.5 + 1.0) if finite.size else 1.0
+    d = np.where(np.isfinite(d), d, fill)
+    np.fill_diagonal(d, 0.0)
+    return [int(k) for k in leaves_list(linkage(squareform(d, checks=False), method="average"))]
+
+
+def compare_datasets(user, dataset_ids, *, target: int | None = None, progress=None) -> dict:
+    """Pairwise comparison of 2-10 datasets the user may read (Compare page).
+
+    Returns ``dataset_ids`` and ``titles`` (in the given order), ``order`` (hierarchical leaf order of
+    the thinned matrix, unthinned if no thinned scores), matrices ``thinned_mean``, ``thinned_sd``,
+    ``unthinned_mean``, ``unthinned_sd`` and ``n_pairs`` (lists of lists, None where no pairs; the
+    diagonal holds each dataset's self-similarity mean and SD) and ``self``: {dataset id: the
+    ``self_similarity`` result}. Raises AccessDenied if any dataset is not readable (same message
+    as missing), ValueError for fewer than 2 or more than MAX_COMPARE datasets.
+    """
+    ids = list(dict.fromkeys(int(i) for i in dataset_ids))
+    if not 2 <= len(ids) <= MAX_COMPARE:
+        raise ValueError(f"choose between 2 and {MAX_COMPARE} datasets")
+    datasets = [get_dataset(user, i, "read") for i in ids]
+    settings = settings_of()
+    target = _check_target(target)
+    key = _cache_key("compare", ids, bank_state(), target, settings.lambda_mode, settings.max_pairs)
+    with _result_cache() as cache:
+        hit = cache.get(key)
+    if hit is not None:
+        return hit
+    index = bank_index()
+    n = len(ids)
+    out = {"dataset_ids": ids, "titles": [d.title for d in datasets], "target": target}
+    steps = n * (n - 1) + n
+    done = 0
+    selfs = {}
+    for k, d in enumerate(datasets):
+        selfs[d.id] = self_similarity(user, d.id, target=target)
+        done += 1
+        if progress:
+            progress(done / steps, f"Self-similarity of dataset {k + 1} of {n}")
+    for label, choice in (("thinned", target), ("unthinned", UNTHINNED)):
+        sets = [index.tiles_of(d.id, choice).prints for d in datasets]
+        mean = np.full((n, n), np.nan)
+        sd = np.full((n, n), np.nan)
+        pairs = np.zeros((n, n), dtype=np.int64)
+        for i in range(n):
+            summary = selfs[datasets[i].id][label]["summary"]
+            if summary:
+                mean[i, i], sd[i, i] = summary["mean"], (summary["sd"] if summary["sd"] is not None else np.nan)
+                pairs[i, i] = summary["n_pairs"]
+            for j in range(i + 1, n):
+                if len(sets[i]) and len(sets[j]):
+                    s = similarity.compare_sets(sets[i], sets[j], mode=settings.lambda_mode,
+                                                max_pairs=settings.max_pairs)
+                    mean[i, j] = mean[j, i] = s.mean
+                    sd[i, j] = sd[j, i] = s.sd
+                    pairs[i, j] = pairs[j, i] = s.n_pairs
+                done += 1
+                if progress:
+                    progress(done / steps, f"Comparing {label} tiles")
+        out[f"{label}_mean"] = _matrix_list(mean)
+        out[f"{label}_sd"] = _matrix_list(sd)
+        out[f"{label}_n_pairs"] = pairs.tolist()
+    basis = np.array(out["thinned_mean"], dtype=float)
+    off_diagonal = basis[~np.eye(n, dtype=bool)]
+    if not np.isfinite(off_diagonal).any():
+        basis = np.array(out["unthinned_mean"], dtype=float)
+    out["order"] = hierarchical_order(basis)
+    out["self"] = {str(i): selfs[i] for i in ids}
+    with _result_cache() as cache:
+        cache.set(key, out)
+    return out
+
+
+def _matrix_list(m: np.ndarray) -> list[list[float | None]]:
+    return [[None if not np.isfinite(v) else round(float(v), 4) for v in row] for row in m]
+
+
+def results_csv(rows: list[dict]) -> str:
+    """The results table as CSV text (RESULT_COLUMNS, one row per dataset, in the given order)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([header for _, header in RESULT_COLUMNS])
+    for rank, row in enumerate(rows, start=1):
+        values = dict(row, rank=rank)
+        writer.writerow([_csv_cell(values.get(key)) for key, _ in RESULT_COLUMNS])
+    return buffer.getvalue()
+
+
+def _csv_cell(value):
+    """A CSV cell; user text starting like a spreadsheet formula is prefixed with ' (CSV injection)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

@@ -77,13 +77,16 @@ def _send_archive(dataset_id, kind: str):
     except AccessDenied:
         return _not_found()
     path = exports.dataset_zip(kind, dataset, exports.current_store(), exports.export_dir())
+    # Open, then unlink at once: the archive lives only as long as the open handle (POSIX), so it
+    # is gone after the response even when the client disconnects half-way.
+    handle = open(path, "rb")
+    path.unlink(missing_ok=True)
     try:
-        response = send_file(path, mimetype="application/zip", as_attachment=True,
+        response = send_file(handle, mimetype="application/zip", as_attachment=True,
                              download_name=exports.archive_name(dataset, kind), etag=False, max_age=0)
     except BaseException:
-        path.unlink(missing_ok=True)
+        handle.close()
         raise
-    response.call_on_close(lambda: path.unlink(missing_ok=True))
     return _no_store(response)
 
 

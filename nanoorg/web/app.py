@@ -1,0 +1,289 @@
+"""The application factory: Flask server + data layer + sign-in + CSRF + Dash pages + routes.
+
+``create_app(settings=None) -> dash.Dash``; ``app.server`` is the Flask application (WSGI:
+``gunicorn 'app:server'``).
+
+Security wiring (DASH_NOTES §5):
+- flask-login: session sign-in (``/login`` form) and ``Authorization: Bearer <token>`` for API
+  clients (``users.user_for_token``); a bad or revoked token is answered 401 on every route.
+- Flask-WTF ``CSRFProtect`` on every POST/PUT/PATCH/DELETE. The signed token is also sent in the
+  ``_csrf_token`` cookie, which the Dash renderer copies into the ``X-CSRFToken`` header of every
+  callback POST; server-rendered forms carry it as the ``csrf_token`` field.
+- Anonymous visitors may browse public data, so no global gate: every layout, callback and route
+  that touches data calls the data layer's authorisation (``access.get_dataset`` ...).
+
+Several apps in one process (tests): Dash executes the modules of ``pages/`` on each
+``create_app`` (``dash.page_registry`` is module-global, keyed by module name, so a later call
+overwrites the entries). ``dash.callback`` registrations go to a global list that the next app
+consumes; ``create_app`` hands them to the app being built at once, and replays callbacks that
+helper modules registered at their (single) import for every later app (``_CALLBACK_LEDGER``).
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import os
+from pathlib import Path
+from urllib.parse import urlencode
+
+import dash
+from dash import Dash, Input, Output, dcc, html
+from flask import Flask, current_app, g, jsonify, redirect, request
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+
+from ..config import Settings, load_settings
+from ..databank import users
+from ..databank.core import init_databank
+from ..databank.models import User, db
+from . import api, auth
+from .components.footer import footer
+from .components.navbar import navbar
+
+WEB_DIR = Path(__file__).resolve().parent
+PAGES_DIR = WEB_DIR / "pages"
+ASSETS_DIR = WEB_DIR / "assets"
+CSRF_COOKIE = "_csrf_token"
+# Requests for static files need neither a session nor a CSRF cookie.
+STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico")
+# Route modules of the other web engineers: each exposes register(server).
+ROUTE_MODULES = ("nanoorg.web.routes_downloads", "nanoorg.web.routes_upload")
+
+
+def _truthy(value) -> bool:
+    return str(value).strip().lower() in ("1", "true", "yes", "on")
+
+
+def _setting(settings: Settings, name: str, env: str, default=None):
+    """An optional setting: attribute of Settings (when the lead adds it), settings.extra, env, default."""
+    value = getattr(settings, name, None)
+    if value is None:
+        value = (settings.extra or {}).get(name)
+    if value is None:
+        value = os.environ.get(env)
+    return default if value is None else value
+
+
+# --------------------------------------------------------------------------------------------
+# Flask server
+
+def _make_server(settings: Settings) -> Flask:
+    server = Flask("nanoorg.web")
+    secure = _truthy(_setting(settings, "secure_cookies", "NANOORG_SECURE_COOKIES", "0"))
+    server.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,          # set NANOORG_SECURE_COOKIES=1 behind HTTPS
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=secure,
+        WTF_CSRF_TIME_LIMIT=24 * 3600,         # a page left open for a day still works
+        WTF_CSRF_SSL_STRICT=secure,
+        NANOORG_CONTACT_EMAIL=_setting(settings, "contact_email", "NANOORG_CONTACT_EMAIL"),
+        NANOORG_SECURE_COOKIES=secure,
+    )
+    init_databank(server, settings)
+    _init_login(server)
+    _init_csrf(server)
+    return server
+
+
+def _bearer_user():
+    """The user of the request's Bearer token (cached per request); None if absent or invalid."""
+    if "nanoorg_bearer_user" not in g:
+        token = auth.bearer_token()
+        g.nanoorg_bearer_user = users.user_for_token(token) if token else None
+    return g.nanoorg_bearer_user
+
+
+def _wants_json() -> bool:
+    path = request.path
+    return (path.startswith(("/api/", "/_dash-")) or request.is_json
+            or request.accept_mimetypes.best == "application/json")
+
+
+def _init_login(server: Flask) -> None:
+    manager = LoginManager(server)
+    manager.session_protection = "basic"
+
+    @manager.user_loader
+    def load_user(user_id):
+        try:
+            return db.session.get(User, int(user_id))
+        except (TypeError, ValueError):
+            return None
+
+    @manager.request_loader
+    def load_user_from_request(_request):
+        return _bearer_user()
+
+    @manager.unauthorized_handler
+    def unauthorized():
+        if _wants_json():
+            return jsonify(error="Sign in (or send an API token) to do this.", status=401), 401
+        return redirect("/login?" + urlencode({"next": auth.safe_next(request.full_path.rstrip("?"))}))
+
+    @server.before_request
+    def refuse_bad_tokens():
+        token = auth.bearer_token()
+        if token is not None and _bearer_user() is None:
+            response = jsonify(error="Invalid or revoked API token.", status=401)
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = 'Bearer realm="nano-org", error="invalid_token"'
+            return response
+        return None
+
+
+def _init_csrf(server: Flask) -> None:
+    CSRFProtect(server)
+
+    @server.after_request
+    def csrf_cookie(response):
+        # API clients with a token and static files get no session and no cookie.
+        if request.path.startswith(STATIC_PREFIXES) or auth.bearer_token() is not None:
+            return response
+        response.set_cookie(CSRF_COOKIE, generate_csrf(), samesite="Lax",
+                            secure=server.config["SESSION_COOKIE_SECURE"], httponly=False)
+        return response
+
+    @server.errorhandler(CSRFError)
+    def csrf_error(exc):
+        if _wants_json():
+            return jsonify(error=f"CSRF check failed: {exc.description}", status=400), 400
+        return auth.render_page("Form expired", auth.MESSAGE, 400, heading="The form has expired",
+                                text=f"{exc.description} Reload the page and try again.",
+                                link=request.path, link_text="Reload")
+
+    @server.errorhandler(404)
+    def not_found(exc):
+        if request.path.startswith("/api/"):
+            return jsonify(error="Not found.", status=404), 404
+        return exc
+
+    @server.errorhandler(405)
+    def method_not_allowed(exc):
+        if request.path.startswith("/api/"):
+            return jsonify(error="Method not allowed (the API is read-only).", status=405), 405
+        return exc
+
+
+# --------------------------------------------------------------------------------------------
+# Dash app
+
+def _background_manager(settings: Settings):
+    if settings.redis_url:
+        from celery import Celery
+
+        celery_app = Celery("nanoorg", broker=settings.redis_url, backend=settings.redis_url)
+        return dash.CeleryManager(celery_app)
+    import diskcache
+
+    jobs_dir = Path(settings.cache_dir) / "jobs"
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    return dash.DiskcacheManager(diskcache.Cache(str(jobs_dir)))
+
+
+def serve_layout():
+    """The app shell, built per page load so the navbar shows the current user."""
+    contact = current_app.config.get("NANOORG_CONTACT_EMAIL")
+    user = current_user if current_user and current_user.is_authenticated else None
+    return html.Div([
+        navbar(user, csrf_token=generate_csrf() if user else None),
+        html.Main(dash.page_container, id="main", className="container-fluid px-3 py-4 nanoorg-main"),
+        footer(contact),
+    ], id="app-shell", className="d-flex flex-column min-vh-100")
+
+
+def _register_route_modules(server: Flask) -> None:
+    for name in ROUTE_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:      # a real import error inside the module: surface it
+                raise
+            server.logger.warning("%s is not there yet: its routes are not registered", name)
+            continue
+        module.register(server)
+
+
+# Every dash.callback ever consumed in this process: output key -> (list entry, map entry); and the
+# inline clientside scripts. Callbacks of modules imported once (not re-executed like pages) are
+# replayed from here into each later app.
+_CALLBACK_LEDGER: dict[str, tuple[dict, dict]] = {}
+_INLINE_SCRIPT_LEDGER: list[str] = []
+
+
+def _adopt_global_callbacks(app: Dash) -> None:
+    """Give ``app`` the dash.callback callbacks now pending, plus those of earlier apps' helper modules."""
+    from dash import _callback
+
+    pending = set(_callback.GLOBAL_CALLBACK_MAP)
+    for key, (list_entry, map_entry) in _CALLBACK_LEDGER.items():
+        if key not in pending and key not in app.callback_map:
+            _callback.GLOBAL_CALLBACK_LIST.append(copy.copy(list_entry))
+            _callback.GLOBAL_CALLBACK_MAP[key] = _copy_map_entry(map_entry)
+    for script in _INLINE_SCRIPT_LEDGER:
+        if script not in _callback.GLOBAL_INLINE_SCRIPTS:
+            _callback.GLOBAL_INLINE_SCRIPTS.append(script)
+    # remember pristine copies (Dash's setup mutates background settings) before the app takes them
+    for list_entry in _callback.GLOBAL_CALLBACK_LIST:
+        key = list_entry.get("output")
+        if key in _callback.GLOBAL_CALLBACK_MAP:
+            _CALLBACK_LEDGER[key] = (copy.copy(list_entry), _copy_map_entry(_callback.GLOBAL_CALLBACK_MAP[key]))
+    for script in _callback.GLOBAL_INLINE_SCRIPTS:
+        if script not in _INLINE_SCRIPT_LEDGER:
+            _INLINE_SCRIPT_LEDGER.append(script)
+    # what Dash would otherwise do at the app's first request (an app built later would take them)
+    with app.server.test_request_context("/"):
+        app._setup_server()  # pylint: disable=protected-access
+
+
+def _copy_map_entry(entry: dict) -> dict:
+    entry = copy.copy(entry)
+    if isinstance(entry.get("background"), dict):
+        entry["background"] = copy.copy(entry["background"])
+    return entry
+
+
+def create_app(settings: Settings | None = None) -> Dash:
+    """Build the nano-org web app (Dash) on a fresh Flask server for ``settings``."""
+    settings = settings or load_settings()
+    server = _make_server(settings)
+    auth.register_routes(server)
+    api.register(server)
+    _register_route_modules(server)
+
+    app = Dash(
+        "nanoorg.web",                      # page modules are named nanoorg.web.pages.<name>
+        server=server,
+        use_pages=True,
+        pages_folder=str(PAGES_DIR),
+        assets_folder=str(ASSETS_DIR),
+        external_stylesheets=[],            # Bootstrap is vendored in assets/ (offline)
+        external_scripts=[],
+        suppress_callback_exceptions=True,
+        background_callback_manager=_background_manager(settings),
+        title="nano-org",
+        update_title=None,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    app.layout = serve_layout
+    app.nanoorg_settings = settings
+
+    from .callbacks import register_all
+
+    register_all(app)
+    # The Log In link returns to the page it was clicked on.
+    app.clientside_callback(
+        """function(pathname, search) {
+            const here = (pathname || '/') + (search || '');
+            if (here === '/' ) { return '/login'; }
+            return '/login?next=' + encodeURIComponent(here);
+        }""",
+        Output("nav-login", "href"),
+        Input("_pages_location", "pathname"),
+        Input("_pages_location", "search"),
+    )
+    _adopt_global_callbacks(app)
+    return app

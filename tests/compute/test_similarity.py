@@ -1,0 +1,278 @@
+"""Similarity: KS statistic and lambda, thinning, fingerprints, set comparison, search, science checks."""
+
+import numpy as np
+import pytest
+from scipy.stats import chisquare, ks_2samp
+from shapely.geometry import box
+
+from nanoorg.compute import similarity
+from nanoorg.compute.similarity import (C_ALPHA_05, Fingerprints, compare_sets, file_fingerprints,
+                                        ks_statistic, lambda_matrix, lambda_value, search_bank,
+                                        self_similarity, summarise, thin_indices)
+from nanoorg.compute.simulate import simulate_clustered, simulate_csr
+from nanoorg.compute.tiles import TileGrid, grid_tiles, points_in_tiles, tile_count_histogram
+
+
+def poisson_hist(rng, mean, n_bins=10_000):
+    """bincount of Poisson per-bin counts, optionally overdispersed (gamma-mixed) for clustered-like tiles."""
+    rates = rng.gamma(0.5, 2 * mean, n_bins) if rng.random() < 0.5 else np.full(n_bins, mean)
+    return np.bincount(rng.poisson(rates))
+
+
+def random_fingerprints(rng, n_tiles, n_bins=10_000):
+    hists = [poisson_hist(rng, rng.uniform(0.05, 3.0), n_bins) for _ in range(n_tiles)]
+    return Fingerprints.from_histograms(hists, np.ones(n_tiles, dtype=np.int64))
+
+
+def expand(hist):
+    """The per-bin count sample behind a bincount vector."""
+    return np.repeat(np.arange(len(hist)), hist)
+
+
+@pytest.fixture(scope="module")
+def rng():
+    return np.random.default_rng(2024)
+
+
+# ---- KS statistic and lambda ------------------------------------------------------------------
+
+@pytest.mark.parametrize("n_bins_b", [10_000, 2_500])
+def test_d_and_lambda_match_scipy_ks_2samp(rng, n_bins_b):
+    for _ in range(20):
+        a, b = poisson_hist(rng, rng.uniform(0.1, 2)), poisson_hist(rng, rng.uniform(0.1, 2), n_bins_b)
+        reference = ks_2samp(expand(a), expand(b)).statistic
+        n, m = a.sum(), b.sum()
+        assert abs(ks_statistic(a, b) - reference) < 1e-12
+        assert abs(lambda_value(a, b) - reference / (C_ALPHA_05 * np.sqrt((n + m) / (n * m)))) < 1e-12
+        assert abs(lambda_value(a, b, mode="kolmogorov") - np.sqrt(n * m / (n + m)) * reference) < 1e-12
+
+
+def test_d_attained_where_the_shorter_support_ends():
+    sparse = np.array([5000, 5000])             # counts 0 and 1 only: CDF reaches 1 at v = 1
+    dense = np.array([5000, 0, 0, 5000])        # CDF stays at 0.5 until v = 3
+    assert ks_statistic(sparse, dense) == ks_2samp(expand(sparse), expand(dense)).statistic == 0.5
+    assert lambda_matrix(Fingerprints.from_histograms([sparse], [1]),
+                         Fingerprints.from_histograms([dense], [1]))[0, 0] == lambda_value(sparse, dense) > 0
+
+
+def test_lambda_is_zero_for_identical_tiles_and_symmetric(rng):
+    a, b = poisson_hist(rng, 0.8), poisson_hist(rng, 1.1)
+    assert lambda_value(a, a) == 0.0
+    assert lambda_value(a, np.concatenate((a, [0, 0]))) == 0.0
+    assert lambda_value(a, b) == lambda_value(b, a) > 0
+
+
+def test_kolmogorov_mode_is_c_alpha_times_critical_mode(rng):
+    a, b = poisson_hist(rng, 0.5), poisson_hist(rng, 0.7)
+    assert C_ALPHA_05 == pytest.approx(1.3581, abs=1e-4)
+    assert lambda_value(a, b, mode="kolmogorov") == pytest.approx(C_ALPHA_05 * lambda_value(a, b), rel=1e-12)
+    with pytest.raises(ValueError):
+        lambda_value(a, b, mode="smirnov")
+
+
+def test_lambda_matrix_equals_scalar_lambda_elementwise(rng):
+    a, b = random_fingerprints(rng, 6), random_fingerprints(rng, 9)
+    for mode in similarity.LAMBDA_MODES:
+        matrix = lambda_matrix(a, b, mode=mode)
+        assert matrix.shape == (6, 9)
+        expected = [[lambda_value(ha, hb, mode=mode) for hb in b.hist] for ha in a.hist]
+        np.testing.assert_array_equal(matrix, expected)
+
+
+# ---- thinning ----------------------------------------------------------------------------------
+
+def test_thinning_is_deterministic_exact_and_without_replacement():
+    first = thin_indices(1000, 270, seed=5)
+    np.testing.assert_array_equal(first, thin_indices(1000, 270, seed=5))
+    assert not np.array_equal(first, thin_indices(1000, 270, seed=6))
+    assert first.size == 270 and np.unique(first).size == 270
+    assert first.min() >= 0 and first.max() < 1000
+    with pytest.raises(ValueError):
+        thin_indices(100, 270, seed=0)
+
+
+def test_thinning_is_uniform():
+    n, k, draws = 40, 10, 4000
+    frequency = np.bincount(np.concatenate([thin_indices(n, k, seed) for seed in range(draws)]), minlength=n)
+    assert chisquare(frequency).pvalue > 1e-3
+    assert np.abs(frequency - draws * k / n).max() < 6 * np.sqrt(draws * k / n * (1 - k / n))
+
+
+# ---- per-file fingerprints ---------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def file_case():
+    """4 tiles at 300, 60, 20 and 120 loc/um² (2700, 540, 180 and 1080 localisations)."""
+    rng = np.random.default_rng(1)
+    origins = np.array([[0, 0], [3000, 0], [0, 3000], [3000, 3000]], dtype=float)
+    counts = [2700, 540, 180, 1080]
+    xy = np.concatenate([o + rng.uniform(0, 3000, (c, 2)) for o, c in zip(origins, counts)])
+    return xy[:, 0], xy[:, 1], TileGrid(origins, np.zeros(4, dtype=np.int64))
+
+
+def test_file_fingerprints_eligibility_counts_and_histograms(file_case):
+    x, y, grid = file_case
+    fp = file_fingerprints(x, y, grid, seed=3)
+    assert fp.tile_index_unthinned.tolist() == [0, 1, 3]
+    assert fp.tile_index_thinned[30].tolist() == [0, 1, 3]
+    assert fp.tile_index_thinned[100].tolist() == [0, 3]
+    assert fp.unthinned.n_locs.tolist() == [2700, 540, 1080]
+    assert fp.thinned[30].n_locs.tolist() == [270] * 3 and fp.thinned[100].n_locs.tolist() == [900] * 2
+    for prints in (fp.unthinned, fp.thinned[30], fp.thinned[100]):
+        assert prints.hist.dtype == np.int32 and (prints.hist.sum(axis=1) == 10_000).all()
+    assert_same_histogram(fp.unthinned.hist[0], tile_count_histogram(x, y, 0, 0))
+    order, offsets = points_in_tiles(x, y, grid)
+    members = order[offsets[3]:offsets[4]]
+    kept = members[thin_indices(members.size, 900, similarity.tile_seed(3, 3, 100))]
+    assert_same_histogram(fp.thinned[100].hist[1], tile_count_histogram(x[kept], y[kept], 3000, 3000))
+
+
+def assert_same_histogram(padded, hist):
+    np.testing.assert_array_equal(padded[:len(hist)], hist)
+    assert not padded[len(hist):].any()
+
+
+def test_file_fingerprints_are_deterministic_and_seeded(file_case):
+    x, y, grid = file_case
+    first, again, other = (file_fingerprints(x, y, grid, seed=s) for s in (3, 3, 4))
+    np.testing.assert_array_equal(first.thinned[100].hist, again.thinned[100].hist)
+    assert not np.array_equal(first.thinned[100].hist, other.thinned[100].hist)
+    np.testing.assert_array_equal(first.unthinned.hist, other.unthinned.hist)
+
+
+def test_fingerprints_concatenate_take_and_serialise(rng):
+    a, b = random_fingerprints(rng, 3), random_fingerprints(rng, 2)
+    b = Fingerprints(b.hist[:, :4], b.n_locs + 5)
+    both = Fingerprints.concatenate([a, b])
+    assert len(both) == 5 and both.hist.shape[1] == max(a.hist.shape[1], 4)
+    np.testing.assert_array_equal(both.take([3, 4]).hist[:, :4], b.hist)
+    np.testing.assert_array_equal(both.take(np.array([True, False, False, False, True])).n_locs,
+                                  [1, b.n_locs[1]])
+    restored = Fingerprints.from_bytes(both.to_bytes())
+    np.testing.assert_array_equal(restored.hist, both.hist)
+    np.testing.assert_array_equal(restored.n_locs, both.n_locs)
+    assert len(Fingerprints.concatenate([])) == 0
+
+
+# ---- summaries, set comparison, self-similarity, search -----------------------------------------
+
+def test_summarise_statistics_and_empty_cases():
+    summary = summarise(np.array([0.5, 2.0, 1.0, 3.5]))
+    assert (summary.mean, summary.median, summary.fraction_above_1, summary.n_pairs) == (1.75, 1.5, 0.5, 4)
+    assert summary.sd == pytest.approx(np.std([0.5, 2.0, 1.0, 3.5], ddof=1), rel=1e-14)
+    one = summarise(np.array([0.3]))
+    assert one.mean == 0.3 and np.isnan(one.sd)
+    empty = summarise(np.array([]))
+    assert empty.n_pairs == 0 and all(np.isnan([empty.mean, empty.sd, empty.median, empty.fraction_above_1]))
+    assert empty.as_dict() == {"mean": None, "sd": None, "median": None, "fraction_above_1": None, "n_pairs": 0}
+
+
+def test_compare_sets_all_pairs_and_sampled(rng):
+    a, b = random_fingerprints(rng, 7), random_fingerprints(rng, 11)
+    matrix = lambda_matrix(a, b)
+    full = compare_sets(a, b)
+    assert full.n_pairs == 77 and full.mean == pytest.approx(matrix.mean(), rel=1e-12)
+    assert full.median == np.median(matrix)
+    sampled = compare_sets(a, b, max_pairs=30, seed=1)
+    assert sampled.n_pairs == 30
+    assert sampled.mean == compare_sets(a, b, max_pairs=30, seed=1).mean
+    assert sampled.mean != compare_sets(a, b, max_pairs=30, seed=2).mean
+
+
+def test_self_similarity_all_pairs_and_within_between_split(rng):
+    f = random_fingerprints(rng, 9)
+    file_ids = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    result = self_similarity(f, file_ids)
+    upper = np.triu_indices(9, k=1)
+    assert result.lambdas.size == 9 * 8 // 2 == result.summary.n_pairs
+    np.testing.assert_array_equal(result.lambdas, lambda_matrix(f, f)[upper])
+    np.testing.assert_array_equal(result.within_file, file_ids[upper[0]] == file_ids[upper[1]])
+    assert result.summary_within.n_pairs == 3 + 1 + 6 and result.summary_between.n_pairs == 26
+    assert self_similarity(f).within_file.all()
+
+
+def test_self_similarity_sampled_pairs_keep_their_file_flags(rng):
+    """Tiles of one file are identical, so a pair has lambda 0 exactly when it is within a file."""
+    per_file = random_fingerprints(rng, 4)
+    file_ids = np.repeat(np.arange(4), 30)
+    f = per_file.take(file_ids)
+    result = self_similarity(f, file_ids, max_pairs=500, seed=9)
+    assert result.lambdas.size == 500
+    np.testing.assert_array_equal(result.within_file, result.lambdas == 0)
+    assert 0 < result.summary_within.n_pairs < 500
+    np.testing.assert_array_equal(result.lambdas, self_similarity(f, file_ids, max_pairs=500, seed=9).lambdas)
+
+
+@pytest.mark.parametrize("n", [2, 3, 17, 300_000_007])
+def test_triangle_pair_decodes_linear_pair_indices(n):
+    """Row-major upper triangle; the huge n exercises the float-rounding corrections."""
+    first_of_row = lambda i: i * (2 * n - i - 1) // 2
+    rows = range(n - 1) if n < 100 else np.random.default_rng(0).integers(0, n - 1, 2000)
+    for i in rows:
+        for k in {first_of_row(i), first_of_row(i + 1) - 1}:
+            assert similarity._triangle_pair(k, n) == (i, k - first_of_row(i) + i + 1)
+
+
+@pytest.mark.parametrize("block_values", [similarity.MAX_BLOCK_VALUES, 40])
+def test_search_bank_equals_compare_sets_per_dataset(rng, monkeypatch, block_values):
+    monkeypatch.setattr(similarity, "MAX_BLOCK_VALUES", block_values)
+    query, bank = random_fingerprints(rng, 5), random_fingerprints(rng, 40)
+    dataset = rng.permutation(np.repeat([0, 1, 3, 4, 5], [1, 9, 20, 6, 4]))   # dataset 2 is empty
+    for mode in similarity.LAMBDA_MODES:
+        result = search_bank(query, bank, dataset, 6, mode=mode)
+        for d in range(6):
+            expected = compare_sets(query, bank.take(dataset == d), mode=mode, max_pairs=10**9)
+            assert result.n_pairs[d] == expected.n_pairs
+            np.testing.assert_allclose([result.mean[d], result.sd[d], result.median[d], result.fraction_above_1[d]],
+                                       [expected.mean, expected.sd, expected.median, expected.fraction_above_1],
+                                       rtol=1e-12, equal_nan=True)
+    assert np.isnan(result.mean[2]) and result.n_pairs[2] == 0 and np.isfinite(result.sd[0])
+
+
+# ---- science checks (SCIENCE §2.4), 9 x 9 um fields = 9 tiles of 3 x 3 um ------------------------
+
+FIELD_NM = 9000.0
+GRID = grid_tiles([box(0, 0, FIELD_NM, FIELD_NM)])
+
+
+def field_fingerprints(pattern):
+    return file_fingerprints(pattern.x, pattern.y, GRID, seed=7)
+
+
+@pytest.fixture(scope="module")
+def fields():
+    """Clusters: Thomas, sigma 50 nm, 70 % clustered. 'clustered_150' has the cluster layout statistics of
+    'clustered_300' with half of the localisations per cluster (a lower detection efficiency)."""
+    return {
+        "clustered_300": field_fingerprints(simulate_clustered(300, FIELD_NM, FIELD_NM, locs_per_cluster=20, seed=1)),
+        "clustered_150": field_fingerprints(simulate_clustered(150, FIELD_NM, FIELD_NM, locs_per_cluster=10, seed=2)),
+        "clustered_300_b": field_fingerprints(simulate_clustered(300, FIELD_NM, FIELD_NM, locs_per_cluster=20, seed=3)),
+        "csr_300": field_fingerprints(simulate_csr(300, FIELD_NM, FIELD_NM, seed=4)),
+        "csr_150": field_fingerprints(simulate_csr(150, FIELD_NM, FIELD_NM, seed=5)),
+    }
+
+
+def mean_lambda(fields, a, b, target=None):
+    pick = (lambda f: f.unthinned) if target is None else (lambda f: f.thinned[target])
+    return compare_sets(pick(fields[a]), pick(fields[b])).mean
+
+
+@pytest.mark.parametrize("process", ["clustered", "csr"])
+def test_same_process_at_300_and_150_differs_unthinned_but_not_thinned(fields, process):
+    a, b = f"{process}_300", f"{process}_150"
+    assert len(fields[a].thinned[100]) == len(fields[b].thinned[100]) == 9
+    assert mean_lambda(fields, a, b) > 1
+    assert mean_lambda(fields, a, b, target=30) < 1
+    assert mean_lambda(fields, a, b, target=100) < 1
+
+
+def test_clustered_vs_csr_at_equal_density_is_significant_unthinned(fields):
+    assert mean_lambda(fields, "clustered_300", "csr_300") > 1
+
+
+def test_same_process_pairs_score_below_clustered_vs_csr_pairs(fields):
+    assert mean_lambda(fields, "clustered_300", "clustered_300_b") < mean_lambda(fields, "clustered_300", "csr_300")
+    assert (mean_lambda(fields, "clustered_300", "clustered_150", target=100)
+            < mean_lambda(fields, "clustered_300", "csr_300", target=100))
+    assert (mean_lambda(fields, "csr_300", "csr_150", target=100)
+            < mean_lambda(fields, "clustered_150", "csr_150", target=100))

@@ -1,0 +1,134 @@
+"""Ingest: numbers against independent references, and atomicity on failure."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from scipy.spatial import ConvexHull
+from sqlalchemy import func, select
+
+from nanoorg.databank.ingest import IngestError, StagedFile, ingest_dataset, plan_upload
+from nanoorg.databank.metadata import MetadataError
+from nanoorg.databank.models import DataFile, Dataset, Roi, Tile, db
+from nanoorg.databank.store import FileStore
+
+from .conftest import META, rectangle_um, write_csr_file
+
+ROI_A = rectangle_um(0.5, 0.5, 6.5, 6.5)      # 6 x 6 um -> 2 x 2 tiles
+ROI_B = rectangle_um(6.8, 0.5, 11.5, 9.8)     # 4.7 x 9.3 um -> 1 x 3 tiles
+
+
+def staged(paths):
+    return [StagedFile(p, p.name) for p in paths]
+
+
+def counts():
+    return tuple(db.session.scalar(select(func.count()).select_from(model)) for model in (Dataset, DataFile, Roi, Tile))
+
+
+def store_is_empty(settings):
+    return not any(settings.store_dir.iterdir()) and not any(settings.staging_dir.iterdir())
+
+
+def test_ingest_two_rois_statistics_match_independent_computation(app, settings, users, tmp_path):
+    paths = write_csr_file(tmp_path / "up", "cell1", rois=[ROI_A, ROI_B])
+    dataset = ingest_dataset(staged(paths), META, users["alice"])
+    assert (dataset.n_files, len(dataset.files[0].rois)) == (1, 2)
+    data_file = dataset.files[0]
+    assert [t.roi_index for t in data_file.tiles] == [1, 1, 1, 1, 2, 2, 2]
+
+    raw = pd.read_csv(paths[0])
+    x, y = raw["x [nm]"].to_numpy(), raw["y [nm]"].to_numpy()
+    union = shapely.union_all([shapely.Polygon(np.array(ROI_A) * 1000), shapely.Polygon(np.array(ROI_B) * 1000)])
+    inside = shapely.contains_xy(union, x, y)
+    assert data_file.n_locs == len(raw)
+    assert data_file.stats["n_locs_roi"] == inside.sum()
+    assert data_file.density == pytest.approx(inside.sum() / (union.area / 1e6), rel=1e-9)
+    assert data_file.precision_median == pytest.approx(np.median(raw["uncertainty [nm]"][inside]), abs=1e-6)
+    for tile in data_file.tiles:   # tile counts against brute-force masks on the original coordinates
+        mask = (x >= tile.x0_nm) & (x < tile.x0_nm + 3000) & (y >= tile.y0_nm) & (y < tile.y0_nm + 3000)
+        assert tile.n_locs == mask.sum()
+        assert tile.kept == (mask.sum() >= 270)
+
+    store = FileStore(settings)
+    assert hashlib.sha256(store.original_path(data_file).read_bytes()).hexdigest() == \
+        hashlib.sha256(paths[0].read_bytes()).hexdigest() == data_file.sha256
+    locs = store.load_locs(data_file)
+    np.testing.assert_array_equal(locs.x, x.astype(np.float32))
+    assert store.roi_original_path(data_file, data_file.rois[0]).read_bytes() == paths[1].read_bytes()
+    assert not any(settings.staging_dir.iterdir())
+
+
+def test_file_without_roi_falls_back_to_convex_hull(app, users, tmp_path):
+    paths = write_csr_file(tmp_path / "up", "noroi")
+    dataset = ingest_dataset(staged(paths), META, users["alice"])
+    data_file = dataset.files[0]
+    assert data_file.roi_source == "auto" and data_file.rois[0].has_original is False
+    raw = pd.read_csv(paths[0])
+    hull = ConvexHull(raw[["x [nm]", "y [nm]"]].to_numpy())
+    assert data_file.rois[0].area_um2 == pytest.approx(hull.volume / 1e6, rel=1e-9)
+    assert data_file.stats["density"] == pytest.approx(len(raw) / (hull.volume / 1e6), rel=1e-9)
+    assert 4 <= data_file.stats["n_tiles"] <= 9   # corners of the 12 x 12 um field are cut by the hull
+
+
+def _assert_nothing_written(settings, before):
+    assert counts() == before
+    assert store_is_empty(settings)
+
+
+@pytest.mark.parametrize("bad", ["corrupt", "unmatched_roi", "wrong_type", "duplicate_title", "bad_doi"])
+def test_failed_ingest_leaves_nothing_behind(app, settings, users, tmp_path, bad):
+    good = write_csr_file(tmp_path / "up", "good", rois=[ROI_A])
+    ingest_dataset(staged(write_csr_file(tmp_path / "first", "first")), dict(META, title="Existing"), users["bob"])
+    before = counts()
+    files, meta = staged(good), dict(META)
+    if bad == "corrupt":
+        broken = tmp_path / "up" / "broken.csv"
+        broken.write_bytes(os.urandom(4000))
+        files.append(StagedFile(broken, "broken.csv"))
+    elif bad == "unmatched_roi":
+        extra = tmp_path / "up" / "other_ROI_1.csv"
+        extra.write_text("X,Y\n0,0\n1,0\n1,1\n")
+        files.append(StagedFile(extra, extra.name))
+    elif bad == "wrong_type":
+        image = tmp_path / "up" / "image.png"
+        image.write_bytes(b"\x89PNG....")
+        files.append(StagedFile(image, image.name))
+    elif bad == "duplicate_title":
+        meta["title"] = "existing"
+    elif bad == "bad_doi":
+        meta["doi"] = "not a doi"
+    error_type = MetadataError if bad in ("duplicate_title", "bad_doi") else IngestError
+    with pytest.raises(error_type) as info:
+        ingest_dataset(files, meta, users["alice"])
+    if error_type is IngestError:
+        expected = {"corrupt": "broken.csv", "unmatched_roi": "other_ROI_1.csv", "wrong_type": "image.png"}[bad]
+        assert info.value.file == expected and expected in str(info.value)
+    db.session.rollback()
+    assert counts() == before
+    assert not any(settings.staging_dir.iterdir())
+    assert len(list(settings.store_dir.iterdir())) == 1    # only the first dataset's folder
+
+
+def test_failure_in_second_file_rolls_back_first(app, settings, users, tmp_path):
+    good = write_csr_file(tmp_path / "up", "a_good", rois=[ROI_A])
+    bad = tmp_path / "up" / "z_bad.csv"
+    bad.write_text('"frame","x [nm]","y [nm]"\n')          # header only
+    with pytest.raises(IngestError, match="z_bad.csv"):
+        ingest_dataset(staged(good) + [StagedFile(bad, bad.name)], META, users["alice"])
+    assert counts() == (0, 0, 0, 0)
+    assert store_is_empty(settings)
+
+
+def test_plan_upload_matches_rois_and_reports_problems():
+    plan = plan_upload(["cell1.csv", "cell1_ROI_2.csv", "cell1_ROI_10.csv", "cell10.csv", "cell10_ROI_1.csv",
+                        "stray_ROI_1.csv", "notes.docx"])
+    assert plan.detections == {"cell1.csv": ["cell1_ROI_2.csv", "cell1_ROI_10.csv"], "cell10.csv": ["cell10_ROI_1.csv"]}
+    assert plan.unmatched_rois == ["stray_ROI_1.csv"]
+    assert list(plan.rejected) == ["notes.docx"]
+    assert not plan.ok and len(plan.problems()) == 2

@@ -1,0 +1,228 @@
+"""Helpers for HTTP-level tests of the web app (shared by tests/web and tests/browser).
+
+- ``shared_app()``: one ``create_app`` per test session on a temporary instance folder.
+- ``wipe_database(app)``: empty every table (except the bank-version counter) between tests.
+- ``Account`` / ``add_user``: users with known passwords.
+- ``login(client, account)``: signs in through the real /login form, with its CSRF token.
+- ``csrf_cookie(client)``: the token the Dash renderer would send as X-CSRFToken.
+- ``dash_post(...)``: a Dash callback POST to /_dash-update-component.
+- ``render_page(client, path)``: the page content Dash's router returns for a path.
+- ``add_dataset(...)``: a bare Dataset row (no files) with any visibility, for access tests.
+- ``ingest_small(...)``: a real ingest of a small synthetic file with one ROI.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nanoorg.config import load_settings
+
+PASSWORD = "correct horse battery"
+_SHARED: dict = {}
+
+
+# --------------------------------------------------------------------------------------------
+# app
+
+def make_test_settings(root: Path | None = None):
+    """Settings on a fresh temporary instance folder, no demo seeding, fixed secret."""
+    if root is None:
+        root = Path(tempfile.mkdtemp(prefix="nanoorg-web-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return load_settings(instance_dir=root / "instance", seed_demo=False, secret_key="test-secret-web",
+                         extra={"contact_email": "help@nano-org.test"})
+
+
+def shared_app():
+    """The session's app (built once per process: page and callback registries are global)."""
+    if "app" not in _SHARED:
+        from nanoorg.web.app import create_app
+
+        settings = make_test_settings()
+        _SHARED["settings"] = settings
+        _SHARED["app"] = create_app(settings)
+    return _SHARED["app"]
+
+
+def wipe_database(app) -> None:
+    from nanoorg.databank.models import BankState, db
+
+    with app.server.app_context():
+        db.session.remove()
+        for table in reversed(db.metadata.sorted_tables):
+            if table.name != BankState.__tablename__:
+                db.session.execute(table.delete())
+        db.session.commit()
+        db.session.remove()
+
+
+# --------------------------------------------------------------------------------------------
+# users and sign-in
+
+def use_fast_password_hashing(monkeypatch) -> None:
+    """Hash test passwords with a cheap method: scrypt costs ~0.4 s per hash or check."""
+    import functools
+
+    from werkzeug.security import generate_password_hash
+
+    from nanoorg.databank import models
+
+    monkeypatch.setattr(models, "generate_password_hash",
+                        functools.partial(generate_password_hash, method="pbkdf2:sha256:1000"))
+
+
+@dataclass
+class Account:
+    id: int
+    username: str
+    email: str
+    password: str = PASSWORD
+
+
+def add_user(app, username: str | None = None, password: str = PASSWORD) -> Account:
+    from nanoorg.databank.models import db
+    from nanoorg.databank.users import create_user
+
+    username = username or "user_" + uuid.uuid4().hex[:8]
+    with app.server.app_context():
+        user = create_user(username, f"{username}@example.org", password)
+        account = Account(user.id, user.username, user.email, password)
+        db.session.remove()
+    return account
+
+
+def form_csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no csrf_token field in the form"
+    return match.group(1)
+
+
+def login(client, account: Account, next_url: str | None = None, follow_redirects: bool = False):
+    """Sign in through the real form (GET for the CSRF token, then POST)."""
+    page = client.get("/login")
+    data = {"username": account.username, "password": account.password, "csrf_token": form_csrf(page.text)}
+    if next_url is not None:
+        data["next"] = next_url
+    return client.post("/login", data=data, follow_redirects=follow_redirects)
+
+
+def csrf_cookie(client) -> str:
+    """The signed CSRF token of the client's session, as the Dash renderer sends it."""
+    cookie = client.get_cookie("_csrf_token")
+    if cookie is None:
+        client.get("/")
+        cookie = client.get_cookie("_csrf_token")
+    return cookie.value
+
+
+def bearer(token: str) -> dict:
+    return {"Authorization": f"Bearer {token}"}
+
+
+# --------------------------------------------------------------------------------------------
+# Dash callbacks
+
+def _id_text(component_id) -> str:
+    if isinstance(component_id, dict):
+        return json.dumps(component_id, sort_keys=True, separators=(",", ":"))
+    return component_id
+
+
+def dash_post(client, outputs, inputs, state=(), changed=None, csrf: bool = True):
+    """POST a callback. ``outputs``: [(id, prop)]; ``inputs``/``state``: [(id, prop, value)] or raw
+    dicts / lists of dicts (pattern-matching ALL); ``changed``: prop ids like "btn.n_clicks"."""
+    def entry(item):
+        if isinstance(item, (dict, list)):
+            return item
+        component_id, prop, value = item
+        return {"id": component_id, "property": prop, "value": value}
+
+    out = [{"id": i, "property": p} for i, p in outputs]
+    if len(out) == 1:
+        output_key, outputs_field = f"{_id_text(out[0]['id'])}.{out[0]['property']}", out[0]
+    else:
+        output_key = ".." + "...".join(f"{_id_text(o['id'])}.{o['property']}" for o in out) + ".."
+        outputs_field = out
+    inputs = [entry(i) for i in inputs]
+    if changed is None:
+        changed = [f"{_id_text(i['id'])}.{i['property']}" for i in inputs if isinstance(i, dict)][:1]
+    body = {"output": output_key, "outputs": outputs_field, "inputs": inputs,
+            "state": [entry(s) for s in state], "changedPropIds": changed}
+    headers = {"X-CSRFToken": csrf_cookie(client)} if csrf else {}
+    return client.post("/_dash-update-component", json=body, headers=headers)
+
+
+def render_page(client, path: str):
+    """(status, text) of the page content Dash's router renders for ``path`` (may include ?query)."""
+    pathname, _, query = path.partition("?")
+    client.get(pathname)            # the index page: sets the session and CSRF cookies
+    response = dash_post(client, [("_pages_content", "children"), ("_pages_store", "data")],
+                         [("_pages_location", "pathname", pathname),
+                          ("_pages_location", "search", f"?{query}" if query else "")],
+                         changed=["_pages_location.pathname"])
+    return response.status_code, response.get_data(as_text=True)
+
+
+def layout_text(client) -> str:
+    """The app shell (navbar, footer) as served to this client."""
+    return client.get("/_dash-layout").get_data(as_text=True)
+
+
+# --------------------------------------------------------------------------------------------
+# datasets
+
+def add_dataset(app, owner: Account, *, visibility: str = "public", shared_with=(), **fields) -> int:
+    """A Dataset row without files (fast access and listing tests); returns its id."""
+    from nanoorg.databank.models import Dataset, DatasetShare, db
+
+    values = dict(title=f"Dataset {uuid.uuid4().hex[:8]}", modality="PALM", software="ThunderSTORM",
+                  protein="EGFR", cell_type="COS-7", n_files=1, n_locs=1000, n_tiles=2, density=10.0)
+    values.update(fields)
+    with app.server.app_context():
+        dataset = Dataset(owner_id=owner.id, visibility=visibility, storage_key=uuid.uuid4().hex, **values)
+        dataset.shares = [DatasetShare(user_id=a.id) for a in shared_with]
+        db.session.add(dataset)
+        db.session.commit()
+        dataset_id = dataset.id
+        db.session.remove()
+    return dataset_id
+
+
+def write_small_files(folder: Path, stem: str, *, n: int = 3000, seed: int = 0) -> list[Path]:
+    """A ThunderSTORM-style CSV (n uniform points in 10 x 10 um) and one Fiji ROI (X,Y in um)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    x, y = rng.uniform(0, 10_000, n), rng.uniform(0, 10_000, n)
+    detection = folder / f"{stem}.csv"
+    detection.write_text('"frame","x [nm]","y [nm]","uncertainty [nm]"\n'
+                         + "".join(f"{k + 1},{a:.1f},{b:.1f},12.5\n" for k, (a, b) in enumerate(zip(x, y))))
+    roi = folder / f"{stem}_ROI_1.csv"
+    roi.write_text("X,Y\n0.5,0.5\n9.6,0.5\n9.6,6.8\n0.5,6.8\n")
+    return [detection, roi]
+
+
+def ingest_small(app, owner: Account, folder: Path, *, visibility: str = "public", shared_with=(),
+                 seed: int = 0, **metadata) -> int:
+    """Ingest one small dataset through the real pipeline; returns its id."""
+    from nanoorg.databank.ingest import StagedFile, ingest_dataset
+    from nanoorg.databank.models import User, db
+
+    meta = dict(title=f"Ingested {uuid.uuid4().hex[:8]}", modality="PALM", software="ThunderSTORM",
+                protein="EGFR", cell_type="COS-7")
+    meta.update(metadata)
+    paths = write_small_files(folder / uuid.uuid4().hex[:8], "cell1", seed=seed)
+    with app.server.app_context():
+        dataset = ingest_dataset([StagedFile(p, p.name) for p in paths], meta, db.session.get(User, owner.id),
+                                 visibility=visibility, shared_with=[a.username for a in shared_with])
+        dataset_id = dataset.id
+        db.session.remove()
+    return dataset_id
