@@ -13,6 +13,8 @@
 | NANOORG_THINNING_TARGETS | 30,100 | thinning densities (loc/um^2) computed and stored |
 | NANOORG_DEFAULT_THINNING | 30 | the one shown first (the user guide's figure) |
 | NANOORG_LAMBDA_MODE | critical | critical (D/D_crit at 5 %) or kolmogorov |
+| NANOORG_CONTACT_EMAIL | (unset) | address behind the footer's contact link |
+| NANOORG_SECURE_COOKIES | 0 | 1 behind HTTPS: session cookies only over TLS |
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ class Settings:
     thinning_targets: tuple[int, ...] = (30, 100)
     default_thinning: int = 30
     lambda_mode: str = "critical"
+    contact_email: str | None = None
+    secure_cookies: bool = False
     extra: dict = field(default_factory=dict)
 
     @property
@@ -89,6 +93,8 @@ def load_settings(**overrides) -> Settings:
         thinning_targets=_int_list(env.get("NANOORG_THINNING_TARGETS", "30,100")),
         default_thinning=int(env.get("NANOORG_DEFAULT_THINNING", 30)),
         lambda_mode=env.get("NANOORG_LAMBDA_MODE", "critical"),
+        contact_email=env.get("NANOORG_CONTACT_EMAIL") or None,
+        secure_cookies=env.get("NANOORG_SECURE_COOKIES", "0").lower() in ("1", "true", "yes"),
     )
     values.update(overrides)
     if not values["secret_key"]:

@@ -90,8 +90,11 @@ class _Strips:
         radius = radius_nm * _CELL_MARGIN
         width = radius / k
         column = np.floor((x - x.min()) / width).astype(np.int64)
-        order = np.lexsort((y, column))
-        ids, first = np.unique(column[order], return_index=True)
+        by_y = np.argsort(y)
+        order = by_y[np.argsort(column[by_y], kind="stable")]  # by strip, then y (faster than lexsort)
+        sorted_column = column[order]
+        first = np.flatnonzero(np.r_[True, sorted_column[1:] != sorted_column[:-1]])
+        ids = sorted_column[first]
         offsets = np.arange(-k, k + 1)
         wanted = ids[:, None] + offsets
         found = np.minimum(np.searchsorted(ids, wanted), ids.size - 1)

@@ -130,7 +130,7 @@ VALUE_LUT = _palette(VALUE_CMAP)
 
 
 def _indexed_png(index: np.ndarray, lut: np.ndarray, y_down: bool, alpha: np.ndarray | None = None,
-                 compress_level: int = 6) -> bytes:
+                 compress_level: int = 2) -> bytes:
     """Palette PNG from uint8 indices (rows = increasing y; 0 = transparent, k -> lut[k - 1]).
 
     ``alpha`` (optional, one value per lut entry) makes palette entries translucent.
@@ -153,20 +153,22 @@ def _indexed_png(index: np.ndarray, lut: np.ndarray, y_down: bool, alpha: np.nda
 
 
 def _eq_hist_index(counts: np.ndarray) -> np.ndarray:
-    """Histogram equalisation of integer counts to indices 1..255 (0 = empty pixel)."""
+    """Histogram equalisation of integer counts to indices 1..255 (0 = empty pixel).
+
+    A count's level is the mid-rank of its value among the filled pixels, so a view where every
+    pixel holds one localisation sits mid-scale and the most crowded pixels reach the top.
+    """
     counts = np.asarray(counts)
-    flat = counts.ravel().astype(np.int64)
-    filled = flat > 0
-    out = np.zeros(flat.shape, dtype=np.uint8)
-    if not filled.any():
-        return out.reshape(counts.shape)
-    hist = np.bincount(flat[filled])
+    flat = counts.ravel().astype(np.int64, copy=False)
+    hist = np.bincount(flat)
     hist[0] = 0
-    cdf = np.cumsum(hist).astype(np.float64) / float(hist.sum())      # fraction of filled pixels <= v
-    mid = cdf - 0.5 * hist / float(hist.sum())                         # mid-rank: a lone level sits mid-scale
-    level = 1 + np.round(mid * 254.0)
-    out[filled] = level[flat[filled]].astype(np.uint8)
-    return out.reshape(counts.shape)
+    total = float(hist.sum())
+    if total == 0:
+        return np.zeros(counts.shape, dtype=np.uint8)
+    cdf = np.cumsum(hist) / total                      # fraction of filled pixels <= v
+    level = (1 + np.round((cdf - 0.5 * hist / total) * 254.0)).astype(np.uint8)
+    level[0] = 0
+    return level[flat].reshape(counts.shape)
 
 
 def _linear_index(values: np.ndarray, span: tuple[float, float]) -> np.ndarray:
@@ -223,19 +225,21 @@ def render_png(x_nm, y_nm, *, x_range, y_range, width: int | None = None, height
         colour_by = "density"
     if width is None or height is None:
         width, height = canvas_size(x_range, y_range, max_px)
-    canvas = _canvas(x_range, y_range, width, height)
     xr = (float(x_range[0]), float(x_range[1]))
     yr = (float(y_range[0]), float(y_range[1]))
     if colour_by == "density":
+        canvas = _canvas(x_range, y_range, width, height)
         counts = np.asarray(canvas.points(_frame(x_nm, y_nm), "x", "y", agg=ds.count()).values)
         n_in_view = int(counts.sum())
         index, lut, used_span = _eq_hist_index(counts), DENSITY_LUT, None
     else:
         used_span = tuple(float(v) for v in span) if span is not None else value_span(values)
-        aggs = canvas.points(_frame(x_nm, y_nm, values), "x", "y",
-                             agg=ds.summary(n=ds.count(), mean=ds.mean("v")))
-        n_in_view = int(np.asarray(aggs["n"].values).sum())
-        index, lut = _linear_index(np.asarray(aggs["mean"].values), used_span), VALUE_LUT
+        counts, sums = _binned_sum(*_xy64(x_nm, y_nm), np.asarray(values, dtype=np.float64), xr[0], xr[1],
+                                   yr[0], yr[1], int(width), int(height))
+        n_in_view = int(counts.sum())
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(counts > 0, sums / counts, np.nan)
+        index, lut = _linear_index(mean, used_span), VALUE_LUT
     if spread:
         index = _spread(index)
     return RenderedImage(_indexed_png(index, lut, y_down), xr, yr, int(width), int(height), n_in_view,
@@ -264,22 +268,62 @@ def render_labels_png(x_nm, y_nm, labels, *, x_range, y_range, width: int | None
 
     Used as an overlay when a region holds too many points to send as WebGL markers.
     """
-    import datashader as ds
-
     if width is None or height is None:
         width, height = canvas_size(x_range, y_range, max_px)
     labels = np.asarray(labels)
-    code = np.where(labels >= 0, labels % len(CLUSTER_PALETTE) + 2, 1).astype(np.float64)
-    canvas = _canvas(x_range, y_range, width, height)
-    frame = pd.DataFrame({"x": np.asarray(x_nm), "y": np.asarray(y_nm), "v": code}, copy=False)
-    values = np.asarray(canvas.points(frame, "x", "y", agg=ds.max("v")).values)
-    filled = np.isfinite(values)
-    index = np.where(filled, values, 0).astype(np.uint8)
+    code = np.where(labels >= 0, labels % len(CLUSTER_PALETTE) + 2, 1).astype(np.uint8)
+    index = _binned_max(*_xy64(x_nm, y_nm), code, float(x_range[0]), float(x_range[1]), float(y_range[0]),
+                        float(y_range[1]), int(width), int(height))
     lut = np.vstack([np.array([NOISE_RGBA[:3]], dtype=np.uint8), CLUSTER_PALETTE])
     alpha = np.r_[NOISE_RGBA[3], np.full(len(CLUSTER_PALETTE), 255)]
     return RenderedImage(_indexed_png(_spread(index), lut, y_down, alpha=alpha),
                          (float(x_range[0]), float(x_range[1])), (float(y_range[0]), float(y_range[1])),
-                         int(width), int(height), int(filled.sum()), "cluster")
+                         int(width), int(height), int(np.count_nonzero(index)), "cluster")
+
+
+def _xy64(x_nm, y_nm):
+    return np.ascontiguousarray(x_nm, dtype=np.float64), np.ascontiguousarray(y_nm, dtype=np.float64)
+
+
+@njit(cache=True)
+def _pixel(x, y, x0, x1, y0, y1, width, height):
+    """Flat pixel index of (x, y) on a width x height canvas over [x0, x1] x [y0, y1] (rows = y), or -1.
+
+    Same binning as datashader: floor((x - x0) / (x1 - x0) * width), the upper edge in the last pixel.
+    """
+    if not (x0 <= x <= x1 and y0 <= y <= y1):
+        return -1
+    col = int((x - x0) / (x1 - x0) * width)
+    row = int((y - y0) / (y1 - y0) * height)
+    if col >= width:
+        col = width - 1
+    if row >= height:
+        row = height - 1
+    return row * width + col
+
+
+@njit(cache=True)
+def _binned_sum(x, y, v, x0, x1, y0, y1, width, height):
+    """Per-pixel count and sum of finite ``v`` (for the mean frame / precision per pixel)."""
+    counts = np.zeros(height * width, dtype=np.int64)
+    sums = np.zeros(height * width, dtype=np.float64)
+    for i in range(x.shape[0]):
+        p = _pixel(x[i], y[i], x0, x1, y0, y1, width, height)
+        if p >= 0 and np.isfinite(v[i]):
+            counts[p] += 1
+            sums[p] += v[i]
+    return counts.reshape(height, width), sums.reshape(height, width)
+
+
+@njit(cache=True)
+def _binned_max(x, y, code, x0, x1, y0, y1, width, height):
+    """Per-pixel maximum of the uint8 ``code`` (0 where no point falls)."""
+    out = np.zeros(height * width, dtype=np.uint8)
+    for i in range(x.shape[0]):
+        p = _pixel(x[i], y[i], x0, x1, y0, y1, width, height)
+        if p >= 0 and code[i] > out[p]:
+            out[p] = code[i]
+    return out.reshape(height, width)
 
 
 def local_density(x_nm, y_nm, x_range, y_range, bins: int = 200) -> np.ndarray:
@@ -317,15 +361,16 @@ def format_length(nm: float) -> str:
 
 
 def warm_up() -> None:
-    """Compile the numba kernels (datashader's and ours) on tiny input: call at worker start."""
+    """Compile the numba kernels (datashader's count and ours) on tiny input: call at worker start.
+
+    Datashader compiles its aggregation in every new process (~2-12 s on 2 cores); our kernels are
+    cached on disk by numba (``cache=True``).
+    """
     x = np.array([0.0, 1.0, 2.0, 3.0])
     y = np.array([0.0, 1.0, 2.0, 3.0])
     for colour_by in COLOUR_BY:
         render_png(x, y, x_range=(0, 3), y_range=(0, 3), width=8, height=8, colour_by=colour_by,
                    values=np.array([1.0, 2.0, 3.0, 4.0]))
-    render_png(x.astype(np.float32), y.astype(np.float32), x_range=(0, 3), y_range=(0, 3), width=8, height=8)
     render_labels_png(x, y, np.array([-1, 0, 0, 1]), x_range=(0, 3), y_range=(0, 3), width=8, height=8)
     count_in_view(x, y, (0, 3), (0, 3))
-    count_in_view(x.astype(np.float32), y.astype(np.float32), (0, 3), (0, 3))
     indices_in_view(x, y, (0, 3), (0, 3), 10)
-    indices_in_view(x.astype(np.float32), y.astype(np.float32), (0, 3), (0, 3), 10)

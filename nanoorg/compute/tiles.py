@@ -118,17 +118,21 @@ def points_in_tiles(x_nm, y_nm, grid: TileGrid) -> tuple[np.ndarray, np.ndarray]
     # The cell of a coordinate is floor((c - origin) / t), monotone in c; the last coordinate
     # inside a tile is the float just below its end, so [lo, hi] is exactly the cells it touches.
     cell_lo = np.floor((grid.origins - lattice_origin) / t).astype(np.int64)
-    cell_hi = np.floor((np.nextafter(grid.origins, -np.inf) - lattice_origin) / t).astype(np.int64)
+    cell_hi = np.floor((np.nextafter(tile_ends, -np.inf) - lattice_origin) / t).astype(np.int64)
     n_cells = cell_hi.max(axis=0) + 1
-    bucket, bucket_starts = _bucket_points(x, y, lattice_origin[0], lattice_origin[1], t,
-                                           n_cells[0], n_cells[1])
-    return _gather_tiles(x, y, grid.origins, tile_ends, cell_lo, cell_hi, bucket, bucket_starts,
+    bucket, bucket_x, bucket_y, bucket_starts = _bucket_points(x, y, lattice_origin[0], lattice_origin[1], t,
+                                                               n_cells[0], n_cells[1])
+    return _gather_tiles(bucket, bucket_x, bucket_y, bucket_starts, grid.origins, tile_ends, cell_lo, cell_hi,
                          n_cells[0])
 
 
 @njit(cache=True)
 def _bucket_points(x, y, x_origin, y_origin, cell_nm, n_cols, n_rows):
-    """Counting sort of point indices by lattice cell; points outside the lattice are dropped."""
+    """Counting sort of the points by lattice cell: indices and coordinates, contiguous per cell.
+
+    Points outside the lattice are dropped. Copying the coordinates makes the per-tile scans
+    sequential in memory (localisations are usually in frame order, i.e. spatially random).
+    """
     n = x.shape[0]
     cell = np.empty(n, dtype=np.int64)
     starts = np.zeros(n_cols * n_rows + 1, dtype=np.int64)
@@ -143,16 +147,21 @@ def _bucket_points(x, y, x_origin, y_origin, cell_nm, n_cols, n_rows):
     starts = np.cumsum(starts)
     fill = starts[:-1].copy()
     bucket = np.empty(starts[-1], dtype=np.int64)
+    bucket_x = np.empty(starts[-1])
+    bucket_y = np.empty(starts[-1])
     for i in range(n):
         if cell[i] >= 0:
-            bucket[fill[cell[i]]] = i
+            slot = fill[cell[i]]
+            bucket[slot] = i
+            bucket_x[slot] = x[i]
+            bucket_y[slot] = y[i]
             fill[cell[i]] += 1
-    return bucket, starts
+    return bucket, bucket_x, bucket_y, starts
 
 
 @njit(cache=True)
-def _gather_tiles(x, y, origins, ends, cell_lo, cell_hi, bucket, starts, n_cols):
-    """Scan the bucketed cells covered by each tile and keep the points inside it."""
+def _gather_tiles(bucket, bucket_x, bucket_y, starts, origins, ends, cell_lo, cell_hi, n_cols):
+    """Scan the bucketed cells covered by each tile (at most 2 x 2) and keep the points inside it."""
     n_tiles = origins.shape[0]
     capacity = 0
     for k in range(n_tiles):
@@ -162,21 +171,41 @@ def _gather_tiles(x, y, origins, ends, cell_lo, cell_hi, bucket, starts, n_cols)
                 capacity += starts[cell + 1] - starts[cell]
     order = np.empty(capacity, dtype=np.int64)
     offsets = np.zeros(n_tiles + 1, dtype=np.int64)
+    run_starts = np.empty(5, dtype=np.int64)
     pos = 0
     for k in range(n_tiles):
-        begin = pos
+        n_runs = 0
         for row in range(cell_lo[k, 1], cell_hi[k, 1] + 1):
             for col in range(cell_lo[k, 0], cell_hi[k, 0] + 1):
+                run_starts[n_runs] = pos
+                n_runs += 1
                 cell = row * n_cols + col
                 for s in range(starts[cell], starts[cell + 1]):
-                    i = bucket[s]
-                    if origins[k, 0] <= x[i] < ends[k, 0] and origins[k, 1] <= y[i] < ends[k, 1]:
-                        order[pos] = i
+                    if (origins[k, 0] <= bucket_x[s] < ends[k, 0]
+                            and origins[k, 1] <= bucket_y[s] < ends[k, 1]):
+                        order[pos] = bucket[s]
                         pos += 1
-        if cell_lo[k, 0] != cell_hi[k, 0] or cell_lo[k, 1] != cell_hi[k, 1]:
-            order[begin:pos].sort()
+        run_starts[n_runs] = pos
+        if n_runs > 1:
+            order[run_starts[0]:pos] = _merge_sorted_runs(order, run_starts[:n_runs + 1])
         offsets[k + 1] = pos
     return order[:pos].copy(), offsets
+
+
+@njit(cache=True)
+def _merge_sorted_runs(values, run_starts):
+    """Merge the sorted runs values[run_starts[r]:run_starts[r + 1]] into one sorted array."""
+    n_runs = run_starts.shape[0] - 1
+    heads = run_starts[:-1].copy()
+    merged = np.empty(run_starts[-1] - run_starts[0], dtype=values.dtype)
+    for p in range(merged.shape[0]):
+        best = -1
+        for r in range(n_runs):
+            if heads[r] < run_starts[r + 1] and (best < 0 or values[heads[r]] < values[heads[best]]):
+                best = r
+        merged[p] = values[heads[best]]
+        heads[best] += 1
+    return merged
 
 
 def bins_per_side(tile_nm: float = TILE_NM, bin_nm: float = BIN_NM) -> int:

@@ -576,9 +576,11 @@ def colour_span(data_file, table, colour_by: str) -> tuple[float, float] | None:
 
 
 def render_view(data_file, table, x_range, y_range, colour_by: str = "density", *,
-                max_points: int = SCATTER_MAX_POINTS, max_px: int = 900, y_down: bool = True) -> ViewRender:
-    """The view of ``x_range`` x ``y_range`` (nm): real points when at most ``max_points`` are
-    inside, else a datashader image (density, or mean frame / precision per pixel)."""
+                max_points: int | None = None, max_px: int = 900, y_down: bool = True) -> ViewRender:
+    """The view of ``x_range`` x ``y_range`` (nm): real points when at most ``max_points`` (default
+    SCATTER_MAX_POINTS) are inside, else a datashader image (density, or mean frame / precision per pixel)."""
+    if max_points is None:
+        max_points = SCATTER_MAX_POINTS
     if colour_by not in render.COLOUR_BY or (colour_by != "density" and colour_values(table, colour_by) is None):
         colour_by = "density"
     x = np.asarray(table.x)

@@ -23,6 +23,7 @@ DATASET_COLUMNS: list[tuple[str, str]] = [
     ("n_tiles", "Tiles"), ("created", "Created"),
 ]
 NUMERIC_COLUMNS = ("id", "n_files", "n_locs", "density", "n_tiles", "pixel_size_nm")
+BOOLEAN_COLUMNS = ("drift_correction", "blink_correction", "is_simulated")
 MAX_PAGE = 1000
 
 
@@ -74,6 +75,12 @@ def _filter_condition(key: str, spec):
         parts = [_filter_condition(key, c) for c in spec["conditions"]]
         return and_(*parts) if spec.get("operator", "AND").upper() == "AND" else or_(*parts)
     kind = spec.get("type", "contains")
+    if spec.get("filterType") == "boolean" or key in BOOLEAN_COLUMNS:
+        wanted = spec.get("filter")
+        wanted = wanted if isinstance(wanted, bool) else str(wanted).lower() in ("1", "true", "yes")
+        if kind not in ("equals", "notEqual"):
+            raise ValueError(f"column '{key}' is true/false: use equals or notEqual")
+        return column.is_(wanted) if kind == "equals" else column.is_not(wanted)
     numeric = spec.get("filterType") == "number" or key in NUMERIC_COLUMNS
     condition = (_number_condition(column, kind, spec.get("filter"), spec.get("filterTo")) if numeric
                  else _text_condition(column, kind, spec.get("filter", "")))

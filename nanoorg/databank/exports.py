@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Iterable
 
 import numpy as np
+from numba import njit
 from PIL import Image, ImageDraw, ImageFont
 from werkzeug.utils import secure_filename
 
@@ -144,13 +145,56 @@ def tile_grid(data_file: DataFile) -> TileGrid:
     return TileGrid(origins, np.array([t.roi_index for t in tiles], dtype=np.int64), TILE_NM)
 
 
+@njit(cache=True)
+def _write_fixed3(value, out, pos):
+    """Write ``value`` rounded to 3 decimals as ASCII into ``out`` at ``pos``; returns the new pos."""
+    scaled = np.int64(np.round(value * 1000.0))
+    if scaled < 0:
+        out[pos] = 45              # '-'
+        pos += 1
+        scaled = -scaled
+    whole, frac = scaled // 1000, scaled % 1000
+    digits = np.empty(20, dtype=np.uint8)
+    n = 0
+    while True:
+        digits[n] = 48 + whole % 10
+        n += 1
+        whole //= 10
+        if whole == 0:
+            break
+    for k in range(n - 1, -1, -1):
+        out[pos] = digits[k]
+        pos += 1
+    out[pos] = 46                  # '.'
+    out[pos + 1] = 48 + frac // 100
+    out[pos + 2] = 48 + (frac // 10) % 10
+    out[pos + 3] = 48 + frac % 10
+    return pos + 4
+
+
+@njit(cache=True)
+def _format_xy(x, y):
+    """Rows ``x,y\\n`` with 3 decimals as ASCII bytes (what np.savetxt(fmt='%.3f') writes, ~50x faster)."""
+    out = np.empty(x.shape[0] * 64, dtype=np.uint8)
+    pos = 0
+    for i in range(x.shape[0]):
+        pos = _write_fixed3(x[i], out, pos)
+        out[pos] = 44              # ','
+        pos = _write_fixed3(y[i], out, pos + 1)
+        out[pos] = 10              # newline
+        pos += 1
+    return out[:pos]
+
+
 def tile_csv(x: np.ndarray, y: np.ndarray) -> bytes:
-    """CSV text of one tile: header ``"x [nm]","y [nm]"`` then one localisation per row."""
-    buffer = io.StringIO()
-    buffer.write(GRIDDED_HEADER)
-    if len(x):
-        np.savetxt(buffer, np.column_stack((x, y)), fmt="%.3f", delimiter=",")
-    return buffer.getvalue().encode()
+    """CSV text of one tile: header ``"x [nm]","y [nm]"`` then one localisation per row (nm, 3 decimals)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    finite = np.isfinite(x) & np.isfinite(y)
+    if not finite.all():
+        x, y = x[finite], y[finite]
+    body = _format_xy(x, y).tobytes() if len(x) else b""
+    return GRIDDED_HEADER.encode() + body
 
 
 def gridded_tiles(data_file: DataFile, store) -> Iterable[tuple[int, np.ndarray, np.ndarray]]:
@@ -205,11 +249,51 @@ def _length_label(nm: float) -> str:
     return f"{nm:g} nm"
 
 
+_FONT_FILES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "DejaVuSans.ttf",
+               "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf")
+
+
 def _font(size: int):
+    """A scalable font with a µ glyph when the system has one, else Pillow's default."""
+    for name in _FONT_FILES:
+        try:
+            return ImageFont.truetype(name, size), True
+        except OSError:
+            continue
     try:
-        return ImageFont.load_default(size=size)
+        return ImageFont.load_default(size=size), False
     except TypeError:          # Pillow without FreeType
-        return ImageFont.load_default()
+        return ImageFont.load_default(), False
+
+
+def _span(arrays) -> tuple[float, float]:
+    """(min, max) of the finite values of several arrays; (0, 1000) when there are none."""
+    lows, highs = [], []
+    for values in arrays:
+        if values.size:
+            with np.errstate(all="ignore"):
+                low, high = np.nanmin(values), np.nanmax(values)
+            if np.isfinite(low) and np.isfinite(high):
+                lows.append(float(low))
+                highs.append(float(high))
+            elif np.isfinite(values).any():
+                finite = values[np.isfinite(values)]
+                lows.append(float(finite.min()))
+                highs.append(float(finite.max()))
+    return (min(lows), max(highs)) if lows else (0.0, 1000.0)
+
+
+@njit(cache=True)
+def _histogram(x, y, x_lo, y_lo, scale, size):
+    """(size, size) counts of points in square pixels of 1/scale nm from (x_lo, y_lo); one pass,
+    no temporary arrays (10 M points in ~0.1 s). Row = y bin, column = x bin; NaN and outside skipped."""
+    counts = np.zeros((size, size), dtype=np.int64)
+    for i in range(x.shape[0]):
+        fx = (x[i] - x_lo) * scale
+        fy = (y[i] - y_lo) * scale
+        if fx >= 0 and fx < size and fy >= 0 and fy < size:
+            counts[int(fy), int(fx)] += 1
+    return counts
 
 
 def density_image(x: np.ndarray, y: np.ndarray, *, size: int = 1024, rois: Iterable = (),
@@ -220,39 +304,29 @@ def density_image(x: np.ndarray, y: np.ndarray, *, size: int = 1024, rois: Itera
     convention (y increases downwards, as in ThunderSTORM and Fiji renders), ``scaling`` 'log' or
     'eqhist', inferno colours, ROI outlines in cyan and a scale bar at the bottom right.
     """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
+    x = np.ascontiguousarray(x)
+    y = np.ascontiguousarray(y)
+    if x.dtype != y.dtype or x.dtype not in (np.float32, np.float64):
+        x, y = x.astype(np.float64), y.astype(np.float64)
     rois = [np.asarray(v, dtype=np.float64).reshape(-1, 2) for v in rois]
-    xs = [x] + [v[:, 0] for v in rois]
-    ys = [y] + [v[:, 1] for v in rois]
-    all_x, all_y = np.concatenate(xs), np.concatenate(ys)
-    finite = np.isfinite(all_x) & np.isfinite(all_y)
-    if finite.any():
-        x_min, x_max = all_x[finite].min(), all_x[finite].max()
-        y_min, y_max = all_y[finite].min(), all_y[finite].max()
-    else:
-        x_min = y_min = 0.0
-        x_max = y_max = 1000.0
+    x_min, x_max = _span([x] + [v[:, 0] for v in rois])
+    y_min, y_max = _span([y] + [v[:, 1] for v in rois])
     side = max(x_max - x_min, y_max - y_min, 100.0) * 1.02
     x_lo = (x_min + x_max) / 2 - side / 2
     y_lo = (y_min + y_max) / 2 - side / 2
     pixel = side / size
 
-    counts = np.zeros(size * size, dtype=np.float64)
-    if len(x):
-        col = np.floor((x - x_lo) / pixel)
-        row = np.floor((y - y_lo) / pixel)
-        ok = (col >= 0) & (col < size) & (row >= 0) & (row < size)
-        index = row[ok].astype(np.int64) * size + col[ok].astype(np.int64)
-        counts = np.bincount(index, minlength=size * size).astype(np.float64)
-    counts = counts.reshape(size, size)
+    counts = _histogram(x, y, x_lo, y_lo, 1.0 / pixel, size).astype(np.float64)
     if counts.max() > 0:
         if scaling == "eqhist":
             nonzero = np.sort(counts[counts > 0])
             ranks = np.searchsorted(nonzero, counts, side="right") / nonzero.size
             level = np.where(counts > 0, 0.15 + 0.85 * ranks, 0.0)
         else:
-            level = np.log1p(counts) / np.log1p(counts.max())
+            # log scale saturating at the 99.5th percentile of occupied pixels, so that a few
+            # very bright pixels do not leave the rest of the picture black
+            top = max(float(np.percentile(counts[counts > 0], 99.5)), 1.0)
+            level = np.clip(np.log1p(counts) / np.log1p(top), 0.0, 1.0)
     else:
         level = counts
     rgb = INFERNO[np.clip((level * 255).round().astype(np.int64), 0, 255)]
@@ -274,8 +348,10 @@ def density_image(x: np.ndarray, y: np.ndarray, *, size: int = 1024, rois: Itera
     bar_h = max(3, size // 128)
     x1, y1 = size - margin, size - margin
     draw.rectangle([x1 - bar_px, y1 - bar_h, x1, y1], fill=(255, 255, 255))
-    font = _font(max(10, size // 40))
+    font, has_micro = _font(max(10, size // 40))
     label = _length_label(bar_nm)
+    if not has_micro:
+        label = label.replace("µm", "um")
     left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
     draw.text((x1 - bar_px / 2 - (right - left) / 2, y1 - bar_h - (bottom - top) - size // 100 - top),
               label, fill=(255, 255, 255), font=font)

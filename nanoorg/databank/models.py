@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text,
+from sqlalchemy import (BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
@@ -122,7 +122,7 @@ class DataFile(db.Model):
     storage_key: Mapped[str] = mapped_column(String(64), unique=True)
     format: Mapped[str] = mapped_column(String(32))
     sha256: Mapped[str] = mapped_column(String(64))
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
     pixel_size_nm: Mapped[float | None] = mapped_column(Float, nullable=True)
     n_locs: Mapped[int] = mapped_column(Integer)
     n_dropped: Mapped[int] = mapped_column(Integer, default=0)

@@ -19,7 +19,10 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Lock
@@ -33,13 +36,13 @@ from ..compute.similarity import FileFingerprints, Fingerprints
 from .access import get_dataset, readable_clause, user_id_of
 from .core import settings_of
 from .models import DataFile, Dataset, User, bank_version, db  # noqa: F401  (User: re-exported for scripts)
-from .store import unpack_fingerprints
+from .store import pack_fingerprints, unpack_fingerprints
 
 UNTHINNED = None
 RESULT_METADATA = ("title", "protein", "cell_type", "modality", "fluorophore", "software", "uniprot_id", "tags")
 MAX_QUERY_TILES = 300   # a larger query is represented by this many tiles, sampled with a fixed seed
 MAX_COMPARE = 10        # datasets on the Compare page
-INDEX_FORMAT = 1        # bump when the on-disk index layout changes
+INDEX_FORMAT = 2        # bump when the on-disk index layout changes
 
 # Columns of the downloadable results table (key, header), in order.
 RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -69,6 +72,7 @@ class BankIndex:
     version: int
     dataset_ids: np.ndarray                   # database id per dataset row
     sets: dict[int | None, TileSet]           # None = unthinned, else thinning target (loc/um^2)
+    file_keys: dict[int, str] = field(default_factory=dict)   # file id -> storage key (never reused)
     _rows: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -102,39 +106,99 @@ def bank_state() -> tuple[int, int, int]:
     return bank_version(), int(n_files or 0), int(max_id or 0)
 
 
-def build_bank_index(version: int) -> BankIndex:
-    """Concatenate every stored file's fingerprints (all datasets; filtering happens per query)."""
-    rows = db.session.execute(select(DataFile.id, DataFile.dataset_id, DataFile.fingerprints)
+@dataclass
+class _BankFiles:
+    """The stored files in index order (dataset id, file id): ids, datasets and storage keys."""
+    ids: np.ndarray
+    datasets: np.ndarray
+    keys: list[str]
+
+    def signature(self) -> str:
+        text = "|".join(f"{i}:{d}:{k}" for i, d, k in zip(self.ids.tolist(), self.datasets.tolist(), self.keys))
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _bank_files() -> _BankFiles:
+    rows = db.session.execute(select(DataFile.id, DataFile.dataset_id, DataFile.storage_key)
                               .order_by(DataFile.dataset_id, DataFile.id)).all()
-    dataset_ids = np.array(sorted({r.dataset_id for r in rows}), dtype=np.int64)
-    row_of = {int(d): k for k, d in enumerate(dataset_ids)}
-    parts: dict = {}
-    for file_id, dataset_id, blob in rows:
-        for choice, prints in _choices(unpack_fingerprints(blob)).items():
-            parts.setdefault(choice, []).append((prints, row_of[dataset_id], file_id))
+    return _BankFiles(np.array([r[0] for r in rows], dtype=np.int64), np.array([r[1] for r in rows], dtype=np.int64),
+                      [str(r[2]) for r in rows])
+
+
+def _unpack_files(file_ids) -> dict[int, dict]:
+    """{file id: {choice: Fingerprints}} read from the database for ``file_ids``."""
+    out = {}
+    ids = [int(i) for i in file_ids]
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        for file_id, blob in db.session.execute(select(DataFile.id, DataFile.fingerprints)
+                                                .where(DataFile.id.in_(chunk))).all():
+            out[int(file_id)] = _choices(unpack_fingerprints(blob))
+    return out
+
+
+def _assemble(files: _BankFiles, old: BankIndex | None, version: int) -> BankIndex:
+    """The index of ``files``, reusing ``old``'s tiles for files it already holds.
+
+    A stored file's fingerprints never change, and its storage key is never reused (ids may be, by
+    SQLite after a delete), so a file is reused when its id *and* storage key match; the others are
+    read from the database. Tiles are kept in (dataset id, file id, tile) order, as a full build gives.
+    """
+    dataset_ids = np.unique(files.datasets)
+    dataset_of_file = dict(zip(files.ids.tolist(), files.datasets.tolist()))
+    current = dict(zip(files.ids.tolist(), files.keys))
+    reused = set()
+    parts: dict = {}          # choice -> list of (prints, dataset ids per tile, file ids per tile)
+    if old is not None:
+        reused = {f for f, key in current.items() if old.file_keys.get(f) == key}
+        keep_files = np.fromiter(reused, dtype=np.int64, count=len(reused))
+        for choice, tile_set in old.sets.items():
+            keep = np.flatnonzero(np.isin(tile_set.file_id, keep_files))
+            if keep.size:
+                parts.setdefault(choice, []).append((tile_set.prints.take(keep),
+                                                     old.dataset_ids[tile_set.dataset_row[keep]],
+                                                     tile_set.file_id[keep]))
+    new_files = [f for f in current if f not in reused]
+    for file_id, choices in _unpack_files(new_files).items():
+        for choice, prints in choices.items():
+            parts.setdefault(choice, []).append((prints, np.full(len(prints), dataset_of_file[file_id], np.int64),
+                                                 np.full(len(prints), file_id, np.int64)))
     sets = {}
     for choice, items in parts.items():
-        sets[choice] = TileSet(
-            prints=Fingerprints.concatenate([p for p, _, _ in items]),
-            dataset_row=np.concatenate([np.full(len(p), r, dtype=np.int64) for p, r, _ in items]),
-            file_id=np.concatenate([np.full(len(p), f, dtype=np.int64) for p, _, f in items]))
-    return BankIndex(version=version, dataset_ids=dataset_ids, sets=sets)
+        prints = Fingerprints.concatenate([p for p, _, _ in items])
+        tile_dataset = np.concatenate([d for _, d, _ in items])
+        tile_file = np.concatenate([f for _, _, f in items])
+        order = np.lexsort((tile_file, tile_dataset))          # stable: tile order inside a file is kept
+        if not np.array_equal(order, np.arange(order.size)):
+            prints, tile_dataset, tile_file = prints.take(order), tile_dataset[order], tile_file[order]
+        sets[choice] = TileSet(prints, np.searchsorted(dataset_ids, tile_dataset).astype(np.int64), tile_file)
+    return BankIndex(version=version, dataset_ids=dataset_ids, sets=sets, file_keys=current)
+
+
+def build_bank_index(version: int) -> BankIndex:
+    """Concatenate every stored file's fingerprints (all datasets; filtering happens per query)."""
+    return _assemble(_bank_files(), None, version)
 
 
 def _index_folder() -> Path:
     return Path(settings_of().cache_dir) / "similarity-index"
 
 
-def _index_name(state: tuple) -> str:
-    digest = hashlib.sha256(str(db.engine.url).encode()).hexdigest()[:16]
-    return f"{digest}-f{INDEX_FORMAT}-v{state[0]}-n{state[1]}-m{state[2]}"
+def _database_tag() -> str:
+    return hashlib.sha256(str(db.engine.url).encode()).hexdigest()[:16]
+
+
+def _index_name(files: _BankFiles) -> str:
+    return f"{_database_tag()}-f{INDEX_FORMAT}-{files.signature()}"
 
 
 def _save_index(index: BankIndex, name: str) -> None:
     """Write the index atomically (temporary file + rename); drop older copies of the same database."""
     folder = _index_folder()
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = {"dataset_ids": index.dataset_ids, "version": np.array([index.version])}
+    arrays = {"dataset_ids": index.dataset_ids, "version": np.array([index.version]),
+              "file_ids": np.array(list(index.file_keys), dtype=np.int64),
+              "file_keys": np.array(list(index.file_keys.values()), dtype="U64")}
     for choice, tile_set in index.sets.items():
         tag = "u" if choice is None else f"t{choice}"
         arrays.update({f"{tag}_hist": tile_set.prints.hist, f"{tag}_n": tile_set.prints.n_locs,
@@ -147,20 +211,18 @@ def _save_index(index: BankIndex, name: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    prefix = name.split("-f", 1)[0]
-    for old in folder.glob(f"{prefix}-*.npz"):
+    for old in folder.glob(f"{_database_tag()}-*.npz"):
         if old.stem != name:
             old.unlink(missing_ok=True)
 
 
-def _load_index(name: str) -> BankIndex | None:
-    path = _index_folder() / f"{name}.npz"
+def _load_index(path: Path) -> BankIndex | None:
     if not path.is_file():
         return None
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError):
+    except (OSError, ValueError, EOFError, KeyError):
         return None
     sets = {}
     for key in arrays:
@@ -169,19 +231,43 @@ def _load_index(name: str) -> BankIndex | None:
             choice = None if tag == "u" else int(tag[1:])
             sets[choice] = TileSet(Fingerprints(arrays[f"{tag}_hist"], arrays[f"{tag}_n"]),
                                    arrays[f"{tag}_row"], arrays[f"{tag}_file"])
-    return BankIndex(version=int(arrays["version"][0]), dataset_ids=arrays["dataset_ids"], sets=sets)
+    keys = dict(zip(arrays["file_ids"].tolist(), arrays["file_keys"].tolist()))
+    return BankIndex(version=int(arrays["version"][0]), dataset_ids=arrays["dataset_ids"], sets=sets,
+                     file_keys=keys)
+
+
+def _latest_on_disk() -> BankIndex | None:
+    """Any saved index of this database (normally one), to update incrementally."""
+    folder = _index_folder()
+    if not folder.is_dir():
+        return None
+    candidates = sorted(folder.glob(f"{_database_tag()}-f{INDEX_FORMAT}-*.npz"), key=lambda p: p.stat().st_mtime,
+                        reverse=True)
+    for path in candidates:
+        index = _load_index(path)
+        if index is not None:
+            return index
+    return None
 
 
 def bank_index() -> BankIndex:
-    """The in-memory index for the current bank state (loaded from disk or rebuilt when it changes)."""
-    state = bank_state()
-    name = _index_name(state)
+    """The in-memory index of the stored files' fingerprints.
+
+    Its identity is the set of stored files (id, dataset, storage key), not the bank version: a visibility or
+    metadata change leaves it as it is (readability is applied per query), and an ingest or delete
+    updates it incrementally (only new files are read from the database). A copy on disk serves
+    other processes (Dash background jobs, other web workers).
+    """
+    files = _bank_files()
+    name = _index_name(files)
     with _index_lock:
         index = _index_cache.get(name)
+        previous = next(iter(_index_cache.values()), None)
     if index is None:
-        index = _load_index(name)
+        index = _load_index(_index_folder() / f"{name}.npz")
         if index is None:
-            index = build_bank_index(state[0])
+            base = previous if previous is not None else _latest_on_disk()
+            index = _assemble(files, base, bank_version())
             try:
                 _save_index(index, name)
             except OSError:
@@ -225,7 +311,8 @@ def _cache_key(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _check_target(target) -> int:
+def check_target(target) -> int:
+    """The thinning target as an int, the default for None; ValueError unless it is a configured target."""
     settings = settings_of()
     try:
         target = settings.default_thinning if target is None else int(target)
@@ -329,7 +416,7 @@ def similar_datasets(user, dataset_id, *, target: int | None = None, filters: di
     target or filter."""
     dataset = get_dataset(user, dataset_id, "read")
     settings = settings_of()
-    target = _check_target(target)
+    target = check_target(target)
     filters = _clean_filters(filters)
     key = _cache_key("similar", dataset.id, bank_state(), user_id_of(user), target, filters, settings.lambda_mode)
     with _result_cache() as cache:
@@ -354,7 +441,7 @@ def search_with_fingerprints(user, fingerprints: FileFingerprints | dict, *, tar
     {None: unthinned, target: thinned}. Query tiles beyond MAX_QUERY_TILES are sampled (fixed seed),
     as for stored datasets. Nothing is cached or written.
     """
-    target = _check_target(target)
+    target = check_target(target)
     choices = _choices(fingerprints) if isinstance(fingerprints, FileFingerprints) else dict(fingerprints)
     query = {choice: _sample_prints(prints) for choice, prints in choices.items()
              if choice in (UNTHINNED, target) and prints is not None}
@@ -373,7 +460,7 @@ def self_similarity(user, dataset_id, *, target: int | None = None) -> dict:
     and thinned, with within-file / between-file split and summary numbers (plus p95)."""
     dataset = get_dataset(user, dataset_id, "read")
     settings = settings_of()
-    target = _check_target(target)
+    target = check_target(target)
     key = _cache_key("self", dataset.id, bank_state(), target, settings.lambda_mode, settings.max_pairs)
     with _result_cache() as cache:
         hit = cache.get(key)
@@ -459,7 +546,7 @@ def compare_datasets(user, dataset_ids, *, target: int | None = None, progress=N
         raise ValueError(f"choose between 2 and {MAX_COMPARE} datasets")
     datasets = [get_dataset(user, i, "read") for i in ids]
     settings = settings_of()
-    target = _check_target(target)
+    target = check_target(target)
     key = _cache_key("compare", ids, bank_state(), target, settings.lambda_mode, settings.max_pairs)
     with _result_cache() as cache:
         hit = cache.get(key)
@@ -532,3 +619,169 @@ def _csv_cell(value):
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+# ---------------------------------------------------------------------------------------------
+# filter choices
+
+FILTER_FIELDS = ("protein", "cell_type", "modality", "fluorophore", "software")
+
+
+def filter_choices(user, fields=FILTER_FIELDS) -> dict[str, list[str]]:
+    """Distinct non-empty values of metadata ``fields`` over the datasets ``user`` may read."""
+    out = {}
+    for name in fields:
+        column = getattr(Dataset, name)
+        values = db.session.scalars(select(column).where(readable_clause(user), column.is_not(None), column != "")
+                                    .distinct().order_by(func.lower(column))).all()
+        out[name] = [str(v) for v in values]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# "search with your own file": analysed, ranked, never stored
+
+QUERY_TTL_SECONDS = 3600          # an analysed query file's fingerprints are kept this long (not the file)
+QUERY_MAX_BYTES = 256 * 2 ** 20   # all files of one query together
+_TOKEN_CHARS = set("0123456789abcdef")
+
+
+class QueryFileError(ValueError):
+    """A query file that cannot be used; the message says what to do."""
+
+
+def _query_root() -> Path:
+    return Path(settings_of().staging_dir) / "query"
+
+
+def _query_user_id(user) -> int:
+    uid = user_id_of(user)
+    if uid is None:
+        raise QueryFileError("Sign in to search the bank with your own file.")
+    return uid
+
+
+def _query_folder(user, token) -> Path:
+    uid = _query_user_id(user)
+    token = str(token or "")
+    if len(token) != 32 or not set(token) <= _TOKEN_CHARS:
+        raise QueryFileError("No file chosen (or the choice expired): choose the file again.")
+    return _query_root() / str(uid) / token
+
+
+def _query_key(user, token) -> str:
+    return _cache_key("query", _query_user_id(user), str(token))
+
+
+def _sweep_query_folders(now: float | None = None) -> None:
+    """Remove query files left behind for longer than QUERY_TTL_SECONDS (abandoned searches)."""
+    now = time.time() if now is None else now
+    root = _query_root()
+    if not root.is_dir():
+        return
+    for folder in root.glob("*/*"):
+        try:
+            if now - folder.stat().st_mtime > QUERY_TTL_SECONDS:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def stage_query_files(user, files) -> dict:
+    """Keep one detection file (+ its ``{stem}_ROI*.csv`` files) of a signed-in user until it is analysed.
+
+    ``files``: [(user's file name, bytes)]. The bytes are written under server-made names in the
+    user's private staging folder (the user's names are used for ROI matching and messages only),
+    replacing any earlier query of that user. Returns {"token", "detection", "rois", "size_bytes"}.
+    Raises QueryFileError (anonymous user, not exactly one detection file, bad names, too large).
+    """
+    from .ingest import plan_upload
+
+    uid = _query_user_id(user)
+    files = [(str(name), bytes(data)) for name, data in files]
+    if not files:
+        raise QueryFileError("Choose one detection file, and its ROI files if it has any.")
+    total = sum(len(data) for _, data in files)
+    if total > QUERY_MAX_BYTES:
+        raise QueryFileError(f"The files hold {total / 2 ** 20:.0f} MB; at most {QUERY_MAX_BYTES // 2 ** 20} MB "
+                             "can be searched this way. Upload large files to the databank instead.")
+    plan = plan_upload([name for name, _ in files])
+    if plan.rejected or plan.unmatched_rois or not plan.detections:
+        raise QueryFileError(" ".join(plan.problems()))
+    if len(plan.detections) != 1:
+        raise QueryFileError(f"Choose exactly one detection file (you chose {len(plan.detections)}: "
+                             f"{', '.join(plan.detections)}); its ROI files may come with it.")
+    _sweep_query_folders()
+    user_root = _query_root() / str(uid)
+    if user_root.is_dir():
+        shutil.rmtree(user_root, ignore_errors=True)        # one pending query per user
+    token = uuid.uuid4().hex
+    folder = user_root / token
+    folder.mkdir(parents=True)
+    detection = next(iter(plan.detections))
+    manifest = {"detection": None, "rois": []}
+    for k, (name, data) in enumerate(files):
+        (folder / f"{k:03d}").write_bytes(data)
+        entry = {"name": name, "file": f"{k:03d}"}
+        if name == detection:
+            manifest["detection"] = entry
+        elif name in plan.detections[detection]:
+            manifest["rois"].append(entry)
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return {"token": token, "detection": detection, "rois": list(plan.detections[detection]), "size_bytes": total}
+
+
+def analyse_query(user, token, *, pixel_size_nm: float | None = None, progress=None) -> dict:
+    """Read, tile and fingerprint a staged query file (``ingest.analyse_file``), keep only its
+    fingerprints (cached QUERY_TTL_SECONDS) and delete the file. Returns a summary dict: name,
+    n_locs, density, n_tiles, n_tiles_thinned {target: n}, warnings. Raises QueryFileError or
+    ingest.IngestError (the file is kept then, so the user may retry, e.g. with a pixel size).
+    """
+    from .ingest import StagedFile, analyse_file
+
+    key = _query_key(user, token)
+    with _result_cache() as cache:
+        entry = cache.get(key)
+    if entry is not None:
+        return entry["summary"]
+    folder = _query_folder(user, token)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise QueryFileError("The chosen file is no longer on the server (it expired): choose it again.")
+    manifest = json.loads(manifest_path.read_text())
+    if progress:
+        progress(0.05, f"Reading {manifest['detection']['name']}")
+    detection = StagedFile(folder / manifest["detection"]["file"], manifest["detection"]["name"])
+    rois = [StagedFile(folder / r["file"], r["name"]) for r in manifest["rois"]]
+    analysis = analyse_file(detection, rois, pixel_size_nm=pixel_size_nm,
+                            thinning_targets=settings_of().thinning_targets)
+    prints = analysis.fingerprints
+    summary = {"name": analysis.name, "n_locs": len(analysis.table), "density": analysis.stats.get("density"),
+               "n_tiles": len(prints.unthinned), "n_tiles_thinned": {str(t): len(p) for t, p in prints.thinned.items()},
+               "roi_source": analysis.stats.get("roi_source"), "n_rois": len(analysis.polygons),
+               "warnings": list(analysis.warnings)}
+    with _result_cache() as cache:
+        cache.set(key, {"fingerprints": pack_fingerprints(prints), "summary": summary}, expire=QUERY_TTL_SECONDS)
+    shutil.rmtree(folder, ignore_errors=True)       # the file itself is never kept
+    return summary
+
+
+def search_query(user, token, *, target: int | None = None, filters: dict | None = None,
+                 progress=None) -> list[dict]:
+    """The ranked table for an analysed query file (``analyse_query``), under ``user``'s access."""
+    with _result_cache() as cache:
+        entry = cache.get(_query_key(user, token))
+    if entry is None:
+        raise QueryFileError("The analysed file has expired: choose it again.")
+    return search_with_fingerprints(user, unpack_fingerprints(entry["fingerprints"]), target=target,
+                                    filters=filters, progress=progress)
+
+
+def discard_query(user, token) -> None:
+    """Forget a query's fingerprints and files now."""
+    with _result_cache() as cache:
+        cache.delete(_query_key(user, token))
+    try:
+        shutil.rmtree(_query_folder(user, token), ignore_errors=True)
+    except QueryFileError:
+        pass

@@ -2,8 +2,9 @@
 
   GET /api/datasets                         readable datasets, filtered, sorted and paged
   GET /api/datasets/<id>                    one dataset: metadata, counts, files with statistics
-  GET /api/datasets/<id>/similar            similarity-search table of the dataset against the bank
   GET /api/datasets/<id>/self-similarity    self-similarity lambdas and summaries
+
+(``GET /api/datasets/<id>/similar``, the similarity-search table, is served by ``api_similarity``.)
 
 Authentication: the browser session, or ``Authorization: Bearer <token>`` (tokens are made on the
 account page); anonymous callers see public datasets. A bad or revoked token is refused with 401
@@ -35,7 +36,6 @@ BOOL_FIELDS = tuple(f.name for f in METADATA_FIELDS if f.kind == "bool") + ("is_
 FILTER_FIELDS = tuple(dict.fromkeys([key for key, _ in datasets.DATASET_COLUMNS]
                                     + [f.name for f in METADATA_FIELDS] + ["is_simulated"]))
 LIST_PARAMS = ("q", "limit", "offset", "sort")
-SIMILAR_PARAMS = ("target", "limit")
 
 
 class BadRequest(ValueError):
@@ -86,12 +86,12 @@ def _int_param(name: str, default: int, low: int, high: int | None = None) -> in
     return value
 
 
-def _bool_value(name: str, raw: str) -> int:
+def _bool_value(name: str, raw: str) -> bool:
     text = raw.strip().lower()
     if text in ("1", "true", "yes", "y", "on"):
-        return 1
+        return True
     if text in ("0", "false", "no", "n", "off"):
-        return 0
+        return False
     raise BadRequest(f"'{name}' must be true or false, got '{raw}'.")
 
 
@@ -117,7 +117,7 @@ def _filters(allowed_extra: tuple[str, ...]) -> dict:
         if field in BOOL_FIELDS:
             if kind not in ("equals", "notEqual"):
                 raise BadRequest(f"'{field}' is true/false: use {field}=true or {field}=false.")
-            filters[field] = {"filterType": "number", "type": kind, "filter": _bool_value(key, value)}
+            filters[field] = {"filterType": "boolean", "type": kind, "filter": _bool_value(key, value)}
         elif field in datasets.NUMERIC_COLUMNS:
             if kind not in NUMBER_OPERATORS:
                 raise BadRequest(f"'{field}' is a number: use =, __ne, __gt, __gte, __lt or __lte.")
@@ -174,20 +174,6 @@ def _target() -> int:
     if target not in settings.thinning_targets:
         raise BadRequest(f"'target' must be one of {', '.join(map(str, settings.thinning_targets))} (loc/µm²).")
     return target
-
-
-@bp.get("/datasets/<dataset_id>/similar")
-def similar(dataset_id):
-    dataset = access.get_dataset(current_user, dataset_id, "read")
-    target = _target()
-    limit = _int_param("limit", DEFAULT_LIMIT, 0, MAX_LIMIT)
-    filters = _filters(SIMILAR_PARAMS)
-    try:
-        rows = search.similar_datasets(current_user, dataset.id, target=target, filters=filters)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from None
-    return jsonify(dataset_id=dataset.id, target=target, lambda_mode=settings_of().lambda_mode,
-                   total=len(rows), results=rows[:limit])
 
 
 @bp.get("/datasets/<dataset_id>/self-similarity")

@@ -22,14 +22,14 @@ helper modules registered at their (single) import for every later app (``_CALLB
 from __future__ import annotations
 
 import copy
-import importlib
-import os
 from pathlib import Path
 from urllib.parse import urlencode
 
 import dash
-from dash import Dash, Input, Output, dcc, html
+from dash import Dash, Input, Output, html
+import numpy as np
 from flask import Flask, current_app, g, jsonify, redirect, request
+from flask.json.provider import DefaultJSONProvider
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 
@@ -47,30 +47,27 @@ ASSETS_DIR = WEB_DIR / "assets"
 CSRF_COOKIE = "_csrf_token"
 # Requests for static files need neither a session nor a CSRF cookie.
 STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico")
-# Route modules of the other web engineers: each exposes register(server).
-ROUTE_MODULES = ("nanoorg.web.routes_downloads", "nanoorg.web.routes_upload")
-
-
-def _truthy(value) -> bool:
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
-
-
-def _setting(settings: Settings, name: str, env: str, default=None):
-    """An optional setting: attribute of Settings (when the lead adds it), settings.extra, env, default."""
-    value = getattr(settings, name, None)
-    if value is None:
-        value = (settings.extra or {}).get(name)
-    if value is None:
-        value = os.environ.get(env)
-    return default if value is None else value
 
 
 # --------------------------------------------------------------------------------------------
 # Flask server
 
+class _JSONProvider(DefaultJSONProvider):
+    """Flask JSON that also writes numpy scalars and arrays (statistics come from numpy)."""
+
+    @staticmethod
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        return DefaultJSONProvider.default(o)
+
+
 def _make_server(settings: Settings) -> Flask:
     server = Flask("nanoorg.web")
-    secure = _truthy(_setting(settings, "secure_cookies", "NANOORG_SECURE_COOKIES", "0"))
+    server.json = _JSONProvider(server)
+    secure = settings.secure_cookies
     server.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -80,7 +77,7 @@ def _make_server(settings: Settings) -> Flask:
         REMEMBER_COOKIE_SECURE=secure,
         WTF_CSRF_TIME_LIMIT=24 * 3600,         # a page left open for a day still works
         WTF_CSRF_SSL_STRICT=secure,
-        NANOORG_CONTACT_EMAIL=_setting(settings, "contact_email", "NANOORG_CONTACT_EMAIL"),
+        NANOORG_CONTACT_EMAIL=settings.contact_email,
         NANOORG_SECURE_COOKIES=secure,
     )
     init_databank(server, settings)
@@ -196,15 +193,12 @@ def serve_layout():
 
 
 def _register_route_modules(server: Flask) -> None:
-    for name in ROUTE_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:      # a real import error inside the module: surface it
-                raise
-            server.logger.warning("%s is not there yet: its routes are not registered", name)
-            continue
-        module.register(server)
+    """Routes owned by the other web modules: downloads, chunked upload, similarity results."""
+    from . import api_similarity, routes_downloads, routes_upload
+
+    routes_downloads.register(server)
+    routes_upload.register(server)
+    api_similarity.register(server)
 
 
 # Every dash.callback ever consumed in this process: output key -> (list entry, map entry); and the

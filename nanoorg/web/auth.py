@@ -1,8 +1,9 @@
 """Sign-in, registration and sign-out: plain server-rendered forms posting to Flask routes.
 
 Routes (blueprint ``auth``):
-  GET/POST /login      ?next=<relative path>   form; wrong credentials -> 401, throttled -> 429
-  GET/POST /register   ?next=<relative path>   form; field errors shown next to the field -> 400
+  GET/POST /login      ?next=<relative path>   form; wrong credentials: the form again with the
+                                               message (200, so browsers log no error); throttled -> 429
+  GET/POST /register   ?next=<relative path>   form; field errors shown next to the field (200)
   POST     /logout                             signs out (CSRF token required), redirects to /
   GET      /logout                             a confirmation button (never signs out by GET)
 
@@ -70,7 +71,7 @@ BASE = """<!DOCTYPE html>
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }} - {{ brand }}</title>
+<title>{{ title }} · {{ brand }}</title>
 <link rel="stylesheet" href="/assets/bootstrap.min.css">
 <link rel="stylesheet" href="/assets/nanoorg.css">
 </head>
@@ -203,7 +204,7 @@ def login():
         return render_page("Log in", LOGIN, 429, next=next_url, next_qs=_next_qs(next_url), username=username,
                            message=f"Too many failed attempts. Try again in {exc.seconds} s.")
     if user is None:
-        return render_page("Log in", LOGIN, 401, next=next_url, next_qs=_next_qs(next_url), username=username,
+        return render_page("Log in", LOGIN, next=next_url, next_qs=_next_qs(next_url), username=username,
                            message="Wrong user name or password.")
     login_user(user)
     return redirect(next_url)
@@ -222,11 +223,11 @@ def register():
     password = request.form.get("password") or ""
     context = dict(next=next_url, next_qs=_next_qs(next_url), username=username, email=email)
     if password != (request.form.get("password2") or ""):
-        return render_page("Register", REGISTER, 400, errors={"password2": "The two passwords differ."}, **context)
+        return render_page("Register", REGISTER, errors={"password2": "The two passwords differ."}, **context)
     try:
         user = users.create_user(username, email, password)
     except users.AccountError as exc:
-        return render_page("Register", REGISTER, 400, errors={exc.field: str(exc)}, **context)
+        return render_page("Register", REGISTER, errors={exc.field: str(exc)}, **context)
     login_user(user)
     return redirect(next_url)
 

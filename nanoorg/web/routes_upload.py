@@ -159,16 +159,17 @@ def staged_files(user_id, upload_id, names=None) -> list[StagedFile]:
         if info:
             entries.append((int(sidecar.stem), info))
     entries.sort()
+    latest = {info["name"]: (index, info) for index, info in entries}   # a file chosen again replaces the older one
     wanted = None if names is None else list(names)
     found = {}
-    for index, info in entries:
-        if wanted is not None and info["name"] not in wanted:
+    for name, (index, info) in sorted(latest.items(), key=lambda item: item[1][0]):
+        if wanted is not None and name not in wanted:
             continue
         path = _part(folder, index)
         if not info.get("complete") or not path.is_file() or path.stat().st_size != info.get("size"):
-            raise UploadError(f"{info['name']}: the file has not been received completely yet "
+            raise UploadError(f"{name}: the file has not been received completely yet "
                               "(wait for its progress bar to finish, or choose it again).")
-        found.setdefault(info["name"], StagedFile(path=path, name=info["name"]))
+        found[name] = StagedFile(path=path, name=name)
     if wanted is not None:
         missing = [name for name in wanted if name not in found]
         if missing:

@@ -167,6 +167,12 @@ def test_summarise_statistics_and_empty_cases():
     assert empty.as_dict() == {"mean": None, "sd": None, "median": None, "fraction_above_1": None, "n_pairs": 0}
 
 
+@pytest.mark.parametrize("size", [1, 2, 7, 10, 1001, 5000])
+def test_summary_median_is_exact_with_ties(rng, size):
+    for values in (rng.random(size), rng.integers(0, 4, size) / 3.0, np.sort(rng.random(size))[::-1]):
+        assert summarise(values).median == np.median(values)
+
+
 def test_compare_sets_all_pairs_and_sampled(rng):
     a, b = random_fingerprints(rng, 7), random_fingerprints(rng, 11)
     matrix = lambda_matrix(a, b)

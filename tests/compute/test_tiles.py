@@ -80,7 +80,7 @@ def test_points_in_tiles_bounds_are_half_open():
     x = np.array([0.0, 2999.999, 3000.0, 6000.0, -1e-9, 10.0, np.nan, 1500.0, 4500.0])
     y = np.array([0.0, 10.0, 10.0, 10.0, 10.0, 3000.0, 10.0, 10.0, 10.0])
     order, offsets = points_in_tiles(x, y, grid)
-    assert order[offsets[0]:offsets[1]].tolist() == [0, 1]
+    assert order[offsets[0]:offsets[1]].tolist() == [0, 1, 7]
     assert order[offsets[1]:offsets[2]].tolist() == [2, 8]
     assert order[offsets[2]:offsets[3]].tolist() == [1, 2, 7]
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from flask_login import login_user, logout_user
 
-from nanoorg.config import load_settings
 from nanoorg.databank.ingest import StagedFile, ingest_dataset
 from nanoorg.databank.models import Dataset, db
 from nanoorg.databank.users import create_user
@@ -77,10 +76,6 @@ class Bank:
         return db.session.get(Dataset, self.datasets[key])
 
 
-def make_settings(folder: Path):
-    return load_settings(instance_dir=folder / "instance", seed_demo=False, secret_key="test-secret-web")
-
-
 def make_files(folder: Path, stem: str, *, n: int = 3000, seed: int = 0, roi=ROI_UM) -> list[StagedFile]:
     folder.mkdir(parents=True, exist_ok=True)
     x, y = random_points(n, seed=seed)
@@ -102,12 +97,13 @@ def ingest(bank: Bank, key: str, owner: str, *, title: str, visibility: str = "p
 
 
 def build_bank(folder: Path, *, with_files: bool = True) -> Bank:
-    """Create the app and a bank of datasets. Call inside nothing; returns with no context pushed."""
-    from nanoorg.web.app import create_app
+    """A bank on the session's shared app (tests/web/support.py: one create_app per process), its
+    tables emptied first. Returns with no context pushed."""
+    from tests.web import support
 
-    settings = make_settings(folder)
-    app = create_app(settings)
-    bank = Bank(app=app, settings=settings, folder=folder)
+    app = support.shared_app()
+    support.wipe_database(app)
+    bank = Bank(app=app, settings=app.nanoorg_settings, folder=folder)
     with app.server.app_context():
         for name in ("alice", "bob", "carol", "dave"):
             bank.users[name] = create_user(name, f"{name}@example.org", PASSWORD).id

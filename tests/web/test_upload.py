@@ -14,20 +14,18 @@ import numpy as np
 import pytest
 from dash._callback_context import context_value
 from dash._utils import AttributeDict
+from dash import no_update
 from dash.exceptions import PreventUpdate
 from flask_login import login_user, logout_user
 from sqlalchemy import func, select
-from werkzeug.security import generate_password_hash
 
-from nanoorg.config import load_settings
 from nanoorg.databank.metadata import METADATA_FIELDS
-from nanoorg.databank.models import DataFile, Dataset, Roi, User, db
+from nanoorg.databank.models import DataFile, Dataset, Roi, db
 from nanoorg.databank.users import find_user
 from nanoorg.web import jobs, routes_upload
-from nanoorg.web.app import create_app
 from nanoorg.web.callbacks import upload as cb
+from tests.web import support
 
-PASSWORD = "password-123"
 MiB = 1024 * 1024
 
 
@@ -54,8 +52,9 @@ def roi_csv(path: Path, vertices_um) -> Path:
     return path
 
 
-ROI_1 = [(1, 1), (5.5, 1.2), (5.8, 5.5), (1.2, 5)]
-ROI_2 = [(6.5, 6.5), (11, 6.5), (10.5, 11), (7, 10.8)]
+# polygons with a horizontal lower and a vertical left edge, so 3 x 3 um tiles fit (5 in all)
+ROI_1 = [(0.5, 0.5), (7, 0.5), (6.8, 6), (0.5, 6.2)]
+ROI_2 = [(1, 6.5), (11.5, 6.5), (11.3, 11.6), (1, 11.4)]
 GOOD_META = {"title": "SLP76 mEos3.2 Jurkat 5 min", "modality": "PALM", "software": "ThunderSTORM",
              "protein": "SLP76", "fluorophore": "mEos3.2", "uniprot_id": "Q13094", "pixel_size_nm": 100,
              "drift_correction": True}
@@ -73,59 +72,31 @@ def files(tmp_path_factory) -> dict[str, bytes]:
 # --------------------------------------------------------------------------------------------
 # app, users, helpers
 
-@pytest.fixture(scope="module")
-def up_settings(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("upload-app")
-    return load_settings(instance_dir=tmp_path / "instance", seed_demo=False, secret_key="t" * 64,
-                         max_upload_mb=2, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}")
-
-
-@pytest.fixture(scope="module")
-def up_app(up_settings):
-    app = create_app(up_settings)
-    app.server.config.update(TESTING=True)
-    with app.server.app_context():
-        for name in ("alice", "bob"):
-            user = User(username=name, email=f"{name}@example.org")
-            user.password_hash = generate_password_hash(PASSWORD, method="pbkdf2:sha256:1000")  # fast in tests
-            db.session.add(user)
-        db.session.commit()
-    return app
-
-
 @pytest.fixture(autouse=True)
-def _fresh_limits(request):
-    """Every test starts with the 2 MB limit, the default quota and an empty staging folder."""
-    yield
-    if "up_settings" in request.fixturenames:
-        settings = request.getfixturevalue("up_settings")
-        settings.max_upload_mb = 2
-        settings.extra.pop("upload_quota_mb", None)
-        shutil.rmtree(routes_upload.uploads_root(settings), ignore_errors=True)
-
-
-def login(app, username):
-    client = app.server.test_client()
-    client.get("/login")
-    token = client.get_cookie("_csrf_token").value
-    response = client.post("/login", data={"username": username, "password": PASSWORD, "csrf_token": token,
-                                           "next": "/upload"})
-    assert response.status_code == 302, response.data[:300]
-    return client
+def limits(settings):
+    """A 2 MB file limit and the default quota for these tests; staging emptied afterwards."""
+    saved = settings.max_upload_mb, dict(settings.extra)
+    settings.max_upload_mb = 2
+    settings.extra.pop("upload_quota_mb", None)
+    yield settings
+    settings.max_upload_mb = saved[0]
+    settings.extra.clear()
+    settings.extra.update(saved[1])
+    shutil.rmtree(routes_upload.uploads_root(settings), ignore_errors=True)
 
 
 def csrf(client) -> dict:
-    return {"X-CSRFToken": client.get_cookie("_csrf_token").value}
+    return {"X-CSRFToken": support.csrf_cookie(client)}
 
 
-@pytest.fixture(scope="module")
-def alice(up_app):
-    return login(up_app, "alice")
+@pytest.fixture
+def alice(make_user, signed_in):
+    return signed_in(make_user("alice"))
 
 
-@pytest.fixture(scope="module")
-def bob(up_app):
-    return login(up_app, "bob")
+@pytest.fixture
+def bob(make_user, signed_in):
+    return signed_in(make_user("bob"))
 
 
 def start(client) -> str:
@@ -214,8 +185,8 @@ def user_id(app, name):
 # --------------------------------------------------------------------------------------------
 # chunk route over HTTP
 
-def test_upl001_anonymous_refused(up_app):
-    client = up_app.server.test_client()
+def test_upl001_anonymous_refused(app):
+    client = app.server.test_client()
     client.get("/upload")
     uid = uuid.uuid4().hex
     url = f"/upload/chunk/{uid}?index=0&offset=0&size=3&last=1&name=a.csv"
@@ -236,7 +207,7 @@ def test_upl002_csrf_required(alice):
     assert alice.post(url, data=b"abc", headers=csrf(alice)).status_code == 200
 
 
-def test_upl003_offsets_resume_and_409(alice, up_settings):
+def test_upl003_offsets_resume_and_409(alice, settings):
     upload_id = start(alice)
     data = bytes(range(256)) * 100
     url = f"/upload/chunk/{upload_id}"
@@ -260,9 +231,9 @@ def test_upl003_offsets_resume_and_409(alice, up_settings):
     assert r.status_code == 409
 
 
-def test_upl004_size_limit_413(alice, up_settings):
+def test_upl004_size_limit_413(alice, settings):
     upload_id = start(alice)
-    limit = up_settings.max_upload_mb * MiB
+    limit = settings.max_upload_mb * MiB
     url = f"/upload/chunk/{upload_id}"
     # declared size too large: refused before any byte is stored
     r = alice.post(url, query_string={"index": 0, "offset": 0, "size": limit + 1, "last": 0, "name": "big.csv"},
@@ -274,14 +245,14 @@ def test_upl004_size_limit_413(alice, up_settings):
                    data=b"x" * (limit + 1), headers=csrf(alice))
     assert r.status_code == 413
     # a chunk larger than 8 MiB is refused whatever the limit
-    up_settings.max_upload_mb = 100
+    settings.max_upload_mb = 100
     r = alice.post(url, query_string={"index": 3, "offset": 0, "last": 0, "name": "c.csv"},
                    data=b"x" * (routes_upload.CHUNK_BYTES + 1), headers=csrf(alice))
     assert r.status_code == 413
 
 
-def test_upl005_quota_and_ids(alice, up_settings):
-    up_settings.extra["upload_quota_mb"] = 3
+def test_upl005_quota_and_ids(alice, settings):
+    settings.extra["upload_quota_mb"] = 3
     first = stage(alice, {"a.csv": b"x" * (2 * MiB)})
     second = start(alice)
     r = alice.post(f"/upload/chunk/{second}", query_string={"index": 0, "offset": 0, "size": 2 * MiB, "last": 0,
@@ -299,48 +270,71 @@ def test_upl005_quota_and_ids(alice, up_settings):
     assert r.status_code == 400 and "name" in r.json["error"]
 
 
-def test_upl006_names_are_never_paths(alice, up_settings, up_app):
+def test_upl006_names_are_never_paths(alice, settings, app):
     upload_id = start(alice)
     send(alice, upload_id, 0, "../../../etc/evil.csv", b"1,2\n")
-    folder = staging_of(up_settings, user_id(up_app, "alice"), upload_id)
+    folder = staging_of(settings, user_id(app, "alice"), upload_id)
     assert sorted(p.name for p in folder.iterdir()) == ["0.json", "0.part"]
     assert json.loads((folder / "0.json").read_text())["name"] == "evil.csv"
-    assert not (Path(up_settings.staging_dir).parent / "etc").exists()
+    assert not (Path(settings.staging_dir).parent / "etc").exists()
 
 
-def test_upl007_users_cannot_touch_each_others_uploads(alice, bob, up_app, up_settings):
+def test_upl007_users_cannot_touch_each_others_uploads(alice, bob, app, settings):
     upload_id = stage(alice, {"a.csv": b"1,2\n"})
-    folder = staging_of(up_settings, user_id(up_app, "alice"), upload_id)
+    folder = staging_of(settings, user_id(app, "alice"), upload_id)
     # bob cancelling or appending to alice's id only ever reaches his own staging folder
     assert bob.post(f"/upload/cancel/{upload_id}", headers=csrf(bob)).json["removed"] is False
     assert bob.get(f"/upload/status/{upload_id}").json["files"] == []
     assert folder.exists()
-    with up_app.server.app_context():
+    with app.server.app_context():
         with pytest.raises(routes_upload.UploadError):
             routes_upload.staged_files(find_user("bob").id, upload_id)
     assert alice.delete(f"/upload/cancel/{upload_id}", headers=csrf(alice)).status_code == 200
     assert not folder.exists()
 
 
-def test_upl008_hundred_megabytes(alice, up_settings, up_app):
-    up_settings.max_upload_mb = 120
+def test_upl009_file_chosen_again_replaces_the_older_one(alice, app):
+    upload_id = start(alice)
+    send(alice, upload_id, 0, "cell1.csv", b"old")
+    send(alice, upload_id, 1, "cell1_ROI_1.csv", b"X,Y\n")
+    alice.post(f"/upload/chunk/{upload_id}", query_string={"index": 2, "offset": 0, "size": 10, "last": 0,
+                                                           "name": "cell1.csv"}, data=b"new", headers=csrf(alice))
+    with app.server.app_context():
+        uid = find_user("alice").id
+        with pytest.raises(routes_upload.UploadError, match="cell1.csv: the file has not been received"):
+            routes_upload.staged_files(uid, upload_id, ["cell1.csv"])
+        send_rest = alice.post(f"/upload/chunk/{upload_id}", query_string={"index": 2, "offset": 3, "size": 10,
+                                                                          "last": 1, "name": "cell1.csv"},
+                               data=b"-version", headers=csrf(alice))
+        assert send_rest.status_code == 200
+        staged = routes_upload.staged_files(uid, upload_id, ["cell1.csv", "cell1_ROI_1.csv"])
+        assert [(f.name, f.path.read_bytes()) for f in staged] == [("cell1.csv", b"new-versio"),
+                                                                  ("cell1_ROI_1.csv", b"X,Y\n")]
+
+
+def test_upl008_hundred_megabytes(alice, settings, app):
+    settings.max_upload_mb = 120
     data = bytes(range(251)) * (100 * MiB // 251 + 1)
     upload_id = start(alice)
     response = send(alice, upload_id, 0, "big.csv", data)
     assert response.json["complete"] and response.json["received"] == len(data)
-    with up_app.server.app_context():
+    with app.server.app_context():
         [staged] = routes_upload.staged_files(find_user("alice").id, upload_id)
         assert staged.path.stat().st_size == len(data)
-        assert staged.path.read_bytes()[-1000:] == data[-1000:]
+        with open(staged.path, "rb") as handle:
+            handle.seek(len(data) - 1000)
+            assert handle.read() == data[-1000:]
 
 
 # --------------------------------------------------------------------------------------------
 # page and plan / submit callbacks (request context)
 
-def test_upl010_page_anonymous_and_signed_in(up_app):
+def test_upl010_page_anonymous_and_signed_in(app, make_user):
     from nanoorg.web.pages import upload as page
 
-    with up_app.server.test_request_context("/upload"):
+    make_user("alice"), make_user("bob")
+
+    with app.server.test_request_context("/upload"):
         anonymous = page.layout()
         assert "/login?next=/upload" in str(anonymous) and "upload-submit" not in str(anonymous)
         login_user(find_user("alice"))
@@ -354,16 +348,17 @@ def test_upl010_page_anonymous_and_signed_in(up_app):
         assert "Sign in" in text_of(cb.show_plan({"files": [{"index": 0, "name": "a.csv", "size": 1}]})[0])
         request, result, _ = cb.submit_upload(1, {"upload_id": uuid.uuid4().hex, "files": []}, None,
                                               [], [], [], [], "private", [])
-        assert request is None and "Sign in" in text_of(result)
-    client = up_app.server.test_client()
+        assert request is no_update and "Sign in" in text_of(result)
+    client = app.server.test_client()
     assert client.get("/upload").status_code == 200
 
 
-def test_upl011_plan(up_app, up_settings):
+def test_upl011_plan(app, settings, make_user):
+    make_user("alice")
     names = ["cell1.csv", "cell1_ROI_1.csv", "cell1_ROI_2.csv", "cell2.h5", "virus.exe", "photo.png",
              "other_ROI_1.csv"]
     selection = {"nonce": 3, "files": [{"index": i, "name": n, "size": 100} for i, n in enumerate(names)]}
-    with up_app.server.test_request_context("/upload"):
+    with app.server.test_request_context("/upload"):
         login_user(find_user("alice"))
         view, plan = cb.show_plan(selection)
         text = text_of(view)
@@ -390,25 +385,25 @@ def _form(metadata):
     return values, ids, bools, bool_ids
 
 
-def test_upl012_submit_checks_before_anything_is_consumed(alice, up_app, up_settings, files):
+def test_upl012_submit_checks_before_anything_is_consumed(alice, bob, app, settings, files):
     upload_id = stage(alice, files)
     staged = {"upload_id": upload_id, "files": [{"name": n, "size": len(b)} for n, b in files.items()]}
     selection = {"files": staged["files"]}
-    with up_app.server.test_request_context("/upload"):
+    with app.server.test_request_context("/upload"):
         alice_user = find_user("alice")
         login_user(alice_user)
         # nothing chosen yet
         request, result, _ = cb.submit_upload(1, None, None, *_form(GOOD_META), "private", [])
-        assert request is None and "Choose your detection files" in text_of(result)
+        assert request is no_update and "Choose your detection files" in text_of(result)
         # bad fields: each named, with the reason; the staged files stay for the next try
         bad = dict(GOOD_META, title="", uniprot_id="P1", doi="http://example.org/x")
         request, result, errors = cb.submit_upload(1, staged, selection, *_form(bad), "shared", [])
         text = text_of(result)
-        assert request is None
+        assert request is no_update
         assert "Title: is required" in text and "UniProt ID: is not a UniProt accession" in text
         assert "DOI: is not a DOI" in text and "Share with" in text
         assert set(errors["errors"]) == {"title", "uniprot_id", "doi", "shared_with"}
-        assert staging_of(up_settings, alice_user.id, upload_id).exists()
+        assert staging_of(settings, alice_user.id, upload_id).exists()
         # live feedback shows the format errors next to the fields
         values, ids, _, _ = _form(bad)
         invalid, feedback = cb.live_feedback(values, ids, errors)
@@ -421,28 +416,46 @@ def test_upl012_submit_checks_before_anything_is_consumed(alice, up_app, up_sett
         db.session.add(taken)
         db.session.commit()
         request, result, errors = cb.submit_upload(1, staged, selection, *_form(GOOD_META), "private", [])
-        assert request is None and "exists already" in text_of(result)
+        assert request is no_update and "exists already" in text_of(result)
         db.session.delete(taken)
         db.session.commit()
         # all good: a request for the job, with the user's choices (no user id in it)
         request, result, errors = cb.submit_upload(1, staged, selection, *_form(GOOD_META), "shared", ["bob"])
+        assert request, text_of(result)
         assert request["upload_id"] == upload_id and request["visibility"] == "shared"
         assert request["shared_with"] == ["bob"] and request["metadata"]["title"] == GOOD_META["title"]
         assert "user" not in json.dumps(request)
 
 
+def test_upl013_callbacks_refuse_anonymous_over_http(app, client, alice):
+    """A forged callback POST from a signed-out browser gets no upload request and no plan."""
+    outputs = [("upload-request", "data"), ("upload-result", "children"), ("upload-meta-errors", "data")]
+    state = [("upload-staged", "data", {"upload_id": uuid.uuid4().hex, "files": [{"name": "a.csv"}]}),
+             ("upload-selection", "data", None), [], [], [], [],
+             ("upload-visibility", "value", "public"), ("upload-share-with", "value", [])]
+    response = support.dash_post(client, outputs, [("upload-submit", "n_clicks", 1)], state)
+    assert response.status_code == 200 and "Sign in to upload data" in response.text
+    assert "upload_id" not in response.json["response"].get("upload-request", {})
+    response = support.dash_post(client, [("upload-plan-view", "children"), ("upload-plan", "data")],
+                                 [("upload-selection", "data", {"files": [{"index": 0, "name": "a.csv", "size": 1}]})])
+    assert "Sign in" in response.text and '"ok": true' not in response.text
+    # without the CSRF header even a signed-in browser is refused
+    response = support.dash_post(alice, outputs, [("upload-submit", "n_clicks", 1)], state, csrf=False)
+    assert response.status_code == 400
+
+
 # --------------------------------------------------------------------------------------------
 # the ingest job
 
-def test_upl020_ingest_job_creates_dataset(alice, bob, up_app, up_settings, files):
+def test_upl020_ingest_job_creates_dataset(alice, bob, app, settings, files):
     upload_id = stage(alice, files)
-    result, progress = run_job(up_app, alice, request_for(upload_id, files, visibility="shared", shared_with=["bob"]))
+    result, progress = run_job(app, alice, request_for(upload_id, files, visibility="shared", shared_with=["bob"]))
     card, errors, consumed = result
     text = text_of(card)
     assert "Dataset uploaded" in text, text
     assert consumed["outcome"] == "done" and consumed["upload_id"] == upload_id
-    assert progress[0][0] == 0 and progress[-1][0] == 100 and any("cell1.csv" in p[2] for p in progress)
-    with up_app.server.app_context():
+    assert progress[0][1] == "0%" and progress[-1][:2] == (100, "100%") and any("cell1.csv" in p[2] for p in progress)
+    with app.server.app_context():
         dataset = db.session.get(Dataset, consumed["dataset_id"])
         assert f"[/dataset/{dataset.id}]" in text
         assert dataset.owner.username == "alice" and dataset.visibility == "shared" and dataset.shared_with == ["bob"]
@@ -450,24 +463,25 @@ def test_upl020_ingest_job_creates_dataset(alice, bob, up_app, up_settings, file
         [data_file] = dataset.files
         assert data_file.name == "cell1.csv" and len(data_file.rois) == 2 and data_file.roi_source == "file"
         assert data_file.n_locs == 12 * 12 * 200
-    assert not staging_of(up_settings, user_id(up_app, "alice"), upload_id).exists()
+        assert data_file.density and data_file.coverage and data_file.precision_median
+    assert not staging_of(settings, user_id(app, "alice"), upload_id).exists()
 
 
-def test_upl021_job_user_comes_from_the_cookie(alice, bob, up_app, up_settings, files):
+def test_upl021_job_user_comes_from_the_cookie(alice, bob, app, settings, files):
     upload_id = stage(alice, files)
     # bob's session asking for alice's upload id: not found under bob, alice's files untouched
-    (card, _, _), _ = run_job(up_app, bob, request_for(upload_id, files))
+    (card, _, _), _ = run_job(app, bob, request_for(upload_id, files))
     assert "not found" in text_of(card)
-    assert staging_of(up_settings, user_id(up_app, "alice"), upload_id).exists()
+    assert staging_of(settings, user_id(app, "alice"), upload_id).exists()
     # no cookie / a forged cookie: treated as signed out
-    anonymous = up_app.server.test_client()
-    (card, _, _), _ = run_job(up_app, anonymous, request_for(upload_id, files))
+    anonymous = app.server.test_client()
+    (card, _, _), _ = run_job(app, anonymous, request_for(upload_id, files))
     assert "Sign in" in text_of(card)
-    with up_app.server.app_context():
+    with app.server.app_context():
         assert jobs.user_id_from_cookies({"session": "forged.value.sig"}) is None
         assert jobs.user_id_from_cookies({"session": alice.get_cookie("session").value}) == find_user("alice").id
     with pytest.raises(PreventUpdate):
-        run_job(up_app, alice, None)
+        run_job(app, alice, None)
 
 
 CORRUPT = np.random.default_rng(7).integers(0, 255, 4096, dtype=np.uint8).tobytes()
@@ -482,40 +496,40 @@ CORRUPT = np.random.default_rng(7).integers(0, 255, 4096, dtype=np.uint8).tobyte
     ("bad-metadata", {}, {"uniprot_id": "not-an-accession"}, "UniProt ID"),
     ("bad-share", {}, {}, "nobody-here"),
 ])
-def test_upl022_failed_ingest_leaves_nothing(alice, up_app, up_settings, files, case, extra, meta, expected):
-    with up_app.server.app_context():
-        before = bank_state(up_settings)
+def test_upl022_failed_ingest_leaves_nothing(alice, app, settings, files, case, extra, meta, expected):
+    with app.server.app_context():
+        before = bank_state(settings)
     named = {**files, **extra}
     upload_id = stage(alice, named)
     request = request_for(upload_id, named, dict(GOOD_META, **meta))
     if case == "bad-share":
         request.update(visibility="shared", shared_with=["nobody-here"])
-    (card, errors, consumed), progress = run_job(up_app, alice, request)
+    (card, errors, consumed), progress = run_job(app, alice, request)
     text = text_of(card)
     assert "failed" in text and expected in text, text
     assert consumed["outcome"] == "failed"
     if case == "bad-metadata":
         assert "uniprot_id" in errors["errors"]
-    with up_app.server.app_context():
-        assert bank_state(up_settings) == before
-    assert not staging_of(up_settings, user_id(up_app, "alice"), upload_id).exists()
-    assert not any(p.name.startswith("ingest-") for p in Path(up_settings.staging_dir).iterdir())
+    with app.server.app_context():
+        assert bank_state(settings) == before
+    assert not staging_of(settings, user_id(app, "alice"), upload_id).exists()
+    assert not any(p.name.startswith("ingest-") for p in Path(settings.staging_dir).iterdir())
 
 
-def test_upl023_incomplete_upload_is_refused(alice, up_app, up_settings, files):
+def test_upl023_incomplete_upload_is_refused(alice, app, settings, files):
     upload_id = start(alice)
     data = files["cell1.csv"]
     alice.post(f"/upload/chunk/{upload_id}", query_string={"index": 0, "offset": 0, "size": len(data), "last": 0,
                                                            "name": "cell1.csv"},
                data=data[:100], headers=csrf(alice))
-    (card, _, _), _ = run_job(up_app, alice, request_for(upload_id, ["cell1.csv"]))
+    (card, _, _), _ = run_job(app, alice, request_for(upload_id, ["cell1.csv"]))
     assert "cell1.csv" in text_of(card) and "not been received completely" in text_of(card)
-    assert not staging_of(up_settings, user_id(up_app, "alice"), upload_id).exists()
+    assert not staging_of(settings, user_id(app, "alice"), upload_id).exists()
 
 
-def test_upl024_job_slots_bound_concurrency(up_app, up_settings):
+def test_upl024_job_slots_bound_concurrency(app, settings):
     messages = []
-    with up_app.server.app_context():
+    with app.server.app_context():
         with jobs.job_slot("test", slots=1):
             with pytest.raises(jobs.QueueTimeout):
                 with jobs.job_slot("test", lambda f, m: messages.append(m), slots=1, timeout=0.3, poll=0.1):
@@ -524,7 +538,7 @@ def test_upl024_job_slots_bound_concurrency(up_app, up_settings):
         with jobs.job_slot("test", slots=1):       # released again
             pass
         # a slot held by a dead process is taken over
-        cache = jobs._slot_cache(up_settings)
+        cache = jobs._slot_cache(settings)
         cache.set("test:slot:0", {"host": __import__("socket").gethostname(), "pid": 2 ** 22 + 12345, "token": "x"})
         cache.close()
         with jobs.job_slot("test", slots=1, timeout=1):

@@ -122,7 +122,8 @@
         state.files = [];
         if (id) {
             fetch('/upload/cancel/' + encodeURIComponent(id), {
-                method: 'POST', credentials: 'same-origin', headers: {'X-CSRFToken': csrfToken()}
+                method: 'POST', credentials: 'same-origin',
+                headers: {'X-CSRFToken': csrfToken(), 'Accept': 'application/json'}
             }).catch(function () { /* best effort: stale uploads expire on the server */ });
         }
         pushSelection();
@@ -156,7 +157,8 @@
     function post(url, body) {
         return fetch(url, {
             method: 'POST', credentials: 'same-origin', body: body,
-            headers: {'X-CSRFToken': csrfToken(), 'Content-Type': 'application/octet-stream'}
+            headers: {'X-CSRFToken': csrfToken(), 'Content-Type': 'application/octet-stream',
+                      'Accept': 'application/json'}
         });
     }
 
@@ -270,7 +272,7 @@
                 if (!plan || plan.nonce !== state.nonce) { return noUpdate; }
                 state.plan = plan;
                 if (!plan.ok) {
-                    setStatus(state.files.length ? 'Nothing is sent until the problems above are fixed.' : '');
+                    if (state.files.length) { setStatus(''); }
                 } else {
                     pump();
                 }
@@ -376,7 +378,17 @@
                 var body = await readJson(response);
                 var onServer = {};
                 (body.files || []).forEach(function (row) { onServer[row.index] = row; });
-                if (!response.ok || !(body.files || []).length) {
+                if (response.ok && !(body.files || []).length) {
+                    // the upload was used (or cancelled) while the page was not shown: do not send it again
+                    resetTransfers();
+                    state.files = [];
+                    pushSelection();
+                    setStatus('Your previous upload is no longer waiting on the server: it was processed or ' +
+                              'cancelled while you were on another page (look for it in the databank). ' +
+                              'Choose files to upload again.');
+                    return;
+                }
+                if (!response.ok) {
                     resetTransfers();
                 } else {
                     state.files.forEach(function (f) {

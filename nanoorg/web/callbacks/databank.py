@@ -53,6 +53,7 @@ def grid_row(row: dict) -> dict:
     """A list_datasets row as the grid shows it (dates and None values are already JSON-friendly)."""
     row = dict(row)
     row["simulated"] = "yes" if row.pop("is_simulated", False) else "no"
+    row["row_id"] = str(row["id"])        # AG Grid row ids must be strings
     return row
 
 

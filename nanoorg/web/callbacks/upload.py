@@ -216,21 +216,22 @@ def show_plan(selection):
         entry = by_name[detection]
         role = (f"detection file with {len(roi_names)} ROI file(s)" if roi_names
                 else "detection file, no ROI file: the convex hull of all localisations will be used")
-        rows.append(html.Tr([html.Td(html.Strong(detection)), html.Td(role, className="small"),
+        rows.append(html.Tr([html.Td(html.Strong(detection), className="text-break"), html.Td(role, className="small"),
                              html.Td(_fmt_size(entry.get("size")), className="small text-nowrap")]
                             + progress_cells(entry), className="table-danger" if detection in too_large else None))
         for number, roi in enumerate(roi_names, start=1):
-            rows.append(html.Tr([html.Td("↳ " + roi, className="ps-4"),
+            rows.append(html.Tr([html.Td("↳\u00a0" + roi, className="ps-3 text-break"),
                                  html.Td(f"ROI {number} of {detection}", className="small"),
                                  html.Td(_fmt_size(by_name[roi].get("size")), className="small text-nowrap")]
                                 + progress_cells(by_name[roi])))
     for name in plan.unmatched_rois:
-        rows.append(html.Tr([html.Td(name), html.Td("ROI file without a detection file", className="small text-danger"),
+        rows.append(html.Tr([html.Td(name, className="text-break"), html.Td("ROI file without a detection file", className="small text-danger"),
                              html.Td(_fmt_size(by_name[name].get("size")), className="small text-nowrap")]
                             + progress_cells(by_name[name]), className="table-danger"))
     for name, reason in plan.rejected.items():
         entry = by_name.get(name, {})
-        rows.append(html.Tr([html.Td(name), html.Td("rejected: " + reason, className="small text-danger"),
+        rows.append(html.Tr([html.Td(name, className="text-break"),
+                             html.Td("rejected: " + reason.split(". ")[0], className="small text-danger"),
                              html.Td(_fmt_size(entry.get("size")), className="small text-nowrap")]
                             + progress_cells(entry), className="table-danger"))
     table = dbc.Table([html.Thead(html.Tr([html.Th("File"), html.Th("Role"), html.Th("Size"), html.Th("Transfer"),
@@ -258,7 +259,7 @@ def show_plan(selection):
 def submit_upload(n_clicks, staged, selection, values, ids, bool_values, bool_ids, visibility, shared_with):
     user = _signed_in_user()
     if user is None:
-        return None, error_card("Sign in to upload data", []), no_update
+        return no_update, error_card("Sign in to upload data", []), no_update
     raw = collect_metadata(values, ids, bool_values, bool_ids)
     errors: dict[str, str] = {}
     file_lines: list[str] = []
@@ -289,7 +290,7 @@ def submit_upload(n_clicks, staged, selection, values, ids, bool_values, bool_id
             file_lines.append(str(error))
     if errors or file_lines:
         lines = file_lines + metadata_error_lines(errors)
-        return None, error_card("Please fix the following before uploading", lines), \
+        return no_update, error_card("Please fix the following before uploading", lines), \
             {"errors": errors, "values": raw, "at": time.time()}
     request = dict(upload_id=staged["upload_id"], files=[str(f.get("name")) for f in staged["files"]],
                    metadata=raw, visibility=visibility, shared_with=names, submitted=time.time())
@@ -304,7 +305,8 @@ def submit_upload(n_clicks, staged, selection, values, ids, bool_values, bool_id
 def _report_to(set_progress):
     def report(fraction: float, message: str):
         percent = max(0, min(100, int(round(100 * float(fraction)))))
-        set_progress((percent, f"{percent}%", message))
+        # a sliver of the striped, animated bar stays visible while a file is being analysed
+        set_progress((max(percent, 4), f"{percent}%", message))
     return report
 
 
@@ -347,7 +349,8 @@ def _ingest(user, request, report, consumed):
         report(1.0, "Failed: nothing was added to the databank.")
         where = f"File: {error.file}" if error.file and not str(error).startswith(error.file) else None
         return error_card("The upload failed: nothing was added to the databank", [str(error), where],
-                          extra=html.P("Fix or remove the file, then choose your files again.", className="mb-0 mt-2")), \
+                          extra=html.P("Fix the file, or remove it from the list (×), then press Upload again.",
+                                       className="mb-0 mt-2")), \
             no_update, consumed
     except MetadataError as error:
         report(1.0, "Failed: nothing was added to the databank.")
@@ -374,7 +377,8 @@ def cancel_ingest(n_clicks, request):
     upload_id = (request or {}).get("upload_id")
     if upload_id:
         discard_upload(user.get_id(), upload_id)
-    return dbc.Alert("Upload cancelled: nothing was added to the databank. Choose your files again to retry.",
+    return dbc.Alert("Upload cancelled: nothing was added to the databank. Your files are sent to the server "
+                     "again, so you can press Upload once more when you are ready.",
                      color="warning", className="mt-2", id="upload-cancelled"), \
         {"upload_id": upload_id, "outcome": "cancelled", "at": time.time()}
 
@@ -426,7 +430,6 @@ def register(app=None) -> None:
         background=True,
         progress=[Output("upload-progress", "value"), Output("upload-progress", "label"),
                   Output("upload-progress-message", "children")],
-        progress_default=[0, "", ""],
         running=[
             (Output("upload-submit", "disabled"), True, False),
             (Output("upload-cancel-job", "disabled"), False, True),

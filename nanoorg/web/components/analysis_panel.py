@@ -23,7 +23,6 @@ DBSCAN_REQUEST = "viewer-dbscan-request"
 DBSCAN_READY = "viewer-dbscan-ready"
 DBSCAN_PROGRESS = "viewer-dbscan-progress"
 DBSCAN_CANCEL = "viewer-dbscan-cancel"
-DBSCAN_JOB = "viewer-dbscan-job"
 RIPLEY_RMAX = "viewer-ripley-rmax"
 RIPLEY_STEP = "viewer-ripley-step"
 RIPLEY_EDGE = "viewer-ripley-edge"
@@ -130,8 +129,13 @@ def sweep_tab() -> dbc.Tab:
         html.Div(dbc.Button("Run sweep", id=SWEEP_RUN, color="primary", size="sm"), className="my-2"),
         _progress(SWEEP_PROGRESS, SWEEP_CANCEL),
         html.Div(id=SWEEP_STATUS, className="small text-muted"),
-        dcc.Graph(id=SWEEP_GRAPH, config={"displaylogo": False}, style={"height": "520px"}),
+        dcc.Graph(id=SWEEP_GRAPH, figure=_empty_sweep(), config={"displaylogo": False}, style={"height": "520px"}),
     ], className="pt-2"))
+
+
+def _empty_sweep():
+    from ..callbacks.viewer import sweep_figure
+    return sweep_figure(None)
 
 
 def downloads_tab() -> dbc.Tab:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from ...compute.formats import FORMAT_LABELS
 from ..routes_downloads import dataset_download_url, file_download_url
 from .metadata_table import EMPTY, format_number
 
@@ -24,7 +25,7 @@ def file_view_url(file_id: int) -> str:
 def _percent(value) -> str:
     if value is None:
         return EMPTY
-    return f"{100 * float(value):.0f} %"
+    return f"{100 * float(value):.1f} %"
 
 
 def _tiles(record: dict) -> str:
@@ -50,7 +51,7 @@ def file_row(record: dict, can_download: bool):
         name_cell.append(html.Div("; ".join(map(str, warnings)), className="small text-warning-emphasis"))
     return html.Tr([
         html.Td(name_cell),
-        html.Td(record.get("format") or EMPTY),
+        html.Td(FORMAT_LABELS.get(record.get("format"), record.get("format") or EMPTY), className="text-nowrap"),
         html.Td(format_number(record.get("n_locs")), className="text-end"),
         html.Td(format_number(record.get("density"), 1), className="text-end"),
         html.Td(_percent(record.get("coverage")), className="text-end"),

@@ -9,7 +9,7 @@ image (large regions). Traces, in this order (callbacks patch them by index):
     3 tiles      3 x 3 um tile outlines (toggle)
     4 dropped    tiles dropped from analysis, hatched red (toggle)
     5 rois       ROI outlines
-    6 roi labels "ROI 1", "ROI 2", ...
+    6 (reserved; the "ROI 1", "ROI 2", ... labels are layout annotations)
     7 region     outline of the analysed region
     8 scale bar  a line of round length at the bottom left of the view, with its label
 
@@ -19,9 +19,9 @@ Only user-drawn rectangles live in ``layout.shapes`` (the region box).
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
-import plotly.graph_objects as go
-from _plotly_utils.utils import to_typed_array_spec
 from dash import Patch
 
 from ...compute import render
@@ -48,10 +48,22 @@ GRAPH_CONFIG = {
 }
 
 
+_TYPED = {"float32": "f4", "float64": "f8", "int8": "i1", "uint8": "u1", "int16": "i2", "uint16": "u2",
+          "int32": "i4", "uint32": "u4"}
+
+
 def typed(value):
-    """numpy arrays as plotly.js typed-array specs (base64) for Patch payloads; others unchanged."""
+    """numpy arrays as plotly.js typed-array specs (base64, as plotly.py 6+ writes them); dicts recursively."""
     if isinstance(value, np.ndarray):
-        return to_typed_array_spec(value)
+        if value.dtype == np.int64:
+            value = value.astype(np.int32)
+        code = _TYPED.get(str(value.dtype))
+        if code is None or value.size == 0:
+            return value.tolist()
+        spec = {"dtype": code, "bdata": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode("ascii")}
+        if value.ndim > 1:
+            spec["shape"] = ", ".join(str(n) for n in value.shape)
+        return spec
     if isinstance(value, dict):
         return {k: typed(v) for k, v in value.items()}
     return value
@@ -82,23 +94,24 @@ def _square(tile):
     return [(x0, y0), (x0 + TILE_NM, y0), (x0 + TILE_NM, y0 + TILE_NM), (x0, y0 + TILE_NM), (x0, y0)]
 
 
-def roi_traces(rois) -> tuple[go.Scatter, go.Scatter]:
-    rings = [r.vertices_nm for r in rois]
-    xs, ys = _closed_lines(rings)
-    outline = go.Scatter(x=xs, y=ys, mode="lines", name="ROIs", line=dict(color="#4fc3f7", width=1.5),
-                         hoverinfo="skip", showlegend=False)
-    label_x, label_y, labels = [], [], []
+def roi_outline(rois) -> dict:
+    xs, ys = _closed_lines([r.vertices_nm for r in rois])
+    return dict(type="scatter", x=xs, y=ys, mode="lines", name="ROIs", line=dict(color="#4fc3f7", width=1.5),
+                hoverinfo="skip", showlegend=False)
+
+
+def roi_annotations(rois) -> list[dict]:
+    """'ROI k' labels at the top vertex of each polygon (boxed, readable over the image)."""
+    notes = []
     for roi in rois:
         v = np.asarray(roi.vertices_nm, dtype=float)
         if v.size == 0:
             continue
-        top = v[np.argmin(v[:, 1])]            # the vertex nearest the top of the picture
-        label_x.append(float(top[0]))
-        label_y.append(float(top[1]))
-        labels.append(f"ROI {roi.index}")
-    text = go.Scatter(x=label_x, y=label_y, mode="text", text=labels, textposition="top center",
-                      textfont=dict(color="#4fc3f7", size=13), hoverinfo="skip", showlegend=False, name="ROI labels")
-    return outline, text
+        top = v[np.argmin(v[:, 1])]            # y points down: smallest y is the top of the picture
+        notes.append(dict(x=float(top[0]), y=float(top[1]), xref="x", yref="y", text=f"ROI {roi.index}",
+                          showarrow=False, yanchor="bottom", font=dict(color="#4fc3f7", size=12),
+                          bgcolor="rgba(0,0,0,0.65)", borderpad=2))
+    return notes
 
 
 def scale_bar(x_range, y_range) -> dict:
@@ -106,9 +119,9 @@ def scale_bar(x_range, y_range) -> dict:
     (x0, x1), (y0, y1) = sorted(x_range), sorted(y_range)
     width, height = x1 - x0, y1 - y0
     length = render.nice_scale_bar_nm(width)
-    bx = x0 + 0.05 * width
-    by = y1 - 0.06 * height            # y points down: y1 is the bottom of the picture
-    return dict(x=[bx, bx + length, None, bx + length / 2], y=[by, by, None, by - 0.015 * height],
+    bx = x0 + 0.04 * width
+    by = y1 - 0.05 * height            # y points down: y1 is the bottom of the picture
+    return dict(x=[bx, bx + length, None, bx + length / 2], y=[by, by, None, by - 0.035 * height],
                 text=["", "", "", render.format_length(length)])
 
 
@@ -160,55 +173,52 @@ def view_info(view) -> str:
 
 
 def build_figure(data_file, view, *, extent, show_tiles: bool = False, region=None,
-                 ui_revision=None) -> go.Figure:
-    """The first figure of a file: image or points for ``view``, ROIs, tiles, region, scale bar."""
+                 ui_revision=None) -> dict:
+    """The first figure of a file (a plain dict: no plotly.py validation, so it builds in ms)."""
     (ex0, ex1), (ey0, ey1) = extent
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[ex0, ex1], y=[ey0, ey1], mode="markers", hoverinfo="skip", showlegend=False,
-                             name="extent", marker=_colour_marker(view.colour_by, view.colour_span)))
-    fig.add_trace(go.Scattergl(name="localisations", mode="markers", showlegend=False,
-                               hovertemplate="x %{x:.1f} nm<br>y %{y:.1f} nm<br>precision %{customdata[0]:.1f} nm"
-                                             "<br>frame %{customdata[1]:.0f}<extra></extra>",
-                               **points_props(view)))
-    fig.add_trace(go.Scattergl(name="clusters", mode="markers", showlegend=False, x=[], y=[], visible=False,
-                               marker=dict(size=4, color=[], colorscale=CLUSTER_SCALE, cmin=0,
-                                           cmax=len(render.CLUSTER_PALETTE) + 1),
-                               hovertemplate="cluster %{customdata}<br>x %{x:.1f} nm<br>y %{y:.1f} nm<extra></extra>"))
     kx, ky, dx, dy = tile_lines(data_file.tiles)
-    fig.add_trace(go.Scatter(x=kx, y=ky, mode="lines", name="tiles", line=dict(color="rgba(255,255,255,0.55)", width=1),
-                             hoverinfo="skip", showlegend=False, visible=show_tiles))
-    fig.add_trace(go.Scatter(x=dx, y=dy, mode="lines", name="dropped tiles", fill="toself",
-                             fillcolor="rgba(229,57,53,0.18)", fillpattern=dict(shape="/", fgcolor="rgba(229,57,53,0.6)"),
-                             line=dict(color="rgba(229,57,53,0.9)", width=1), hoverinfo="skip", showlegend=False,
-                             visible=show_tiles))
-    outline, labels = roi_traces(data_file.rois)
-    fig.add_trace(outline)
-    fig.add_trace(labels)
     rx, ry = _closed_lines(region.outline) if region is not None else ([], [])
-    fig.add_trace(go.Scatter(x=rx, y=ry, mode="lines", name="analysed region", hoverinfo="skip", showlegend=False,
-                             line=dict(color="#ffeb3b", width=2, dash="dash")))
-    fig.add_trace(go.Scatter(mode="lines+text", name="scale bar", hoverinfo="skip", showlegend=False,
-                             line=dict(color="white", width=4), textfont=dict(color="white", size=13),
-                             textposition="top center", **scale_bar(view.x_range, view.y_range)))
-    fig.update_layout(
+    traces = [
+        dict(type="scatter", x=[ex0, ex1], y=[ey0, ey1], mode="markers", hoverinfo="skip", showlegend=False,
+             name="extent", marker=_colour_marker(view.colour_by, view.colour_span)),
+        dict(type="scattergl", name="localisations", mode="markers", showlegend=False,
+             hovertemplate="x %{x:.1f} nm<br>y %{y:.1f} nm<br>precision %{customdata[0]:.1f} nm"
+                           "<br>frame %{customdata[1]:.0f}<extra></extra>",
+             **typed(points_props(view))),
+        dict(type="scattergl", name="clusters", mode="markers", showlegend=False, x=[], y=[], visible=False,
+             marker=dict(size=4, color=[], colorscale=CLUSTER_SCALE, cmin=0, cmax=len(render.CLUSTER_PALETTE) + 1),
+             hovertemplate="cluster %{customdata}<br>x %{x:.1f} nm<br>y %{y:.1f} nm<extra></extra>"),
+        dict(type="scatter", x=kx, y=ky, mode="lines", name="tiles", line=dict(color="rgba(255,255,255,0.55)", width=1),
+             hoverinfo="skip", showlegend=False, visible=show_tiles),
+        dict(type="scatter", x=dx, y=dy, mode="lines", name="dropped tiles", fill="toself",
+             fillcolor="rgba(229,57,53,0.18)", fillpattern=dict(shape="/", fgcolor="rgba(229,57,53,0.6)"),
+             line=dict(color="rgba(229,57,53,0.9)", width=1), hoverinfo="skip", showlegend=False, visible=show_tiles),
+        roi_outline(data_file.rois),
+        dict(type="scatter", x=[], y=[], mode="text", name="ROI labels", hoverinfo="skip", showlegend=False),
+        dict(type="scatter", x=rx, y=ry, mode="lines", name="analysed region", hoverinfo="skip", showlegend=False,
+             line=dict(color="#ffeb3b", width=2, dash="dash")),
+        dict(type="scatter", mode="lines+text", name="scale bar", hoverinfo="skip", showlegend=False,
+             line=dict(color="white", width=4), textfont=dict(color="white", size=14),
+             textposition="middle center", **scale_bar(view.x_range, view.y_range)),
+    ]
+    layout = dict(
         images=[_image_dict(view.image), _image_dict(None)],
+        annotations=roi_annotations(data_file.rois),
         height=PLOT_HEIGHT,
         margin=dict(l=60, r=10, t=10, b=50),
         plot_bgcolor="black",
         paper_bgcolor="white",
         dragmode="zoom",
         uirevision=ui_revision if ui_revision is not None else str(data_file.id),
-        xaxis=dict(title=dict(text="x (nm)"), showgrid=False, zeroline=False, range=list(view.x_range),
-                   constrain="domain"),
+        xaxis=dict(title=dict(text="x (nm)"), showgrid=False, zeroline=False, range=list(view.x_range)),
         yaxis=dict(title=dict(text="y (nm)"), showgrid=False, zeroline=False, scaleanchor="x", scaleratio=1,
-                   range=[view.y_range[1], view.y_range[0]], constrain="domain"),
+                   range=[view.y_range[1], view.y_range[0]]),
         newshape=dict(line=dict(color="#ffeb3b", width=2), fillcolor="rgba(255,235,59,0.1)"),
         hovermode="closest",
         showlegend=False,
-        template=go.layout.Template(),        # no default template: smaller JSON, explicit styling
         font=dict(family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size=12),
     )
-    return fig
+    return dict(data=traces, layout=layout)
 
 
 def view_patch(view) -> Patch:

@@ -72,7 +72,7 @@ def metadata_rows(record: dict) -> list[tuple[str, object]]:
         ("Visibility", visibility_badge(record.get("visibility"))),
         ("Data files", format_number(record.get("n_files"))),
         ("Localisations", format_number(record.get("n_locs"))),
-        ("Tiles (3 x 3 µm)", format_number(record.get("n_tiles"))),
+        ("Tiles kept (3 x 3 µm)", format_number(record.get("n_tiles"))),
         ("Mean localisation density (loc/µm²)", format_number(record.get("density"), 1)),
     ]
     if record.get("shared_with"):

@@ -34,6 +34,7 @@ def nav_items(user) -> list[NavItem]:
     items = [
         NavItem("nav-guide", "User Guide", "/guide", True),
         NavItem("nav-databank", "Databank", "/databank", True),
+        NavItem("nav-compare", "Compare", "/compare", True),
     ]
     if signed_in(user):
         items += [

@@ -12,7 +12,7 @@ from flask_login import current_user
 
 from nanoorg.web.components.tokens import token_table, when as _when
 
-dash.register_page(__name__, path="/account", name="Account", title="Your account - nano-org", order=90)
+dash.register_page(__name__, path="/account", name="Account", title="Your account · nano-org", order=90)
 
 
 def layout(**_query):
@@ -35,8 +35,8 @@ def layout(**_query):
                 html.Code("Authorization: Bearer <token>"), "). A new token is shown once: copy it then."],
                className="small"),
         html.Div([
-            dcc.Input(id="account-token-name", type="text", placeholder="Token name, e.g. laptop script",
-                      maxLength=100, debounce=False, className="form-control", style={"maxWidth": "20rem"}),
+            dcc.Input(id="account-token-name", type="text", placeholder="Token name",
+                      maxLength=100, debounce=False, style={"width": "18rem"}),
             html.Button("Create token", id="account-token-create", n_clicks=0, className="btn btn-primary"),
         ], className="d-flex gap-2 mb-3 align-items-center"),
         html.Div(id="account-token-new"),

@@ -91,7 +91,7 @@ def layout(q: str | None = None, **_ignored):
         columnDefs=columns,
         defaultColDef={"sortable": True, "resizable": True, "floatingFilter": False, "flex": 1,
                        "suppressHeaderMenuButton": False},
-        getRowId="params.data.id",
+        getRowId="params.data.row_id",
         dashGridOptions={
             "pagination": True,
             "paginationPageSize": callbacks.PAGE_SIZE,
@@ -100,10 +100,8 @@ def layout(q: str | None = None, **_ignored):
             "maxBlocksInCache": 20,
             "maxConcurrentDatasourceRequests": 1,
             "infiniteInitialRowCount": 1,
-            "rowSelection": None,
             "tooltipShowDelay": 500,
             "animateRows": False,
-            "overlayNoRowsTemplate": "No datasets match.",
         },
         style={"height": "70vh", "minHeight": "420px", "width": "100%"},
         className="ag-theme-quartz",
@@ -113,7 +111,7 @@ def layout(q: str | None = None, **_ignored):
         dcc.Store(id="databank-search-applied"),
         html.H1("Databank", className="h3 mt-3"),
         html.P("Single-molecule localisation microscopy datasets shared with the community. Click a column "
-               "heading to sort, the ≡ icon of a heading to filter, or search all metadata below. Click a "
+               "heading to sort, the filter icon of a heading to filter, or search all metadata below. Click a "
                "dataset to see its details, files and analysis.", className="text-muted"),
         dbc.Row([
             dbc.Col(dbc.InputGroup([

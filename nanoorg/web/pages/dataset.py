@@ -114,7 +114,7 @@ def owner_tools(record: dict):
                    className="me-2"),
         dbc.Button("Delete dataset", id="dataset-delete-open", color="danger", outline=True, size="sm"),
         edit_modal(record), visibility_modal(record), delete_modal(record),
-    ], id="dataset-owner-tools", className="mb-3")
+    ], id="dataset-owner-tools", className="float-md-end mb-2 ms-md-3")
 
 
 def dataset_view(record: dict, *, is_owner: bool, can_download: bool):

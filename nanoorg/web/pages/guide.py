@@ -52,7 +52,7 @@ def _frame(current: str, title: str, lead: str, body, toc=None):
 
 
 def _dash_register(suffix: str, path: str, title: str, layout):
-    dash.register_page(f"{__name__}{suffix}", path=path, name=title, title=f"{title} - nano-org", layout=layout,
+    dash.register_page(f"{__name__}{suffix}", path=path, name=title, title=f"{title} · nano-org", layout=layout,
                        order=50)
 
 
@@ -80,7 +80,7 @@ def _metadata_table():
 OVERVIEW_TOC = [
     ("about", "About nano-org"), ("home", "Home page"), ("databank", "Databank"),
     ("dataset-details", "Dataset details"), ("data-files", "Data files"), ("viewer", "File viewer and analysis"),
-    ("similarity", "Similarity results"), ("upload", "Uploading data"), ("visibility", "Visibility and sharing"),
+    ("similarity", "Similarity results"), ("compare", "Compare and search"), ("upload", "Uploading data"), ("visibility", "Visibility and sharing"),
     ("account", "Your account"), ("contact", "Contact and support"),
 ]
 
@@ -104,7 +104,8 @@ histograms are computed on.
 """)),
         _section("home", "Home page", _md("""
 - **nano-org** (left of the navigation bar, on every page) takes you back to the home page.
-- **User Guide** opens this guide. **Databank** opens the table of datasets.
+- **User Guide** opens this guide. **Databank** opens the table of datasets. **Compare** compares chosen
+  datasets with one another.
 - **Log In** / **Register** when you are signed out. Once signed in you see **Upload Data**, your **user name**
   (your account page, with API tokens) and **Log Out**.
 - The **welcome message** says what nano-org does and links to the places to start.
@@ -148,20 +149,31 @@ them, and the **ROI** files (`X,Y` vertices in µm, as from Fiji). Each file als
 Anonymous visitors can browse and analyse public datasets but not download them.
 """)),
         _section("viewer", "File viewer and analysis", _md("""
-**View data file and analysis** opens one detection file: a density image of all its localisations with the ROI
-polygons on top. Zoom with the mouse: the image is re-rendered for the region you look at. Choose a tile or a
-region, then:
+**View data file and analysis** opens one detection file (`/file/<id>`): its statistics, a density image of
+all its localisations with the ROI polygons on top, and the analysis panel.
 
-- **Ripley's functions.** K(r) counts neighbours within distance r (edge-corrected), L(r) = √(K(r)/π) and
-  H(r) = L(r) − r. For complete spatial randomness H(r) = 0; **H(r) > 0 means clustering** at scale r,
-  H(r) < 0 dispersion. The radius of the maximum of H (*r at H max*) indicates the cluster scale but is **not**
-  the cluster radius (it lies roughly between the radius and the diameter); H max indicates the strength of
-  clustering. Move the radius slider to change the largest r.
-- **DBSCAN.** Localisations with at least *minPts* neighbours (the point itself included) within *ε* nm seed
-  clusters; others are noise. Defaults ε = 100 nm and minPts = 10; typical SMLM values are ε = 20-100 nm and
-  minPts = 3-20. Results: number of clusters, clusters per µm², percentage of localisations in clusters,
-  localisations per cluster, cluster area (convex hull), equivalent radius √(area/π) and density.
-  Smaller ε or larger minPts finds fewer, denser clusters; compare datasets with the **same** parameters.
+- **The image.** Zoom and pan with the mouse: the image is re-rendered for the region you look at, and shows
+  the individual localisations once few enough are in view. *Colour by* density, frame or precision (when the
+  file has them); switch on the **3 × 3 µm tiles** to see which parts of the ROIs the similarity search uses,
+  and the **clusters** found by DBSCAN. *Export PNG* saves the current view.
+- **Region.** Choose what to analyse: an ROI, one tile, or the whole file, or draw a box on the plot with the
+  rectangle tool of the plot's toolbar.
+- **DBSCAN.** A localisation with at least *minPts* localisations (itself included) within *eps* nm seeds a
+  cluster; localisations reachable from it join; the rest is noise. Defaults eps = 100 nm and minPts = 10;
+  typical SMLM values are eps = 20-100 nm and minPts = 3-20. Results: number of clusters, clusters per µm²,
+  percentage of localisations in clusters, localisations per cluster, cluster area (convex hull), equivalent
+  radius √(area/π) and density, with a histogram. Smaller eps or larger minPts find fewer, denser clusters:
+  compare datasets with the **same** parameters. The **Parameter sweep** tab runs DBSCAN over a grid of eps
+  and minPts to show how robust a choice is (click a cell to set the sliders).
+- **Ripley.** K(r) counts neighbours within distance r, corrected for the region's edges (*Ripley isotropic*,
+  *guard zone* or *none*); L(r) = √(K(r)/π) and H(r) = L(r) − r. For complete spatial randomness (CSR)
+  H(r) = 0; **H(r) > 0 means clustering** at scale r, H(r) < 0 dispersion. The radius of the maximum of H
+  (*r at H max*) indicates the cluster scale but is **not** the cluster radius (it lies roughly between the
+  radius and the diameter); H max indicates the strength of clustering. *r max* and *step* set the radii.
+  **Compute envelope** simulates CSR patterns with the same number of points in the same region: H(r) outside
+  the envelope departs from randomness beyond chance.
+- **Downloads** (tab): the cluster table, the cluster label of every localisation and the Ripley curve as
+  CSV, with header lines (starting with `#`) recording the file, its checksum, the region and the parameters.
 """)),
         _section("similarity", "Similarity results and self-similarity", _md("""
 The dataset page also shows the **self-similarity histograms** (thinned and unthinned: how heterogeneous the
@@ -169,6 +181,14 @@ dataset is) and the **similarity search results**: the dataset compared with eve
 as mean ± SD of the dissimilarity λ, thinned and unthinned, with metadata filters. Registered users can
 download the results. See [Interpreting dissimilarity scores](/guide/similarity) and
 [Interpreting self-similarity histograms](/guide/self-similarity).
+""")),
+        _section("compare", "Compare and search", _md("""
+- **Compare** (navigation bar) takes 2 to 10 datasets you may read and shows a heat map of the mean
+  dissimilarity λ between every pair (thinned or unthinned), ordered by hierarchical clustering so that
+  similar datasets sit together; the diagonal holds each dataset's self-similarity. Their self-similarity
+  distributions are overlaid beside it.
+- **[Search with your own file](/search)** (signed-in users) ranks every dataset you may read by similarity to
+  one detection file of yours (with its ROI files). The file is analysed like an upload but **not** stored.
 """)),
         _section("upload", "Uploading data", _md("""
 Signed-in users find **Upload Data** in the navigation bar. Fill in the form as thoroughly as you can: good
@@ -310,7 +330,7 @@ localisations). A vertical line marks **λ = 1**, the 5 % significance threshold
 - **Mass close to 0 and almost nothing above 1**: the nanoscale organisation is the same in every region and
   cell of the dataset: homogeneous.
 - **A broad distribution, or a tail above 1**: some regions differ significantly from others: heterogeneous.
-  Check the fraction of pairs above 1 and the 95th percentile in the summary.
+  Check the fraction of pairs above 1 in the summary.
 - **Only the unthinned histogram is broad**: the heterogeneity is mainly in localisation **density** (for
   example expression level or labelling efficiency varies between cells), not in organisation.
 - **The thinned histogram is broad too**: the organisation itself varies (for example clustered in some cells,
@@ -325,8 +345,8 @@ different states, or the preparation varied. When both are alike, the dataset is
 
 ### Summary numbers
 
-Number of tiles and of pairs, mean, standard deviation, median, 95th percentile and fraction of pairs with
-λ > 1, for all pairs and separately for within-file and between-file pairs.
+Number of tiles and of pairs, mean, standard deviation, median and fraction of pairs with λ > 1, for all
+pairs and separately for within-file and between-file pairs.
 
 ### Using it as a baseline
 
@@ -430,7 +450,7 @@ Revoke a token on the same page when you no longer need it; a revoked or wrong t
 |---|---|
 | `GET /api/datasets` | `{{"total": N, "offset": ..., "limit": ..., "datasets": [...]}}`: the datasets you may read, newest first |
 | `GET /api/datasets/<id>` | one dataset: metadata, owner, visibility, counts and `files` with their statistics, ROI and tile counts |
-| `GET /api/datasets/<id>/similar` | the similarity-search table of that dataset against the bank (`?target=30` or `100`, plus the same filters as the list) |
+| `GET /api/datasets/<id>/similar` | the similarity-search table of that dataset against the bank (`?target=30` or `100`, `sort=thinned` or `unthinned`, `limit`, `format=csv`, plus metadata filters as for the list) |
 | `GET /api/datasets/<id>/self-similarity` | its self-similarity λ values and summaries, thinned and unthinned |
 
 **Filters** for `/api/datasets`: any column or metadata key, e.g. `protein=EGFR`, `cell_type=COS-7`,
@@ -472,14 +492,27 @@ for row in page["datasets"]:
 
 ### Downloads
 
-The download links of the dataset page (original files, gridded tiles, PNG images, ROIs, similarity results)
-accept the same `Authorization: Bearer` header, so scripts can fetch what a signed-in user may download. The
-full key list of every answer is in `docs/API.md` of the source code.
+Signed-in users (or a token) can download what they may read; anonymous callers get **401**.
+
+| request | answer |
+|---|---|
+| `GET /api/datasets/<id>/download/originals` | zip of the files as uploaded, with their ROI files |
+| `GET /api/datasets/<id>/download/gridded` | zip, one CSV per 3 × 3 µm tile (`x [nm]`, `y [nm]`) |
+| `GET /api/datasets/<id>/download/images` | zip, one density PNG per file |
+| `GET /api/datasets/<id>/download/rois` | zip of the ROI CSVs (`X,Y` in µm) |
+| `GET /api/files/<file_id>/download` | one original file (`?kind=image` for its PNG) |
+| `GET /api/datasets/<id>/similar?format=csv` | the similarity results as CSV |
+
+```
+curl -fOJ -H "Authorization: Bearer $NANOORG_TOKEN" "{base}/api/datasets/12/download/gridded"
+```
+
+The full list of keys of every answer is in `docs/API.md` of the source code.
 """)]
     return _frame("/guide/api", "API", "Query nano-org from scripts.", body)
 
 
-dash.register_page(__name__, path="/guide", name="User Guide", title="User Guide - nano-org", order=10,
+dash.register_page(__name__, path="/guide", name="User Guide", title="User Guide · nano-org", order=10,
                    layout=overview_layout)
 _dash_register(".similarity", "/guide/similarity", "Interpreting dissimilarity scores", similarity_layout)
 _dash_register(".self_similarity", "/guide/self-similarity", "Interpreting self-similarity histograms",

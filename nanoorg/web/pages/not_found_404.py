@@ -5,7 +5,7 @@ from __future__ import annotations
 import dash
 from dash import dcc, html
 
-dash.register_page(__name__, path="/404", name="Not found", title="Page not found - nano-org")
+dash.register_page(__name__, path="/404", name="Not found", title="Page not found · nano-org")
 
 
 def layout(**_query):

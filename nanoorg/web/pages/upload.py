@@ -38,18 +38,23 @@ def _label(field) -> dbc.Label:
     return dbc.Label(text, html_for=f"upload-field-{field.name}", className="fw-semibold mb-1")
 
 
+def _example(field) -> str | None:
+    """Help texts that are just an example become the placeholder; others are shown below the input."""
+    return field.help if field.help.startswith("e.g.") else None
+
+
 def _input(field):
     component_id = {"type": META, "field": field.name}
-    common = dict(id=component_id, placeholder=field.help or None)
+    common = dict(id=component_id, placeholder=_example(field))
     if field.kind == "choice":
-        options = [{"label": f"Choose {field.label.lower()}…", "value": ""}]
-        options += [{"label": choice, "value": choice} for choice in field.choices]
-        return dbc.Select(id=component_id, options=options, value="", html_size=None)
+        options = [{"label": choice, "value": choice} for choice in field.choices]
+        return dbc.Select(id=component_id, options=options, placeholder=f"Choose {field.label.lower()}…")
     if field.kind == "longtext":
         return dbc.Textarea(**common, rows=4, debounce=True)
     if field.kind == "float":
         return dbc.InputGroup([
-            dbc.Input(**common, type="number", min=0, step="any", debounce=True),
+            # no min=: the browser would turn "-5" into None silently; clean_metadata explains instead
+            dbc.Input(**common, type="number", step="any", debounce=True),
             dbc.InputGroupText("nm"),
             dbc.FormFeedback(id={"type": META_FEEDBACK, "field": field.name}, type="invalid"),
         ], className="has-validation")
@@ -62,7 +67,7 @@ def field_block(field, width: int = 6) -> dbc.Col:
     children = [_label(field), _input(field)]
     if field.kind != "float":   # the number input carries its feedback inside its input group
         children.append(dbc.FormFeedback(id={"type": META_FEEDBACK, "field": field.name}, type="invalid"))
-    if field.help and field.kind not in ("choice",):
+    if field.help and not _example(field) and field.name not in DSTORM_ONLY:
         children.append(dbc.FormText(field.help))
     return dbc.Col(html.Div(children, id=f"upload-field-{field.name}"), md=width, className="mb-3")
 
@@ -103,7 +108,6 @@ def visibility_block(user_names: list[str]):
             dbc.Label("Share with", html_for="upload-share-with", className="mt-2 mb-1 fw-semibold"),
             dcc.Dropdown(id="upload-share-with", multi=True, options=user_names, value=[],
                          placeholder="Choose user names…"),
-            dbc.FormFeedback(id="upload-share-feedback", type="invalid"),
         ]), id="upload-share-wrap", is_open=False),
     ])
 
@@ -134,7 +138,7 @@ def anonymous_layout():
         html.H4("Sign in to upload data", className="alert-heading"),
         html.P("Only registered users can upload datasets to nano-org."),
         html.A("Log in", href="/login?next=/upload", className="btn btn-primary me-2", id="upload-login-link"),
-        html.A("Register", href="/register", className="btn btn-outline-primary"),
+        html.A("Register", href="/register?next=/upload", className="btn btn-outline-primary"),
     ], color="info", className="mt-4"), className="py-3", id="upload-page")
 
 

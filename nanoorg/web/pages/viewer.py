@@ -112,6 +112,9 @@ def viewer_layout(data_file) -> html.Div:
         dcc.Location(id=callbacks.URL_ID, refresh="callback-nav"),
         dcc.Store(id=callbacks.VIEW_STORE_ID, data={"x_range": list(view.x_range), "y_range": list(view.y_range),
                                                     "extent": [list(extent[0]), list(extent[1])]}),
+        dcc.Store(id=callbacks.VIEW_REQUEST_ID),
+        dcc.Store(id=callbacks.EXPORT_NAME_ID, data=callbacks.export_name(data_file)),
+        dcc.Store(id=callbacks.EXPORT_DONE_ID),
         file_header(data_file),
         dbc.Row([
             dbc.Col([

@@ -1,0 +1,172 @@
+"""Benchmark of tiles and similarity: ours against a naive reference measured in the same run.
+
+Rows: search_bank (100 query tiles against a 10^5-tile bank), self_similarity over all pairs of
+10^4 tiles, file_fingerprints on 10^6 localisations with 2 ROIs, points_in_tiles on 10^7 points.
+Fingerprints are realistic: tiles of simulated CSR and clustered fields at 50-1000 loc/um²; the
+10^5-tile bank resamples that pool. Numba is warmed on tiny inputs first (reported as JIT time:
+compile, or load from the on-disk cache). The naive similarity reference is scipy.stats.ks_2samp on
+the expanded per-bin count samples of a subset of pairs, extrapolated per pair.
+
+    python bench/bench_similarity.py [--repeats 3] [--cold]     (--cold: empty numba cache, true compile time)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+if "--cold" in sys.argv:                    # must precede the first numba import
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba_cold_")
+
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from scipy.stats import ks_2samp  # noqa: E402
+from shapely.geometry import box  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from nanoorg.compute import similarity, simulate, tiles  # noqa: E402
+
+N_POOL_FIELDS = 40
+REFERENCE_PAIRS = 2000
+
+
+@dataclass
+class Row:
+    task: str
+    size: str
+    ours_s: float
+    reference_s: float
+    reference_how: str
+
+    def line(self) -> str:
+        return (f"| {self.task:<24} | {self.size:<34} | {self.ours_s:9.3f} | {self.reference_s:11.2f} "
+                f"| {self.reference_s / self.ours_s:8.0f}x | {self.reference_how} |")
+
+
+def median_time(function, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls, in seconds."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def fingerprint_pool(n_fields: int, seed: int = 0) -> similarity.Fingerprints:
+    """Unthinned fingerprints of the tiles of simulated 15 x 15 um fields (25 tiles each)."""
+    rng = np.random.default_rng(seed)
+    grid = tiles.grid_tiles([box(0, 0, 15_000, 15_000)])
+    parts = []
+    for k in range(n_fields):
+        density = float(np.exp(rng.uniform(np.log(50), np.log(1000))))
+        if k % 3 == 0:
+            pattern = simulate.simulate_csr(density, 15_000, 15_000, seed=k)
+        else:
+            pattern = simulate.simulate_clustered(
+                density, 15_000, 15_000, cluster_radius_nm=float(rng.uniform(20, 120)),
+                locs_per_cluster=float(rng.uniform(5, 60)), fraction_clustered=float(rng.uniform(0.3, 0.9)),
+                process="thomas" if k % 2 else "matern", seed=k)
+        parts.append(similarity.file_fingerprints(pattern.x, pattern.y, grid, targets=()).unthinned)
+    return similarity.Fingerprints.concatenate(parts)
+
+
+def ks_reference_per_pair(pool: similarity.Fingerprints, n_pairs: int, seed: int = 1) -> float:
+    """Seconds per pair of scipy.stats.ks_2samp on the expanded 10,000-value per-bin count samples."""
+    rng = np.random.default_rng(seed)
+    samples = [np.repeat(np.arange(h.size), h) for h in pool.hist]
+    first, second = rng.integers(0, len(samples), (2, n_pairs))
+    start = time.perf_counter()
+    for i, j in zip(first, second):
+        ks_2samp(samples[i], samples[j])
+    return (time.perf_counter() - start) / n_pairs
+
+
+def naive_file_fingerprints(x: np.ndarray, y: np.ndarray, grid: tiles.TileGrid) -> list[np.ndarray]:
+    """Per tile: full-scan mask, histogram2d, bincount, thinning by rng.choice (the obvious code)."""
+    t = grid.tile_nm
+    out = []
+    for k, (x0, y0) in enumerate(grid.origins):
+        inside = np.flatnonzero((x >= x0) & (x < x0 + t) & (y >= y0) & (y < y0 + t))
+        for n_keep in (None, 270, 900):
+            if inside.size < (n_keep or similarity.MIN_TILE_LOCS):
+                continue
+            pick = inside if n_keep is None else np.random.default_rng(k).choice(inside, n_keep, replace=False)
+            counts, _, _ = np.histogram2d(x[pick], y[pick], bins=100, range=[[x0, x0 + t], [y0, y0 + t]])
+            out.append(np.bincount(counts.astype(np.int64).ravel()))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cold", action="store_true", help="use an empty numba cache (report compile time)")
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}, numba threads: {numba.get_num_threads()}, "
+          f"load average: {os.getloadavg()[0]:.1f}, repeats: {args.repeats} (median reported)")
+
+    start = time.perf_counter()
+    tiny = similarity.Fingerprints.from_histograms([np.array([9000, 1000]), np.array([9500, 400, 100])], [1, 1])
+    similarity.search_bank(tiny, tiny, np.array([0, 0]), 1)
+    similarity.self_similarity(tiny, max_pairs=10)
+    similarity.self_similarity(tiny, max_pairs=0)
+    similarity.compare_sets(tiny, tiny, max_pairs=1)
+    similarity.file_fingerprints(np.ones(3), np.ones(3), tiles.grid_tiles([box(0, 0, 3000, 3000)]))
+    jit_s = time.perf_counter() - start
+    print(f"numba JIT warm-up ({'compile' if args.cold else 'compile or cache load'}): {jit_s:.2f} s")
+
+    start = time.perf_counter()
+    pool = fingerprint_pool(N_POOL_FIELDS)
+    print(f"fingerprint pool: {len(pool)} tiles from {N_POOL_FIELDS} simulated fields at 50-1000 loc/um^2, "
+          f"hist width K = {pool.hist.shape[1]} ({time.perf_counter() - start:.1f} s)")
+    per_pair = ks_reference_per_pair(pool, REFERENCE_PAIRS)
+    reference_how = f"ks_2samp on {REFERENCE_PAIRS} pairs, x{{pairs}}"
+    rng = np.random.default_rng(2)
+    rows = []
+
+    bank = pool.take(rng.integers(0, len(pool), 100_000))
+    query = pool.take(rng.integers(0, len(pool), 100))
+    bank_dataset = np.repeat(np.arange(1000), 100)
+    _ = bank.ecdf                                              # the bank index keeps its CDFs
+    ours = median_time(lambda: similarity.search_bank(query, bank, bank_dataset, 1000), args.repeats)
+    rows.append(Row("search_bank", "100 query x 1e5 bank tiles, 1000 sets", ours, per_pair * 1e7,
+                    reference_how.format(pairs="1e7 extrapolated")))
+
+    selfsim = pool.take(rng.integers(0, len(pool), 10_000))
+    n_pairs = 10_000 * 9_999 // 2
+    ours = median_time(lambda: similarity.self_similarity(selfsim, np.repeat(np.arange(100), 100),
+                                                          max_pairs=n_pairs), args.repeats)
+    rows.append(Row("self_similarity", "1e4 tiles, all 5.0e7 pairs", ours, per_pair * n_pairs,
+                    reference_how.format(pairs="5e7 extrapolated")))
+
+    pattern = simulate.simulate_clustered(1000.0, 40_000, 25_000, seed=3)
+    rois = [box(500, 500, 19_500, 24_500), box(20_500, 500, 39_500, 24_500)]
+    grid = tiles.grid_tiles(rois)
+    ours = median_time(lambda: similarity.file_fingerprints(pattern.x, pattern.y, grid), args.repeats)
+    reference = median_time(lambda: naive_file_fingerprints(pattern.x, pattern.y, grid), 1)
+    rows.append(Row("file_fingerprints", f"{len(pattern):.2e} locs, 2 ROIs, {len(grid)} tiles", ours, reference,
+                    "mask + histogram2d per tile"))
+
+    big_x, big_y = rng.uniform(0, 40_000, (2, 10_000_000))
+    big_grid = tiles.grid_tiles([box(0, 0, 39_000, 39_000), box(1_500, 1_500, 37_500, 37_500)])
+    ours = median_time(lambda: tiles.points_in_tiles(big_x, big_y, big_grid), args.repeats)
+    reference = median_time(lambda: [np.flatnonzero((big_x >= x0) & (big_x < x0 + 3000) & (big_y >= y0)
+                                                    & (big_y < y0 + 3000)) for x0, y0 in big_grid.origins], 1)
+    rows.append(Row("points_in_tiles", f"1e7 points, {len(big_grid)} tiles (2 lattices)", ours, reference,
+                    "full-scan mask per tile"))
+
+    print("| task                     | size                               |   ours s | reference s |    ratio | reference |")
+    print("|--------------------------|------------------------------------|----------|-------------|----------|-----------|")
+    for row in rows:
+        print(row.line())
+
+
+if __name__ == "__main__":
+    main()
