@@ -33,24 +33,30 @@ _RAY_COS = np.cos(2.0 * np.pi * np.arange(N_CIRCLE_SAMPLES) / N_CIRCLE_SAMPLES)
 _RAY_SIN = np.sin(2.0 * np.pi * np.arange(N_CIRCLE_SAMPLES) / N_CIRCLE_SAMPLES)
 _N_CHUNKS = 64  # fixed work split of the Ripley kernel: results do not depend on thread count
 _N_BUCKETS = 4096  # lookup table of squared distance -> radius bin
-_CELL_MARGIN = 1.0 + 1e-9  # search radius slightly inflated: no neighbour lost to rounding
+_RADIUS_MARGIN = 1.0 + 1e-9  # search radius slightly inflated: no neighbour lost to rounding
 _RIPLEY_STRIPS_PER_RADIUS = 4
 _DBSCAN_STRIPS_PER_RADIUS = 2
 
 # Ripley kernel modes (the public ``edge`` names map onto these).
 _MODE_NONE, _MODE_RECT, _MODE_POLYGON, _MODE_BUFFER = 0, 1, 2, 3
 
-_TABLE_COLUMNS = (
-    "cluster_id",
-    "n_locs",
-    "area_nm2",
-    "radius_eq_nm",
-    "rg_nm",
-    "density_locs_per_um2",
-    "centroid_x_nm",
-    "centroid_y_nm",
-)
-_SUMMARY_STATISTICS = ("n_locs", "area_nm2", "radius_eq_nm", "rg_nm", "density_locs_per_um2")
+_TABLE_COLUMNS = {  # cluster_table column -> dtype
+    "cluster_id": np.int64,
+    "n_locs": np.int64,
+    "area_nm2": np.float64,
+    "radius_eq_nm": np.float64,
+    "rg_nm": np.float64,
+    "density_locs_per_um2": np.float64,
+    "centroid_x_nm": np.float64,
+    "centroid_y_nm": np.float64,
+}
+_SUMMARY_STATISTICS = {  # cluster_table column -> prefix of its _mean / _median summary keys
+    "n_locs": "n_locs_per_cluster",
+    "area_nm2": "area_nm2",
+    "radius_eq_nm": "radius_eq_nm",
+    "rg_nm": "rg_nm",
+    "density_locs_per_um2": "density_locs_per_um2",
+}
 
 
 def default_radii_nm(r_max_nm: float = 500.0, dr_nm: float = 10.0) -> np.ndarray:
@@ -87,7 +93,7 @@ class _Strips:
     @classmethod
     def build(cls, x: np.ndarray, y: np.ndarray, radius_nm: float, strips_per_radius: int) -> _Strips:
         k = strips_per_radius
-        radius = radius_nm * _CELL_MARGIN
+        radius = radius_nm * _RADIUS_MARGIN
         width = radius / k
         column = np.floor((x - x.min()) / width).astype(np.int64)
         by_y = np.argsort(y)
@@ -250,19 +256,30 @@ def _rect_inside_fraction(x, y, d, rect):
 
     Each edge at distance e < d cuts off an arc of half-angle acos(e/d) around its normal.
     Arcs of opposite edges never overlap; arcs of two adjacent edges overlap by
-    (a1 + a2 - pi/2) exactly when the corner lies inside the circle (e1^2 + e2^2 < d^2).
+    (a1 + a2 - pi/2) exactly when their corner lies inside the circle (e1^2 + e2^2 < d^2).
     For a circle cutting at most two edges this is Cressie (1993) eq. 8.4.22 / astropy 'ripley'.
     """
-    e = (x - rect[0], y - rect[1], rect[2] - x, rect[3] - y)  # left, bottom, right, top
-    half_angle = np.empty(4)
-    for k in range(4):
-        half_angle[k] = np.arccos(min(e[k] / d, 1.0))
-    outside = 2.0 * half_angle.sum()
-    for k in range(4):  # corners: (left, bottom), (bottom, right), (right, top), (top, left)
-        k2 = (k + 1) % 4
-        if e[k] * e[k] + e[k2] * e[k2] < d * d:
-            outside -= half_angle[k] + half_angle[k2] - 0.5 * np.pi
+    left, bottom, right, top = x - rect[0], y - rect[1], rect[2] - x, rect[3] - y
+    a_left, a_bottom = _cut_half_angle(left, d), _cut_half_angle(bottom, d)
+    a_right, a_top = _cut_half_angle(right, d), _cut_half_angle(top, d)
+    outside = 2.0 * (a_left + a_bottom + a_right + a_top)
+    outside -= _corner_overlap(left, bottom, a_left, a_bottom, d)
+    outside -= _corner_overlap(bottom, right, a_bottom, a_right, d)
+    outside -= _corner_overlap(right, top, a_right, a_top, d)
+    outside -= _corner_overlap(top, left, a_top, a_left, d)
     return max(1.0 - outside / (2.0 * np.pi), 0.0)
+
+
+@njit(cache=True)
+def _cut_half_angle(edge_distance, d):
+    """Half-angle of the arc of a radius-d circle beyond an edge at edge_distance (0 if none)."""
+    return np.arccos(min(edge_distance / d, 1.0))
+
+
+@njit(cache=True)
+def _corner_overlap(e1, e2, a1, a2, d):
+    """Overlap of the arcs cut by two adjacent edges: non-zero iff the corner is inside."""
+    return a1 + a2 - 0.5 * np.pi if e1 * e1 + e2 * e2 < d * d else 0.0
 
 
 @njit(cache=True)
@@ -331,7 +348,8 @@ def _polygon_inside_fraction(d, t_sorted, inside_after):
 
 
 def _radius_table(r2: np.ndarray) -> tuple[np.ndarray, float]:
-    """Lookup table for _radius_bin: bucket t of [0, r_max^2) holds #{m : r_m^2 < t / scale}."""
+    """Lookup table for _radius_bin: entry t = #{m : r_m^2 < t / scale}, t = 0.._N_BUCKETS,
+    i.e. the radius bin of the bottom of bucket t of squared distances in [0, r_max^2)."""
     scale = _N_BUCKETS / r2[-1]
     table = np.searchsorted(r2, np.arange(_N_BUCKETS + 1) / scale, side="left")
     return table.astype(np.int64), scale
@@ -371,6 +389,7 @@ def _ripley_pair_histogram(
     """
     n_radii, n_strips = r2.size, start.size - 1
     half = mode == _MODE_NONE
+    isotropic = mode == _MODE_RECT or mode == _MODE_POLYGON
     r2_max = r2[n_radii - 1]
     r_max = np.sqrt(r2_max)
     no_crossings = (np.empty(0), np.empty(0, dtype=np.int64))
@@ -401,7 +420,7 @@ def _ripley_pair_histogram(
                         elif b < stop_bin[i]:
                             d = np.sqrt(d2)
                             weight = 1.0
-                            if d > boundary[i] and (mode == _MODE_RECT or mode == _MODE_POLYGON):
+                            if isotropic and d > boundary[i]:
                                 weight = _inverse_inside_fraction(mode, xi, yi, d, rect, t_sorted, inside_after)
                             row[b] += weight
                             row[stop_bin[i]] -= weight
@@ -518,14 +537,14 @@ def ripley_csr_envelope(
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _core_mask(xs, ys, start, neighbour, reach, eps2, min_samples):
     """True where a point has >= min_samples points (itself included) within eps.
 
     Counting stops as soon as min_samples is reached: dense regions cost O(min_samples).
     """
     core = np.zeros(xs.size, dtype=np.bool_)
-    for a in prange(start.size - 1):
+    for a in range(start.size - 1):
         lo, hi = _open_windows(a, start, neighbour)
         for i in range(start[a], start[a + 1]):
             _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
@@ -574,14 +593,14 @@ def _core_roots(xs, ys, start, neighbour, reach, eps2, core):
     return parent
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _assign_border(xs, ys, start, neighbour, reach, eps2, core, labels):
     """Give each non-core point the smallest label among its core neighbours (in place).
 
     sklearn expands clusters in label order and a border point keeps the first label that
     reaches it, i.e. the smallest one: this reproduces its labels exactly.
     """
-    for a in prange(start.size - 1):
+    for a in range(start.size - 1):
         lo, hi = _open_windows(a, start, neighbour)
         for i in range(start[a], start[a + 1]):
             _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
@@ -634,12 +653,10 @@ def dbscan_labels(x_nm, y_nm, eps_nm: float, min_samples: int) -> np.ndarray:
     strips = _Strips.build(x, y, eps_nm, _DBSCAN_STRIPS_PER_RADIUS)
     eps2 = float(eps_nm) * float(eps_nm)
     neighbours = (strips.xs, strips.ys, strips.start, strips.neighbour, strips.reach, eps2)
-    with numba.parallel_chunksize(1):  # strips differ in size: schedule them dynamically
-        core = _core_mask(*neighbours, int(min_samples))
+    core = _core_mask(*neighbours, int(min_samples))
     roots = _core_roots(*neighbours, core)
     labels_sorted = _number_core_clusters(roots, core, strips.order)
-    with numba.parallel_chunksize(1):
-        _assign_border(*neighbours, core, labels_sorted)
+    _assign_border(*neighbours, core, labels_sorted)
     labels = np.empty(x.size, dtype=np.int64)
     labels[strips.order] = labels_sorted
     return labels
@@ -705,13 +722,13 @@ def cluster_table(x_nm, y_nm, labels) -> pd.DataFrame:
     if labels.shape != x.shape:
         raise ValueError("labels must have one entry per localisation")
     clustered = np.flatnonzero(labels >= 0)
+    if clustered.size == 0:
+        return pd.DataFrame({c: np.empty(0, dtype=_TABLE_COLUMNS[c]) for c in _TABLE_COLUMNS})
     # sort by cluster, then x, then y: contiguous groups ready for the monotone chain
     order = clustered[np.lexsort((y[clustered], x[clustered], labels[clustered]))]
     xs, ys, ls = x[order], y[order], labels[order]
-    starts = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]]) if ls.size else np.empty(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]])
     n_locs = np.diff(np.r_[starts, ls.size])
-    if n_locs.size == 0:
-        return pd.DataFrame({c: np.empty(0) for c in _TABLE_COLUMNS}).astype({"cluster_id": np.int64, "n_locs": np.int64})
     centroid_x = np.add.reduceat(xs, starts) / n_locs
     centroid_y = np.add.reduceat(ys, starts) / n_locs
     group = np.repeat(np.arange(n_locs.size), n_locs)
@@ -753,12 +770,11 @@ def cluster_summary(x_nm, y_nm, labels, area_um2: float, *, table: pd.DataFrame 
     summary = {
         "n_locs": n_locs,
         "n_clusters": n_clusters,
-        "clusters_per_um2": n_clusters / area_um2 if area_um2 > 0 else float("nan"),
+        "clusters_per_um2": float(n_clusters / area_um2) if area_um2 > 0 else float("nan"),
         "percent_clustered": 100.0 * int(np.count_nonzero(labels >= 0)) / n_locs if n_locs else float("nan"),
     }
-    for column in _SUMMARY_STATISTICS:
+    for column, prefix in _SUMMARY_STATISTICS.items():
         values = table[column].to_numpy(dtype=np.float64)
-        name = "n_locs_per_cluster" if column == "n_locs" else column
-        summary[f"{name}_mean"] = _nan_stat(values, np.mean)
-        summary[f"{name}_median"] = _nan_stat(values, np.median)
+        summary[f"{prefix}_mean"] = _nan_stat(values, np.mean)
+        summary[f"{prefix}_median"] = _nan_stat(values, np.median)
     return summary

@@ -2,10 +2,10 @@
 
 The browser (``assets/chunked_upload.js``) sends every file in 8 MiB chunks::
 
-    POST /upload/start                                   -> {"upload_id": ..., "chunk_bytes": ..., "max_file_bytes": ...}
+    POST /upload/start                         -> {"upload_id": ..., "chunk_bytes": ..., "max_file_bytes": ...}
     POST /upload/chunk/<upload_id>?index=I&offset=N&size=S&last=0|1&name=NAME   body: the chunk's bytes
-    GET  /upload/status/<upload_id>                      -> {"files": [{index, name, size, received, complete}]}
-    POST or DELETE /upload/cancel/<upload_id>            -> {"cancelled": true}
+    GET  /upload/status/<upload_id>            -> {"files": [{index, name, size, received, complete}]}
+    POST or DELETE /upload/cancel/<upload_id>  -> {"cancelled": true, "removed": bool}
 
 Rules (checked here, whatever the browser claims):
 - signed-in users only (401 otherwise); CSRF token in the ``X-CSRFToken`` header (400 otherwise);

@@ -5,7 +5,6 @@ and check that a second user sees it only once it is public."""
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 
 import numpy as np

@@ -12,7 +12,7 @@ from PIL import Image
 
 from nanoorg.databank.access import authorise
 from nanoorg.databank.metadata import METADATA_FIELDS
-from nanoorg.databank.models import DataFile, Dataset, db
+from nanoorg.databank.models import Dataset, db
 from nanoorg.databank.users import create_api_token
 from nanoorg.web.callbacks import dataset as cb
 
@@ -184,8 +184,6 @@ def test_owner_changes_visibility(bank, ctx):
     assert dataset.visibility == "public" and dataset.shared_with == []
 
 
-@pytest.mark.xfail(strict=True, reason="datasets.set_visibility replaces the share rows in one flush: re-naming a "
-                                       "user already shared with violates UNIQUE(dataset_id, user_id)")
 def test_owner_edits_an_existing_share_list(bank, ctx):
     path = path_of(bank, "shared")             # shared with bob
     with as_user(bank, "alice"):

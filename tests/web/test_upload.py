@@ -297,18 +297,18 @@ def test_upl009_file_chosen_again_replaces_the_older_one(alice, app):
     upload_id = start(alice)
     send(alice, upload_id, 0, "cell1.csv", b"old")
     send(alice, upload_id, 1, "cell1_ROI_1.csv", b"X,Y\n")
-    alice.post(f"/upload/chunk/{upload_id}", query_string={"index": 2, "offset": 0, "size": 10, "last": 0,
+    alice.post(f"/upload/chunk/{upload_id}", query_string={"index": 2, "offset": 0, "size": 11, "last": 0,
                                                            "name": "cell1.csv"}, data=b"new", headers=csrf(alice))
     with app.server.app_context():
         uid = find_user("alice").id
         with pytest.raises(routes_upload.UploadError, match="cell1.csv: the file has not been received"):
             routes_upload.staged_files(uid, upload_id, ["cell1.csv"])
-        send_rest = alice.post(f"/upload/chunk/{upload_id}", query_string={"index": 2, "offset": 3, "size": 10,
+        send_rest = alice.post(f"/upload/chunk/{upload_id}", query_string={"index": 2, "offset": 3, "size": 11,
                                                                           "last": 1, "name": "cell1.csv"},
                                data=b"-version", headers=csrf(alice))
         assert send_rest.status_code == 200
         staged = routes_upload.staged_files(uid, upload_id, ["cell1.csv", "cell1_ROI_1.csv"])
-        assert [(f.name, f.path.read_bytes()) for f in staged] == [("cell1.csv", b"new-versio"),
+        assert [(f.name, f.path.read_bytes()) for f in staged] == [("cell1.csv", b"new-version"),
                                                                   ("cell1_ROI_1.csv", b"X,Y\n")]
 
 

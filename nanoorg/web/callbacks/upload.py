@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import time
 
-import dash_bootstrap_components as dbc
 import dash
+import dash_bootstrap_components as dbc
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
@@ -27,8 +27,7 @@ from sqlalchemy import func, select
 from nanoorg.databank.core import settings_of
 from nanoorg.databank.datasets import dataset_record
 from nanoorg.databank.ingest import IngestError, ingest_dataset, plan_upload
-from nanoorg.databank.metadata import (FIELDS_BY_NAME, METADATA_FIELDS, MetadataError, clean_metadata,
-                                       clean_visibility)
+from nanoorg.databank.metadata import FIELDS_BY_NAME, MetadataError, clean_metadata, clean_visibility
 from nanoorg.databank.models import Dataset, User, db
 from nanoorg.databank.users import resolve_share_users
 from nanoorg.web import jobs
@@ -207,7 +206,8 @@ def show_plan(selection):
             html.Td(dbc.Progress(id={"type": "upload-file-progress", "index": index}, value=percent,
                                  label=f"{percent}%" if percent else "", color=color, style={"minWidth": "8rem"})),
             html.Td(html.Span(text, id={"type": "upload-file-status", "index": index}, className="small")),
-            html.Td(html.Button("×", title=f"Remove {entry.get('name')}", className="btn btn-sm btn-link text-danger p-0",
+            html.Td(html.Button("×", title=f"Remove {entry.get('name')}",
+                                className="btn btn-sm btn-link text-danger p-0",
                                 **{"data-upload-remove": str(index)})),
         ]
 
@@ -225,7 +225,8 @@ def show_plan(selection):
                                  html.Td(_fmt_size(by_name[roi].get("size")), className="small text-nowrap")]
                                 + progress_cells(by_name[roi])))
     for name in plan.unmatched_rois:
-        rows.append(html.Tr([html.Td(name, className="text-break"), html.Td("ROI file without a detection file", className="small text-danger"),
+        rows.append(html.Tr([html.Td(name, className="text-break"),
+                             html.Td("ROI file without a detection file", className="small text-danger"),
                              html.Td(_fmt_size(by_name[name].get("size")), className="small text-nowrap")]
                             + progress_cells(by_name[name]), className="table-danger"))
     for name, reason in plan.rejected.items():
@@ -338,6 +339,7 @@ def _ingest(user, request, report, consumed):
     try:
         files = staged_files(user.id, upload_id, request.get("files") or None)
     except UploadError as error:
+        report(0.0, "Failed: nothing was added to the databank.")
         return error_card("The upload failed", [str(error)]), no_update, consumed
     try:
         with jobs.job_slot("ingest", report):
@@ -346,21 +348,22 @@ def _ingest(user, request, report, consumed):
                                      pixel_size_nm=_positive_float(metadata.get("pixel_size_nm")), progress=report)
             record = dataset_record(dataset)
     except IngestError as error:
-        report(1.0, "Failed: nothing was added to the databank.")
+        report(0.0, "Failed: nothing was added to the databank.")
         where = f"File: {error.file}" if error.file and not str(error).startswith(error.file) else None
         return error_card("The upload failed: nothing was added to the databank", [str(error), where],
                           extra=html.P("Fix the file, or remove it from the list (×), then press Upload again.",
                                        className="mb-0 mt-2")), \
             no_update, consumed
     except MetadataError as error:
-        report(1.0, "Failed: nothing was added to the databank.")
+        report(0.0, "Failed: nothing was added to the databank.")
         return error_card("The upload failed: please fix the form", metadata_error_lines(error.errors)), \
             {"errors": error.errors, "values": metadata, "at": time.time()}, consumed
     except jobs.QueueTimeout as error:
+        report(0.0, "Not started: the server is busy.")
         return error_card("The server is busy", [str(error)]), no_update, consumed
     except Exception:  # a bug, not the user's fault: log it, tell them, leave nothing behind
         log.exception("ingest of upload %s by user %s failed", upload_id, user.id)
-        report(1.0, "Failed.")
+        report(0.0, "Failed: nothing was added to the databank.")
         return error_card("The upload failed because of an error on the server", [
             "Nothing was added to the databank. Please try again later or contact the administrators."]), \
             no_update, consumed

@@ -121,7 +121,6 @@ def results_grid(id: str, *, target: int, metric: str = "thinned", height: str =
     return dag.AgGrid(
         id=id, rowData=[], columnDefs=result_columns(metric, target),
         defaultColDef={"sortable": True, "resizable": True, "filter": True, "suppressHeaderMenuButton": False},
-        getRowId="params.data.dataset_id + ''",
         dashGridOptions={"animateRows": False, "tooltipShowDelay": 400, "suppressDragLeaveHidesColumns": True,
                          "overlayNoRowsTemplate": {"function": "'No other readable dataset matches the filters.'"},
                          "pagination": True, "paginationPageSize": 50, "paginationPageSizeSelector": [25, 50, 100, 500]},

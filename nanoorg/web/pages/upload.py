@@ -150,7 +150,8 @@ def layout(**_kwargs):
         html.H2("Upload data", className="mt-3"),
         html.P("Complete the form as thoroughly as possible: detailed metadata makes your dataset easier to "
                "find and improves filtering. Fields marked * are required.", className="text-muted"),
-        dbc.Card([dbc.CardHeader(html.H5("1. Files", className="mb-0")), dbc.CardBody(files_block(settings.max_upload_mb))],
+        dbc.Card([dbc.CardHeader(html.H5("1. Files", className="mb-0")),
+                  dbc.CardBody(files_block(settings.max_upload_mb))],
                  className="mb-3"),
         dbc.Card([dbc.CardHeader(html.H5("2. Describe the dataset", className="mb-0")), dbc.CardBody(metadata_form())],
                  className="mb-3"),
