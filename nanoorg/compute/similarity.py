@@ -90,7 +90,11 @@ class Fingerprints:
 
     @cached_property
     def ecdf(self) -> _Ecdf:
-        """Ragged empirical CDFs of the per-bin counts (computed once, used by every comparison)."""
+        """Ragged empirical CDFs of the per-bin counts.
+
+        Computed on first use and kept (a bank index reuses them for every search), so ``hist``
+        must not be modified in place afterwards.
+        """
         return _ragged_ecdf(self.hist)
 
 
@@ -483,6 +487,21 @@ def _self_all_pairs(e, file_ids, c):
     return lambdas, within
 
 
+@njit(cache=True)
+def _split_by_flag(values, flags):
+    """Copy of ``values`` with the flagged values first, then the others; and the flagged count."""
+    out = np.empty_like(values)
+    front, back = 0, values.shape[0]
+    for p in range(values.shape[0]):
+        if flags[p]:
+            out[front] = values[p]
+            front += 1
+        else:
+            back -= 1
+            out[back] = values[p]
+    return out, front
+
+
 def self_similarity(f: Fingerprints, file_ids: np.ndarray | None = None, *, mode: str = "critical",
                     max_pairs: int = 20000, seed: int = 0) -> SelfSimilarity:
     """lambda over all unordered tile pairs i < j of one dataset (SCIENCE §3).
@@ -502,8 +521,8 @@ def self_similarity(f: Fingerprints, file_ids: np.ndarray | None = None, *, mode
     else:
         first, second = _triangle_pairs(sampled, n)
         lambdas, within = _lambda_pairs(f.ecdf, first, f.ecdf, second, c), ids[first] == ids[second]
-    scratch = np.concatenate((lambdas[within], lambdas[~within]))
-    summary_within, summary_between = _summaries(scratch, [0, int(within.sum()), scratch.size])
+    scratch, n_within = _split_by_flag(lambdas, within)
+    summary_within, summary_between = _summaries(scratch, [0, n_within, scratch.size])
     summary = _summaries(scratch, [0, scratch.size])[0]
     return SelfSimilarity(lambdas, within, summary, summary_within, summary_between)
 

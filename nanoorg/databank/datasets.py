@@ -163,13 +163,19 @@ def dataset_record(dataset: Dataset) -> dict:
     return record
 
 
+def title_taken(title: str | None) -> bool:
+    """Is a dataset title already used (case-insensitive)? Titles are unique across the bank."""
+    if not title or not title.strip():
+        return False
+    return db.session.scalar(select(Dataset.id).where(func.lower(Dataset.title) == title.strip().lower())) is not None
+
+
 def update_metadata(user, dataset_id, changes: dict) -> Dataset:
     """Owner edits metadata (validated like the upload form). Raises AccessDenied / MetadataError."""
     dataset = get_dataset(user, dataset_id, "write")
     cleaned = clean_metadata(changes, partial=True)
     if "title" in cleaned and cleaned["title"].lower() != dataset.title.lower():
-        taken = db.session.scalar(select(Dataset.id).where(func.lower(Dataset.title) == cleaned["title"].lower()))
-        if taken:
+        if title_taken(cleaned["title"]):
             raise MetadataError({"title": f"a dataset titled '{cleaned['title']}' exists already"})
     for key, value in cleaned.items():
         setattr(dataset, key, value)

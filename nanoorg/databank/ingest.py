@@ -12,13 +12,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ..compute import formats, rois, similarity, stats, tiles
 from .core import settings_of
@@ -26,6 +27,7 @@ from .metadata import MetadataError, clean_metadata, clean_visibility
 from .models import DataFile, Dataset, DatasetShare, Roi, Tile, User, bump_bank_version, db
 from .store import FileStore, pack_fingerprints, sha256_of, write_normalised
 from .users import resolve_share_users
+from .datasets import title_taken
 
 Progress = Callable[[float, str], None]
 
@@ -209,7 +211,7 @@ def ingest_dataset(files: Sequence[StagedFile], metadata: dict, owner: User, *, 
     report = progress or (lambda fraction, message: None)
     meta = clean_metadata(metadata)
     visibility, share_names = clean_visibility(visibility, shared_with)
-    if db.session.scalar(select(Dataset.id).where(func.lower(Dataset.title) == meta["title"].lower())):
+    if title_taken(meta["title"]):
         raise MetadataError({"title": f"a dataset titled '{meta['title']}' exists already; choose a unique title"})
     share_users = resolve_share_users(share_names, owner)
     by_name = {f.name: f for f in files}
@@ -248,3 +250,18 @@ def ingest_dataset(files: Sequence[StagedFile], metadata: dict, owner: User, *, 
         raise
     report(1.0, f"Done: {len(processed)} file(s), {dataset.n_locs:,} localisations")
     return dataset
+
+
+def sweep_orphans(settings, *, min_age_s: float = 3600.0) -> list[str]:
+    """Remove what an interrupted ingest can leave: staging folders, and store folders that no
+    dataset row owns. Only folders older than ``min_age_s`` are touched (an ingest may be running)."""
+    now = time.time()
+    known = set(db.session.scalars(select(Dataset.storage_key)))
+    removed = []
+    candidates = list(Path(settings.staging_dir).glob("ingest-*"))
+    candidates += [p for p in Path(settings.store_dir).iterdir() if p.name not in known]
+    for folder in candidates:
+        if folder.is_dir() and now - folder.stat().st_mtime > min_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(str(folder))
+    return removed

@@ -56,7 +56,7 @@ def test_bview001_eps_slider_and_zoom(dash_duo, nanoorg_app, browser_user, tmp_p
     # eps 100 -> 30 nm through the slider's number input (as a user types it)
     box = dash_duo.find_element("#viewer-eps input[type=number]")
     box.send_keys(Keys.CONTROL, "a")
-    box.send_keys("30", Keys.ENTER)
+    box.send_keys("30", Keys.TAB)                       # the value is committed on blur
     until(lambda: "eps 30 nm" in dash_duo.find_element("#viewer-dbscan-status").text, timeout=30)
     until(lambda: _cluster_count(dash_duo) != before, timeout=30)
     assert int(_cluster_count(dash_duo).replace(",", "")) > 0

@@ -89,9 +89,10 @@ def rect_circle_fraction_inside(cx, cy, d, rect):
     for gap, normal in zip(edge_gaps, normals):
         half = np.arccos(np.clip(gap / d, -1, 1))
         lo, hi = normal - half, normal + half
-        # split arcs that wrap around 0 into two pieces inside [0, 2 pi)
-        starts += [np.where(lo < 0, lo + 2 * np.pi, lo), np.where(lo < 0, 0.0, 0.0)]
-        ends += [np.where(lo < 0, 2 * np.pi, hi), np.where(lo < 0, hi, 0.0)]
+        # an arc wrapping around angle 0 becomes [lo + 2 pi, 2 pi) and [0, hi); else [lo, hi), []
+        wraps = lo < 0
+        starts += [np.where(wraps, lo + 2 * np.pi, lo), np.zeros_like(lo)]
+        ends += [np.where(wraps, 2 * np.pi, hi), np.where(wraps, hi, 0.0)]
     outside = union_length(np.stack(starts, axis=1), np.stack(ends, axis=1))
     return 1.0 - outside / (2 * np.pi)
 

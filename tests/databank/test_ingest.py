@@ -12,7 +12,7 @@ import shapely
 from scipy.spatial import ConvexHull
 from sqlalchemy import func, select
 
-from nanoorg.databank.ingest import IngestError, StagedFile, ingest_dataset, plan_upload
+from nanoorg.databank.ingest import IngestError, StagedFile, ingest_dataset, plan_upload, sweep_orphans
 from nanoorg.databank.metadata import MetadataError
 from nanoorg.databank.models import DataFile, Dataset, Roi, Tile, db
 from nanoorg.databank.store import FileStore
@@ -132,3 +132,19 @@ def test_plan_upload_matches_rois_and_reports_problems():
     assert plan.unmatched_rois == ["stray_ROI_1.csv"]
     assert list(plan.rejected) == ["notes.docx"]
     assert not plan.ok and len(plan.problems()) == 2
+
+
+def test_sweep_removes_only_old_orphans(app, settings, users, tmp_path):
+    dataset = ingest_dataset(staged(write_csr_file(tmp_path / "up", "keep", density=60, size_nm=6000)), META, users["alice"])
+    orphan_stage = settings.staging_dir / "ingest-dead"
+    orphan_store = settings.store_dir / "deadbeef"
+    fresh = settings.staging_dir / "ingest-running"
+    for folder in (orphan_stage, orphan_store, fresh):
+        folder.mkdir()
+    old = os.stat(orphan_stage).st_mtime - 7200
+    os.utime(orphan_stage, (old, old))
+    os.utime(orphan_store, (old, old))
+    os.utime(settings.store_dir / dataset.storage_key, (old, old))
+    removed = sweep_orphans(settings)
+    assert sorted(removed) == sorted([str(orphan_stage), str(orphan_store)])
+    assert fresh.exists() and (settings.store_dir / dataset.storage_key).exists()

@@ -22,13 +22,12 @@ import dash_bootstrap_components as dbc
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
-from sqlalchemy import func, select
 
 from nanoorg.databank.core import settings_of
 from nanoorg.databank.datasets import dataset_record
 from nanoorg.databank.ingest import IngestError, ingest_dataset, plan_upload
 from nanoorg.databank.metadata import FIELDS_BY_NAME, MetadataError, clean_metadata, clean_visibility
-from nanoorg.databank.models import Dataset, User, db
+from nanoorg.databank import datasets, users
 from nanoorg.databank.users import resolve_share_users
 from nanoorg.web import jobs
 from nanoorg.web.routes_upload import UploadError, discard_upload, max_file_bytes, quota_bytes, staged_files
@@ -50,17 +49,11 @@ def _signed_in_user():
 
 def share_candidates(user) -> list[str]:
     """User names offered in the "Share with" list (everyone but ``user``)."""
-    uid = int(user.get_id()) if user is not None and getattr(user, "is_authenticated", False) else None
-    query = select(User.username).order_by(func.lower(User.username))
-    if uid is not None:
-        query = query.where(User.id != uid)
-    return list(db.session.scalars(query))
+    return users.usernames(exclude=user)
 
 
 def title_taken(title: str | None) -> bool:
-    if not title:
-        return False
-    return db.session.scalar(select(Dataset.id).where(func.lower(Dataset.title) == title.strip().lower())) is not None
+    return datasets.title_taken(title)
 
 
 def _fmt_size(n_bytes) -> str:

@@ -160,7 +160,9 @@ function(relayout) {
     const nu = window.dash_clientside.no_update;
     if (!relayout) { return nu; }
     const keys = Object.keys(relayout);
-    if (!keys.some(k => k.startsWith('xaxis.') || k.startsWith('yaxis.'))) { return nu; }
+    // zoom, pan, reset, and the first autosize (the server rendered the first image before it knew
+    // the plot area's size and the ranges Plotly settles on for the equal aspect ratio)
+    if (!keys.some(k => k.startsWith('xaxis.') || k.startsWith('yaxis.') || k === 'autosize')) { return nu; }
     const host = document.getElementById('viewer-graph');
     const gd = host && (host.classList.contains('js-plotly-plot') ? host : host.querySelector('.js-plotly-plot'));
     if (!gd || !gd._fullLayout) { return nu; }
@@ -468,8 +470,9 @@ def ripley_figure(outcome, envelope=None) -> dict:
     if np.isfinite(res.h_max):
         traces.append(dict(type="scatter", x=[res.r_at_h_max], y=[res.h_max], mode="markers+text", name="maximum",
                            marker=dict(color="#e53935", size=9), showlegend=False, hoverinfo="skip",
-                           text=[f"r {res.r_at_h_max:.0f} nm, H {res.h_max:.1f} nm"], textposition="top right"))
-    layout = dict(_SMALL_LAYOUT, showlegend=True, margin=dict(l=45, r=10, t=10, b=40),
+                           text=[f"r {res.r_at_h_max:.0f} nm, H {res.h_max:.1f} nm"], textposition="top center",
+                           cliponaxis=False))
+    layout = dict(_SMALL_LAYOUT, showlegend=True, margin=dict(l=45, r=10, t=25, b=40),
                   legend=dict(orientation="h", y=-0.25, font=dict(size=10)),
                   xaxis=dict(_AXIS, title=dict(text="r (nm)")), yaxis=dict(_AXIS, title=dict(text="L(r) - r (nm)")),
                   shapes=[dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=0, y1=0,

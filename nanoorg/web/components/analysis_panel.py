@@ -100,7 +100,7 @@ def ripley_tab() -> dbc.Tab:
         dbc.RadioItems(id=RIPLEY_EDGE, options=[{"label": EDGE_LABELS[e], "value": e} for e in clusters.EDGE_CORRECTIONS
                                                 if e in EDGE_LABELS],
                        value="ripley", inline=True, className="mb-2 small"),
-        dcc.Loading(dcc.Graph(id=RIPLEY_GRAPH, config={"displaylogo": False}, style={"height": "300px"}),
+        dcc.Loading(dcc.Graph(id=RIPLEY_GRAPH, config={"displaylogo": False, "displayModeBar": False}, style={"height": "300px"}),
                     type="dot", delay_show=300),
         html.Div(id=RIPLEY_INFO, className="small mb-2"),
         html.Div([

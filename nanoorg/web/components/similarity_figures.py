@@ -12,7 +12,7 @@ THINNED_COLOUR = "#2c7fb8"
 UNTHINNED_COLOUR = "#d95f0e"
 WITHIN_COLOUR = "#1b9e77"
 BETWEEN_COLOUR = "#7570b3"
-MAX_BINS = 60
+MAX_BINS = 120
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
            "#17becf")
 
@@ -28,10 +28,10 @@ def empty_figure(title: str, message: str) -> go.Figure:
 
 
 def histogram_edges(values, *, minimum_upper: float = 1.2, max_bins: int = MAX_BINS) -> np.ndarray:
-    """Bin edges from 0 covering the values and the line at 1, in steps of 0.05, 0.1, 0.2, 0.5 ... ."""
+    """Bin edges from 0 covering the values and the line at 1, in steps of 0.01, 0.02, 0.05, 0.1 ... ."""
     values = np.asarray(values, dtype=float)
     upper = max(minimum_upper, float(values.max()) * 1.001 if values.size else 0.0)
-    for step in (0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0):
+    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0):
         if upper / step <= max_bins:
             break
     n = int(np.ceil(upper / step))
@@ -67,8 +67,8 @@ def self_similarity_figure(part: dict | None, *, label: str, split: bool = False
     fig.update_layout(
         title=dict(text=f"{label}: {summary.get('n_pairs', lambdas.size):,} tile pairs", x=0.02, font=dict(size=15)),
         barmode="overlay", bargap=0.02, height=320, template="plotly_white",
-        margin=dict(l=55, r=20, t=50, b=45), legend=dict(orientation="h", y=1.02, x=1, xanchor="right",
-                                                          yanchor="bottom", font=dict(size=11)),
+        margin=dict(l=55, r=20, t=50, b=45), legend=dict(x=0.99, y=0.97, xanchor="right", yanchor="top",
+                                                          bgcolor="rgba(255,255,255,0.75)", font=dict(size=11)),
         showlegend=split, xaxis_title="dissimilarity λ", yaxis_title="tile pairs")
     fig.update_xaxes(range=[0, float(edges[-1])])
     return fig
@@ -220,9 +220,10 @@ def self_similarity_overlay(result: dict, *, kind: str = "thinned") -> go.Figure
                         hovertemplate="λ %{x:.2f}: %{y:.1%} of pairs<extra>" + _short(name, dataset_id, 30) + "</extra>")
     fig.add_vline(x=1.0, line_dash="dash", line_color="#c00", line_width=1.5, annotation_text="λ = 1",
                   annotation_font_color="#c00")
-    fig.update_layout(title=dict(text=title, x=0.02, font=dict(size=15)), template="plotly_white", height=400,
-                      margin=dict(l=55, r=20, t=50, b=45), xaxis_title="dissimilarity λ",
-                      yaxis_title="fraction of tile pairs", yaxis_tickformat=".0%",
-                      legend=dict(font=dict(size=11)))
+    n_lines = len(fig.data)
+    fig.update_layout(title=dict(text=title, x=0.02, font=dict(size=15)), template="plotly_white",
+                      height=360 + 22 * n_lines, margin=dict(l=55, r=20, t=50, b=45 + 22 * n_lines),
+                      xaxis_title="dissimilarity λ", yaxis_title="fraction of tile pairs", yaxis_tickformat=".0%",
+                      legend=dict(font=dict(size=11), orientation="h", x=0, y=-0.18, yanchor="top"))
     fig.update_xaxes(range=[0, float(edges[-1])])
     return fig

@@ -1,0 +1,460 @@
+"""Similarity in the web layer: the JSON/CSV API, the dataset-page section's callbacks, the
+"search with your own file" page and the Compare page.
+
+Privacy first: a private dataset of another user never appears in anyone else's results (API and
+callbacks), and a foreign private query answers "not found". Callbacks are called as functions in
+a request context (normal callbacks, ``current_user``) or with a Dash callback context carrying
+the signed session cookie (background jobs re-derive the user from it, as in production).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+from contextvars import copy_context
+from pathlib import Path
+
+import pytest
+from dash._callback_context import context_value
+from dash._utils import AttributeDict
+from flask_login import login_user, logout_user
+
+from nanoorg.databank import search
+from nanoorg.databank.datasets import delete_dataset, set_visibility
+from nanoorg.databank.models import Dataset, db
+from nanoorg.databank.users import create_api_token, create_user
+from nanoorg.web.callbacks import similarity as cb
+from nanoorg.web.components import similarity_section as ids
+
+from .helpers_datasets import (PASSWORD, Bank, client_as, find_ids, ingest, make_files, page_layout,
+                               text_of)
+
+DENSE = 12_000        # localisations in a 10 x 10 um field: ~1,080 per tile, enough for 100 loc/um^2
+
+
+def build_similarity_bank(folder: Path) -> Bank:
+    """alice, bob, carol, dave and datasets of every visibility (tables emptied first)."""
+    from tests.web import support
+
+    app = support.shared_app()
+    support.wipe_database(app)
+    bank = Bank(app=app, settings=app.nanoorg_settings, folder=folder)
+    with app.server.app_context():
+        for name in ("alice", "bob", "carol", "dave"):
+            bank.users[name] = create_user(name, f"{name}@example.org", PASSWORD).id
+        src = folder / "uploads"
+        specs = [
+            ("query", "alice", "Alice query EGFR", "public", (), dict(protein="EGFR", cell_type="COS-7",
+                                                                       modality="dSTORM", tags="resting")),
+            ("alice_private", "alice", "Alice private EGFR", "private", (), dict(protein="EGFR", cell_type="HeLa")),
+            ("bob_private", "bob", "Bob private SECRETPROT", "private", (), dict(protein="SECRETPROT",
+                                                                                cell_type="SECRETCELL")),
+            ("bob_shared", "bob", "Bob shared LAT", "shared", ["alice"], dict(protein="LAT", cell_type="COS-7")),
+            ("carol_public", "carol", "Carol public LAT", "public", (), dict(protein="LAT", cell_type="HeLa",
+                                                                           tags="treated, drug X")),
+        ]
+        for k, (key, owner, title, visibility, shared, meta) in enumerate(specs):
+            ingest(bank, key, owner, title=title, visibility=visibility, shared_with=shared,
+                   files=make_files(src / key, f"cell{k}", n=DENSE, seed=10 + k), **meta)
+        # sparse: tiles too poor for thinning to 100 loc/um^2 (but fine unthinned and at 30)
+        ingest(bank, "carol_sparse", "carol", title="Carol public sparse EGFR", visibility="public",
+               files=make_files(src / "sparse", "sparse", n=4_000, seed=42), protein="EGFR", cell_type="HeLa")
+        db.session.remove()
+    return bank
+
+
+@pytest.fixture(scope="module")
+def bank(tmp_path_factory):
+    return build_similarity_bank(tmp_path_factory.mktemp("similarity"))
+
+
+def ids_of(bank, *keys):
+    return {bank.datasets[k] for k in keys}
+
+
+def session_cookie(bank, name):
+    server = bank.server
+    value = server.session_interface.get_signing_serializer(server).dumps({"_user_id": str(bank.users[name]),
+                                                                           "_fresh": True})
+    return {server.config.get("SESSION_COOKIE_NAME", "session"): value}
+
+
+@contextlib.contextmanager
+def as_caller(bank, name, *, triggered=None):
+    """A request context with ``name`` signed in (None: anonymous) and a Dash callback context whose
+    cookies carry that user's signed session (what a background job sees)."""
+    with bank.server.test_request_context("/_dash-update-component", method="POST"):
+        if name is not None:
+            login_user(db.session.get(search.User, bank.users[name]))
+        values = AttributeDict(cookies=session_cookie(bank, name) if name else {},
+                               triggered_inputs=[{"prop_id": f"{triggered}.n_clicks", "value": 1}] if triggered
+                               else [])
+        token = context_value.set(values)
+        try:
+            yield
+        finally:
+            context_value.reset(token)
+            if name is not None:
+                logout_user()
+            db.session.remove()
+
+
+def call(bank, name, fn, *args, triggered=None, **kwargs):
+    """Run a callback function as ``name`` (in its own contextvars context)."""
+    def run():
+        with as_caller(bank, name, triggered=triggered):
+            return fn(*args, **kwargs)
+    return copy_context().run(run)
+
+
+class Progress(list):
+    def __call__(self, value):
+        self.append(value)
+
+
+def run_search(bank, name, dataset_key_or_id, *, target=30, protein=None, cell_type=None, modality=None, tags=None):
+    dataset_id = bank.datasets.get(dataset_key_or_id, dataset_key_or_id)
+    progress = Progress()
+    rows, status = call(bank, name, cb.run_search, progress, 1, target, protein, cell_type, modality, tags,
+                        str(dataset_id), server=bank.server)
+    return rows, status, progress
+
+
+# --------------------------------------------------------------------------------------------
+# JSON API
+
+def api(bank, name, dataset_key, query="", **headers):
+    client = client_as(bank, name)
+    dataset_id = bank.datasets.get(dataset_key, dataset_key)
+    return client.get(f"/api/datasets/{dataset_id}/similar{query}", headers=headers)
+
+
+def test_api_anonymous_sees_only_public_datasets(bank):
+    response = api(bank, None, "query")
+    assert response.status_code == 200, response.text
+    body = response.get_json()
+    assert set(body) >= {"dataset_id", "target", "bank_version", "results"}
+    assert body["dataset_id"] == bank.datasets["query"] and body["target"] == 30
+    assert {r["dataset_id"] for r in body["results"]} == ids_of(bank, "carol_public", "carol_sparse")
+
+
+@pytest.mark.parametrize("name, visible, hidden", [
+    ("alice", ("alice_private", "bob_shared", "carol_public", "carol_sparse"), ("bob_private",)),
+    ("bob", ("bob_private", "bob_shared", "carol_public", "carol_sparse"), ("alice_private",)),
+    ("dave", ("carol_public", "carol_sparse"), ("alice_private", "bob_private", "bob_shared")),
+])
+def test_api_private_datasets_never_appear_in_other_users_results(bank, name, visible, hidden):
+    body = api(bank, name, "query").get_json()
+    found = {r["dataset_id"] for r in body["results"]}
+    assert found == ids_of(bank, *visible)
+    assert not found & ids_of(bank, *hidden)
+    assert "SECRETPROT" not in str(body) or name == "bob"
+
+
+def test_api_foreign_private_query_is_not_found(bank):
+    for name in (None, "alice", "carol"):
+        response = api(bank, name, "bob_private")
+        assert response.status_code == 404 and "SECRET" not in response.text
+    assert api(bank, "bob", "bob_private").status_code == 200
+    assert api(bank, "alice", "bob_shared").status_code == 200
+    assert api(bank, None, 999_999).status_code == 404
+
+
+def test_api_rejects_bad_parameters(bank):
+    for query in ("?target=50", "?target=abc", "?format=xml", "?colour=red", "?density__gt=abc", "?limit=-1",
+                  "?protein__gt=3", "?sort=median"):
+        response = api(bank, "alice", "query", query)
+        assert response.status_code == 400, (query, response.text)
+        assert response.get_json()["error"]
+
+
+def test_api_filters_apply_before_ranking(bank):
+    body = api(bank, "alice", "query", "?protein=LAT").get_json()
+    assert {r["dataset_id"] for r in body["results"]} == ids_of(bank, "bob_shared", "carol_public")
+    body = api(bank, "alice", "query", "?cell_type=hela&protein=EGFR").get_json()      # case-insensitive
+    assert {r["dataset_id"] for r in body["results"]} == ids_of(bank, "alice_private", "carol_sparse")
+    body = api(bank, "alice", "query", "?tags__contains=drug").get_json()
+    assert {r["dataset_id"] for r in body["results"]} == ids_of(bank, "carol_public")
+    body = api(bank, "alice", "query", "?modality=dSTORM").get_json()
+    assert body["results"] == []
+    body = api(bank, "alice", "query", "?density__gte=60").get_json()
+    assert ids_of(bank, "carol_sparse").isdisjoint(r["dataset_id"] for r in body["results"])
+
+
+def test_api_target_switch_and_ranking(bank):
+    at_30 = api(bank, "alice", "query", "?target=30").get_json()
+    at_100 = api(bank, "alice", "query", "?target=100").get_json()
+    assert at_30["target"] == 30 and at_100["target"] == 100
+    sparse = bank.datasets["carol_sparse"]
+    row_30 = next(r for r in at_30["results"] if r["dataset_id"] == sparse)
+    row_100 = next(r for r in at_100["results"] if r["dataset_id"] == sparse)
+    assert row_30["thinned_mean"] is not None and row_30["thinned_n_pairs"] > 0
+    assert row_100["thinned_mean"] is None and row_100["thinned_n_pairs"] == 0 and row_100["unthinned_mean"] is not None
+    assert at_100["results"][-1]["dataset_id"] == sparse                 # rows without a score come last
+    means = [r["thinned_mean"] for r in at_100["results"] if r["thinned_mean"] is not None]
+    assert means == sorted(means)                                        # most similar first
+    by_unthinned = api(bank, "alice", "query", "?target=100&sort=unthinned").get_json()["results"]
+    unthinned = [r["unthinned_mean"] for r in by_unthinned]
+    assert unthinned == sorted(unthinned)
+    assert len(api(bank, "alice", "query", "?limit=1").get_json()["results"]) == 1
+
+
+def test_csv_download_only_for_registered_users(bank):
+    anonymous = api(bank, None, "query", "?format=csv")
+    assert anonymous.status_code == 401
+    anonymous_browser = client_as(bank, None).get(f"/download/dataset/{bank.datasets['query']}/similar.csv")
+    assert anonymous_browser.status_code == 302 and "/login" in anonymous_browser.headers["Location"]
+    response = api(bank, "alice", "query", "?format=csv&target=100&protein=LAT")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    table = list(csv.DictReader(io.StringIO(response.text)))
+    assert {int(r["dataset_id"]) for r in table} == ids_of(bank, "bob_shared", "carol_public")
+    assert [int(r["rank"]) for r in table] == [1, 2]
+    assert set(table[0]) >= {"thinned_lambda_mean", "thinned_lambda_sd", "unthinned_lambda_mean", "thinned_n_pairs",
+                             "protein", "cell_type", "modality", "fluorophore", "software"}
+    browser = client_as(bank, "dave").get(f"/download/dataset/{bank.datasets['query']}/similar.csv")
+    assert browser.status_code == 200 and "SECRETPROT" not in browser.text and "Alice private" not in browser.text
+    assert client_as(bank, "dave").get(f"/download/dataset/{bank.datasets['bob_private']}/similar.csv").status_code == 404
+    assert api(bank, "alice", "bob_private", "?format=csv").status_code == 404
+
+
+def test_csv_with_api_token(bank):
+    with bank.server.app_context():
+        token = create_api_token(db.session.get(search.User, bank.users["bob"]), "script")
+        db.session.remove()
+    response = bank.server.test_client().get(f"/api/datasets/{bank.datasets['query']}/similar?format=csv",
+                                             headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200 and "SECRETPROT" in response.text     # bob's own private dataset
+
+
+def test_csv_neutralises_spreadsheet_formulas():
+    text = search.results_csv([{"dataset_id": 1, "title": "=HYPERLINK(\"x\")", "protein": "+1", "thinned_mean": -0.5}])
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert row["title"].startswith("'=") and row["protein"] == "'+1" and row["thinned_lambda_mean"] == "-0.5"
+
+
+# --------------------------------------------------------------------------------------------
+# dataset page section: callbacks as functions
+
+def test_search_job_uses_the_cookie_user_and_hides_foreign_private(bank):
+    rows, status, progress = run_search(bank, "alice", "query")
+    found = {r["dataset_id"] for r in rows}
+    assert found == ids_of(bank, "alice_private", "bob_shared", "carol_public", "carol_sparse")
+    assert progress and progress[-1][0] == 100 and "compared" in text_of(status)
+    rows, _, _ = run_search(bank, None, "query")                               # no cookie: anonymous
+    assert {r["dataset_id"] for r in rows} == ids_of(bank, "carol_public", "carol_sparse")
+    rows, _, _ = run_search(bank, "bob", "query")
+    assert bank.datasets["bob_private"] in {r["dataset_id"] for r in rows}
+
+
+def test_search_job_refuses_foreign_private_query(bank):
+    for name in ("alice", None):
+        rows, status, _ = run_search(bank, name, "bob_private")
+        assert rows == [] and cb.NOT_FOUND in text_of(status)
+    rows, status, _ = run_search(bank, "alice", "not-a-number")
+    assert rows == [] and cb.NOT_FOUND in text_of(status)
+
+
+def test_search_job_filters_and_target(bank):
+    rows, _, _ = run_search(bank, "alice", "query", protein="LAT")
+    assert {r["dataset_id"] for r in rows} == ids_of(bank, "bob_shared", "carol_public")
+    rows, _, _ = run_search(bank, "alice", "query", cell_type="HeLa", tags="drug")
+    assert {r["dataset_id"] for r in rows} == ids_of(bank, "carol_public")
+    rows, status, _ = run_search(bank, "alice", "query", target=100)
+    sparse = next(r for r in rows if r["dataset_id"] == bank.datasets["carol_sparse"])
+    assert sparse["thinned_mean"] is None and "100 loc/µm²" in text_of(status)
+    rows, status, _ = run_search(bank, "alice", "query", target=55)
+    assert rows == [] and "thinning target" in text_of(status)
+
+
+def test_filter_choices_come_from_readable_datasets_only(bank):
+    out = call(bank, "alice", cb.load_choices, str(bank.datasets["query"]))
+    proteins = {o["value"] for o in out[0]}
+    assert proteins == {"EGFR", "LAT"} and "SECRETCELL" not in str(out)
+    assert out[3] == {"protein": "EGFR", "cell_type": "COS-7", "modality": "dSTORM"}
+    assert out[4] == "Same protein (EGFR)"
+    denied = call(bank, "alice", cb.load_choices, str(bank.datasets["bob_private"]))
+    assert denied[:4] == ([], [], [], {})
+    bob = call(bank, "bob", cb.load_choices, str(bank.datasets["query"]))
+    assert "SECRETPROT" in {o["value"] for o in bob[0]}
+
+
+def test_quick_filter_buttons(bank):
+    own = {"protein": "EGFR", "cell_type": "COS-7", "modality": "dSTORM"}
+    out = call(bank, "alice", cb.apply_quick_filters, 1, None, None, None, own, triggered=ids.SAME_CELL_TYPE)
+    assert out[1] == "COS-7" and all(v is cb.no_update for k, v in enumerate(out) if k != 1)
+    assert call(bank, "alice", cb.apply_quick_filters, 1, 1, 1, 1, own, triggered=ids.CLEAR_FILTERS) == (None, None, None, "")
+    assert cb.build_filters("EGFR", " ", None, " drug ") == {"protein": "EGFR", "tags": {"type": "contains", "filter": "drug"}}
+
+
+def test_self_similarity_callback(bank):
+    thinned, unthinned, table_t, table_u, message = call(bank, "alice", cb.show_self_similarity, 30, True,
+                                                         str(bank.datasets["query"]))
+    assert message is None
+    assert {t.name.split(" (")[0] for t in thinned.data} == {"Within file", "Between files"}
+    assert any(shape.x0 == 1.0 for shape in unthinned.layout.shapes)         # the line at lambda = 1
+    assert "Tile pairs" in text_of(table_t) and "Within file" in text_of(table_u)
+    thinned, _, _, _, message = call(bank, "alice", cb.show_self_similarity, 100, False, str(bank.datasets["query"]))
+    assert "100 loc/µm²" in thinned.layout.title.text and len(thinned.data) == 1
+    *_, message = call(bank, "carol", cb.show_self_similarity, 30, False, str(bank.datasets["bob_private"]))
+    assert cb.NOT_FOUND in text_of(message)
+
+
+def test_download_callback_only_for_registered_users(bank):
+    query = str(bank.datasets["query"])
+    data, message = call(bank, None, cb.download_results, 1, query, 30, None, None, None, None, "thinned")
+    assert data is cb.no_update and "Log in" in message
+    data, message = call(bank, "alice", cb.download_results, 1, query, 100, "LAT", None, None, None, "unthinned")
+    table = list(csv.DictReader(io.StringIO(data["content"])))
+    assert {int(r["dataset_id"]) for r in table} == ids_of(bank, "bob_shared", "carol_public")
+    assert data["filename"].endswith("_unthinned_100.csv")
+    data, message = call(bank, "alice", cb.download_results, 1, str(bank.datasets["bob_private"]), 30, None, None,
+                         None, None, "thinned")
+    assert data is cb.no_update and message == cb.NOT_FOUND
+
+
+def test_columns_follow_the_metric_switch():
+    columns = cb.set_columns("unthinned", 100)
+    assert columns[1]["headerName"] == "Unthinned" and columns[1]["children"][0]["sort"] == "asc"
+    assert columns[2]["headerName"] == "Thinned (100 loc/µm²)" and "sort" not in columns[2]["children"][0]
+    assert cb.set_columns("nonsense", "x")[1]["headerName"].startswith("Thinned")
+
+
+def test_section_layout(bank):
+    with bank.server.test_request_context("/"):
+        layout = ids.similarity_section(bank.datasets["query"])
+    found = find_ids(layout)
+    for ident in (ids.SELF_THINNED, ids.SELF_UNTHINNED, ids.GRID, ids.TARGET, ids.SPLIT, ids.METRIC,
+                  ids.FILTER_PROTEIN, ids.FILTER_CELL_TYPE, ids.FILTER_MODALITY, ids.CANCEL, ids.PROGRESS,
+                  "sim-download-login"):
+        assert ident in found, ident
+    text = str(layout)
+    assert "/guide/self-similarity" in text and "/guide/similarity" in text
+
+
+def test_results_change_when_the_bank_changes(bank, tmp_path):
+    """Visibility change, new dataset and deletion all reach cached results (bank version)."""
+    query = bank.datasets["query"]
+    before = {r["dataset_id"] for r in api(bank, "dave", "query").get_json()["results"]}
+    with bank.server.app_context():
+        extra = ingest(bank, "late", "carol", title="Carol late private", visibility="private",
+                       files=make_files(tmp_path / "late", "late", n=DENSE, seed=77))
+        carol = db.session.get(search.User, bank.users["carol"])
+        assert extra not in {r["dataset_id"] for r in search.similar_datasets(
+            db.session.get(search.User, bank.users["dave"]), query)}
+        set_visibility(carol, extra, "public")
+        db.session.remove()
+    after = {r["dataset_id"] for r in api(bank, "dave", "query").get_json()["results"]}
+    assert after == before | {extra}
+    with bank.server.app_context():
+        delete_dataset(db.session.get(search.User, bank.users["carol"]), extra)
+        db.session.remove()
+    bank.datasets.pop("late")
+    assert {r["dataset_id"] for r in api(bank, "dave", "query").get_json()["results"]} == before
+
+
+# --------------------------------------------------------------------------------------------
+# /search: search with your own file
+
+def upload_contents(paths):
+    import base64
+
+    return ([f"data:text/csv;base64,{base64.b64encode(Path(p).read_bytes()).decode()}" for p in paths],
+            [Path(p).name for p in paths])
+
+
+def test_own_file_search_is_private_and_stores_nothing(bank, tmp_path):
+    files = make_files(tmp_path / "mine", "my cell", n=DENSE, seed=99)
+    contents, names = upload_contents([f.path for f in files])
+    token, message = call(bank, "alice", cb.receive_query_files, contents, names)
+    assert token and "Ready" in text_of(message) and "my cell.csv" in text_of(message)
+    staged = Path(bank.settings.staging_dir) / "query" / str(bank.users["alice"]) / token
+    assert staged.is_dir()
+    with bank.server.app_context():
+        n_datasets = db.session.query(Dataset).count()
+    # bob cannot use alice's token
+    rows, status, summary = call(bank, "bob", cb.run_query, Progress(), 1, token, 30, None, None, None, None, None,
+                                 server=bank.server)
+    assert rows == [] and summary is None
+    progress = Progress()
+    rows, status, summary = call(bank, "alice", cb.run_query, progress, 1, token, 100, None, None, None, None, None,
+                                 server=bank.server)
+    found = {r["dataset_id"] for r in rows}
+    assert found == ids_of(bank, "query", "alice_private", "bob_shared", "carol_public", "carol_sparse")
+    assert "not in the databank" in text_of(summary) and progress[-1][0] == 100
+    assert not staged.exists()                                   # the file itself is gone
+    with bank.server.app_context():
+        assert db.session.query(Dataset).count() == n_datasets   # nothing was ingested
+    # same fingerprints, new filters, no file needed any more
+    rows, _, _ = call(bank, "alice", cb.run_query, Progress(), 2, token, 30, None, "LAT", None, None, None,
+                      server=bank.server)
+    assert {r["dataset_id"] for r in rows} == ids_of(bank, "bob_shared", "carol_public")
+    data, _ = call(bank, "alice", cb.download_query_results, 1, rows, 30, "thinned")
+    assert len(list(csv.DictReader(io.StringIO(data["content"])))) == 2
+
+
+def test_own_file_search_refuses_anonymous_and_bad_files(bank, tmp_path):
+    files = make_files(tmp_path / "x", "cellx", n=2000, seed=1)
+    contents, names = upload_contents([f.path for f in files])
+    token, message = call(bank, None, cb.receive_query_files, contents, names)
+    assert token is None and "Log in" in text_of(message)
+    token, message = call(bank, "alice", cb.receive_query_files, contents[1:], names[1:])     # a ROI alone
+    assert token is None and "ROI" in text_of(message)
+    two = make_files(tmp_path / "y", "celly", n=2000, seed=2)
+    contents2, names2 = upload_contents([f.path for f in files + two])
+    token, message = call(bank, "alice", cb.receive_query_files, contents2, names2)
+    assert token is None and "exactly one detection file" in text_of(message)
+    rows, status, _ = call(bank, None, cb.run_query, Progress(), 1, "0" * 32, 30, None, None, None, None, None,
+                           server=bank.server)
+    assert rows == [] and "Log in" in text_of(status)
+    rows, status, _ = call(bank, "alice", cb.run_query, Progress(), 1, "../../etc", 30, None, None, None, None, None,
+                           server=bank.server)
+    assert rows == [] and "choose the file again" in text_of(status)
+
+
+def test_search_page_layout(bank):
+    layout = page_layout("/search")
+    with bank.server.test_request_context("/search"):
+        anonymous = layout()
+    assert "own-login" in find_ids(anonymous) and "own-upload" not in find_ids(anonymous)
+    with bank.server.test_request_context("/search"):
+        login_user(db.session.get(search.User, bank.users["alice"]))
+        signed_in = layout()
+        logout_user()
+    found = find_ids(signed_in)
+    assert {"own-upload", "own-run", "own-grid", "own-cancel", "own-progress"} <= set(found)
+
+
+# --------------------------------------------------------------------------------------------
+# /compare
+
+def test_compare_options_are_readable_datasets(bank):
+    options, chosen = call(bank, "alice", cb.load_compare_options,
+                           f"?ids={bank.datasets['query']},{bank.datasets['bob_private']},{bank.datasets['carol_public']}")
+    values = {o["value"] for o in options}
+    assert bank.datasets["bob_private"] not in values and bank.datasets["alice_private"] in values
+    assert chosen == [bank.datasets["query"], bank.datasets["carol_public"]]
+
+
+def test_compare_job(bank):
+    picks = [bank.datasets[k] for k in ("query", "carol_public", "bob_shared")]
+    heatmap, overlay, message, table = call(bank, "alice", cb.run_compare, Progress(), 1, picks, 30, "thinned",
+                                            server=bank.server)
+    assert message is None
+    z = heatmap.data[0].z
+    assert len(z) == 3 and all(len(row) == 3 for row in z)
+    assert len(overlay.data) == 3 and "Carol public LAT" in text_of(table)
+    denied = call(bank, "alice", cb.run_compare, Progress(), 1, picks + [bank.datasets["bob_private"]], 30, "thinned",
+                  server=bank.server)
+    assert "not available" in text_of(denied[2])
+    few = call(bank, "alice", cb.run_compare, Progress(), 1, picks[:1], 30, "thinned", server=bank.server)
+    assert "at least two" in text_of(few[2])
+    many = call(bank, "alice", cb.run_compare, Progress(), 1, list(range(1, 13)), 30, "thinned", server=bank.server)
+    assert "at most 10" in text_of(many[2])
+
+
+def test_compare_page_layout(bank):
+    with bank.server.test_request_context("/compare"):
+        found = find_ids(page_layout("/compare")())
+    assert {"cmp-datasets", "cmp-heatmap", "cmp-overlay", "cmp-target", "cmp-cancel"} <= set(found)
