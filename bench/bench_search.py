@@ -137,8 +137,7 @@ def median_time(fn, runs: int, setup=None) -> tuple[float, object]:
 
 
 def clear_results(settings) -> None:
-    import shutil
-    shutil.rmtree(Path(settings.cache_dir) / "similarity", ignore_errors=True)
+    search.clear_result_cache()
 
 
 def forget_index() -> None:

@@ -20,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +57,9 @@ class Row:
     reference_how: str
 
     def line(self) -> str:
+        ratio = self.reference_s / self.ours.wall_s
         return (f"| {self.task:<17} | {self.size:<40} | {self.ours.wall_s:7.3f} | {self.ours.cpu_s:7.3f} "
-                f"| {self.reference_s:11.2f} | {self.reference_s / self.ours.wall_s:8.0f}x | {self.reference_how} |")
+                f"| {self.reference_s:11.2f} | {ratio:8.0f}x | {self.reference_how} |")
 
 
 HEADER = ("| task              | size                                     |  wall s |   cpu s | reference s "
@@ -99,17 +101,24 @@ def ks_reference_per_pair(pool: similarity.Fingerprints, n_pairs: int, seed: int
     samples = [np.repeat(np.arange(h.size), h) for h in pool.hist]
     first, second = rng.integers(0, len(samples), (2, n_pairs))
     start = time.perf_counter()
-    for i, j in zip(first, second):
-        ks_2samp(samples[i], samples[j], method="asymp")    # "exact" would be far slower
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)          # "exact calculation unsuccessful"
+        for i, j in zip(first, second):
+            ks_2samp(samples[i], samples[j])                     # default method (fastest here)
     return (time.perf_counter() - start) / n_pairs
+
+
+def naive_points_in_tiles(x: np.ndarray, y: np.ndarray, grid: tiles.TileGrid) -> list[np.ndarray]:
+    """One full-scan boolean mask per tile."""
+    t = grid.tile_nm
+    return [np.flatnonzero((x >= x0) & (x < x0 + t) & (y >= y0) & (y < y0 + t)) for x0, y0 in grid.origins]
 
 
 def naive_file_fingerprints(x: np.ndarray, y: np.ndarray, grid: tiles.TileGrid) -> list[np.ndarray]:
     """Per tile: full-scan mask, histogram2d, bincount, thinning by rng.choice (the obvious code)."""
     t = grid.tile_nm
     out = []
-    for k, (x0, y0) in enumerate(grid.origins):
-        inside = np.flatnonzero((x >= x0) & (x < x0 + t) & (y >= y0) & (y < y0 + t))
+    for k, ((x0, y0), inside) in enumerate(zip(grid.origins, naive_points_in_tiles(x, y, grid))):
         for n_keep in (None, 270, 900):
             if inside.size < (n_keep or similarity.MIN_TILE_LOCS):
                 continue
@@ -119,14 +128,8 @@ def naive_file_fingerprints(x: np.ndarray, y: np.ndarray, grid: tiles.TileGrid) 
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--cold", action="store_true", help="use an empty numba cache (report compile time)")
-    args = parser.parse_args()
-    print(f"cores: {os.cpu_count()}, numba threads: {numba.get_num_threads()}, "
-          f"load average: {os.getloadavg()[0]:.1f}, repeats: {args.repeats} (median reported)")
-
+def warm_up_jit() -> float:
+    """Run every numba kernel once on tiny inputs; seconds taken."""
     start = time.perf_counter()
     tiny = similarity.Fingerprints.from_histograms([np.array([9000, 1000]), np.array([9500, 400, 100])], [1, 1])
     similarity.search_bank(tiny, tiny, np.array([0, 0]), 1)
@@ -134,49 +137,66 @@ def main() -> None:
     similarity.self_similarity(tiny, max_pairs=0)
     similarity.compare_sets(tiny, tiny, max_pairs=1)
     similarity.file_fingerprints(np.ones(3), np.ones(3), tiles.grid_tiles([box(0, 0, 3000, 3000)]))
-    jit_s = time.perf_counter() - start
+    return time.perf_counter() - start
+
+
+def bench_search_bank(pool, per_pair_s: float, rng, repeats: int) -> Row:
+    bank = pool.take(rng.integers(0, len(pool), 100_000))
+    query = pool.take(rng.integers(0, len(pool), 100))
+    bank_dataset = np.repeat(np.arange(1000), 100)
+    _ = bank.ecdf                                              # the bank index keeps its CDFs
+    ours = median_time(lambda: similarity.search_bank(query, bank, bank_dataset, 1000), repeats)
+    return Row("search_bank", "100 query x 1e5 bank tiles, 1000 sets", ours, per_pair_s * 1e7,
+               f"ks_2samp on {REFERENCE_PAIRS} pairs, x1e7 extrapolated")
+
+
+def bench_self_similarity(pool, per_pair_s: float, rng, repeats: int) -> Row:
+    prints = pool.take(rng.integers(0, len(pool), 10_000))
+    file_ids = np.repeat(np.arange(100), 100)
+    n_pairs = 10_000 * 9_999 // 2
+    ours = median_time(lambda: similarity.self_similarity(prints, file_ids, max_pairs=n_pairs), repeats)
+    return Row("self_similarity", "1e4 tiles, all 5.0e7 pairs", ours, per_pair_s * n_pairs,
+               f"ks_2samp on {REFERENCE_PAIRS} pairs, x5e7 extrapolated")
+
+
+def bench_file_fingerprints(repeats: int) -> Row:
+    pattern = simulate.simulate_clustered(1000.0, 40_000, 25_000, seed=3)
+    grid = tiles.grid_tiles([box(500, 500, 19_500, 24_500), box(20_500, 500, 39_500, 24_500)])
+    ours = median_time(lambda: similarity.file_fingerprints(pattern.x, pattern.y, grid), repeats)
+    reference = median_time(lambda: naive_file_fingerprints(pattern.x, pattern.y, grid), 1).wall_s
+    return Row("file_fingerprints", f"{len(pattern):.2e} locs, 2 ROIs, {len(grid)} tiles", ours, reference,
+               "mask + histogram2d per tile")
+
+
+def bench_points_in_tiles(rng, repeats: int) -> Row:
+    x, y = rng.uniform(0, 40_000, (2, 10_000_000))
+    grid = tiles.grid_tiles([box(0, 0, 39_000, 39_000), box(1_500, 1_500, 37_500, 37_500)])
+    ours = median_time(lambda: tiles.points_in_tiles(x, y, grid), repeats)
+    reference = median_time(lambda: naive_points_in_tiles(x, y, grid), 1).wall_s
+    return Row("points_in_tiles", f"1e7 points, {len(grid)} tiles (2 lattices)", ours, reference,
+               "full-scan mask per tile")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cold", action="store_true", help="use an empty numba cache (report compile time)")
+    args = parser.parse_args()
+    print(f"cores: {os.cpu_count()}, numba threads: {numba.get_num_threads()}, "
+          f"load average: {os.getloadavg()[0]:.1f}, repeats: {args.repeats} (median reported)")
+    jit_s = warm_up_jit()
     print(f"numba JIT warm-up ({'compile' if args.cold else 'compile or cache load'}): {jit_s:.2f} s")
 
     start = time.perf_counter()
     pool = fingerprint_pool(N_POOL_FIELDS)
     print(f"fingerprint pool: {len(pool)} tiles from {N_POOL_FIELDS} simulated fields at 50-1000 loc/um^2, "
           f"hist width K = {pool.hist.shape[1]} ({time.perf_counter() - start:.1f} s)")
-    per_pair = ks_reference_per_pair(pool, REFERENCE_PAIRS)
-    reference_how = f"ks_2samp on {REFERENCE_PAIRS} pairs, x{{pairs}}"
+    per_pair_s = ks_reference_per_pair(pool, REFERENCE_PAIRS)
     rng = np.random.default_rng(2)
-    rows = []
-
-    bank = pool.take(rng.integers(0, len(pool), 100_000))
-    query = pool.take(rng.integers(0, len(pool), 100))
-    bank_dataset = np.repeat(np.arange(1000), 100)
-    _ = bank.ecdf                                              # the bank index keeps its CDFs
-    ours = median_time(lambda: similarity.search_bank(query, bank, bank_dataset, 1000), args.repeats)
-    rows.append(Row("search_bank", "100 query x 1e5 bank tiles, 1000 sets", ours, per_pair * 1e7,
-                    reference_how.format(pairs="1e7 extrapolated")))
-
-    selfsim = pool.take(rng.integers(0, len(pool), 10_000))
-    n_pairs = 10_000 * 9_999 // 2
-    ours = median_time(lambda: similarity.self_similarity(selfsim, np.repeat(np.arange(100), 100),
-                                                          max_pairs=n_pairs), args.repeats)
-    rows.append(Row("self_similarity", "1e4 tiles, all 5.0e7 pairs", ours, per_pair * n_pairs,
-                    reference_how.format(pairs="5e7 extrapolated")))
-
-    pattern = simulate.simulate_clustered(1000.0, 40_000, 25_000, seed=3)
-    rois = [box(500, 500, 19_500, 24_500), box(20_500, 500, 39_500, 24_500)]
-    grid = tiles.grid_tiles(rois)
-    ours = median_time(lambda: similarity.file_fingerprints(pattern.x, pattern.y, grid), args.repeats)
-    reference = median_time(lambda: naive_file_fingerprints(pattern.x, pattern.y, grid), 1).wall_s
-    rows.append(Row("file_fingerprints", f"{len(pattern):.2e} locs, 2 ROIs, {len(grid)} tiles", ours, reference,
-                    "mask + histogram2d per tile"))
-
-    big_x, big_y = rng.uniform(0, 40_000, (2, 10_000_000))
-    big_grid = tiles.grid_tiles([box(0, 0, 39_000, 39_000), box(1_500, 1_500, 37_500, 37_500)])
-    ours = median_time(lambda: tiles.points_in_tiles(big_x, big_y, big_grid), args.repeats)
-    reference = median_time(lambda: [np.flatnonzero((big_x >= x0) & (big_x < x0 + 3000) & (big_y >= y0)
-                                                    & (big_y < y0 + 3000)) for x0, y0 in big_grid.origins], 1).wall_s
-    rows.append(Row("points_in_tiles", f"1e7 points, {len(big_grid)} tiles (2 lattices)", ours, reference,
-                    "full-scan mask per tile"))
-
+    rows = [bench_search_bank(pool, per_pair_s, rng, args.repeats),
+            bench_self_similarity(pool, per_pair_s, rng, args.repeats),
+            bench_file_fingerprints(args.repeats),
+            bench_points_in_tiles(rng, args.repeats)]
     print(HEADER)
     for row in rows:
         print(row.line())

@@ -22,7 +22,6 @@ uses min(runs, 3) runs because it is slow) after one untimed warm-up call.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -217,7 +216,7 @@ def run(settings, file_id: int, runs: int, quick: bool) -> int:
         eps_values = iter(np.linspace(60, 140, 1000))
 
         def slider_tile():
-            out = cb.update_dbscan(float(next(eps_values)), 10, tile_key, None, True, path, view_store)
+            out = cb.update_dbscan(float(next(eps_values)), 10, tile_key, True, path, view_store)
             return out, json_bytes(out[1]) + json_bytes(out[2]) + json_bytes(out[3])
 
         seconds, (out, nbytes) = median_of(slider_tile, runs)
@@ -226,14 +225,14 @@ def run(settings, file_id: int, runs: int, quick: bool) -> int:
         row(f"slider: DBSCAN one 3x3 um tile ({region.n:,} loc, {region.density:,.0f}/um2)", seconds, nbytes, 0.2)
 
         def slider_tile_json():
-            out = cb.update_dbscan(float(next(eps_values)), 10, tile_key, None, True, path, view_store)
+            out = cb.update_dbscan(float(next(eps_values)), 10, tile_key, True, path, view_store)
             return json_bytes(out)
         seconds, nbytes = median_of(slider_tile_json, runs)
         row("slider: tile, incl. JSON serialisation", seconds, nbytes, 0.2)
 
         # ---- slider, whole file
         all_region = analysis.select_region(data_file, table, analysis.RegionSpec("all"))
-        seconds, out = median_of(lambda: cb.update_dbscan(float(next(eps_values)), 10, "all", None, True, path,
+        seconds, out = median_of(lambda: cb.update_dbscan(float(next(eps_values)), 10, "all", True, path,
                                                           view_store), runs)
         background = out[4] is not None and out[4] is not cb.no_update
         row(f"slider: whole file ({all_region.n:,} loc) callback", seconds, None, 1.0,

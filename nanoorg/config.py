@@ -15,13 +15,15 @@
 | NANOORG_LAMBDA_MODE | critical | critical (D/D_crit at 5 %) or kolmogorov |
 | NANOORG_CONTACT_EMAIL | (unset) | address behind the footer's contact link |
 | NANOORG_SECURE_COOKIES | 0 | 1 behind HTTPS: session cookies only over TLS |
+| NANOORG_UPLOAD_QUOTA_MB | 4 x max upload | staging space one user may hold at once |
+| NANOORG_MAX_JOBS | 2 | ingest jobs running at once with the embedded job manager (others queue) |
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +48,8 @@ class Settings:
     lambda_mode: str = "critical"
     contact_email: str | None = None
     secure_cookies: bool = False
-    extra: dict = field(default_factory=dict)
+    upload_quota_mb: int | None = None
+    max_concurrent_jobs: int = 2
 
     @property
     def store_dir(self) -> Path:
@@ -95,6 +98,8 @@ def load_settings(**overrides) -> Settings:
         lambda_mode=env.get("NANOORG_LAMBDA_MODE", "critical"),
         contact_email=env.get("NANOORG_CONTACT_EMAIL") or None,
         secure_cookies=env.get("NANOORG_SECURE_COOKIES", "0").lower() in ("1", "true", "yes"),
+        upload_quota_mb=int(env["NANOORG_UPLOAD_QUOTA_MB"]) if env.get("NANOORG_UPLOAD_QUOTA_MB") else None,
+        max_concurrent_jobs=int(env.get("NANOORG_MAX_JOBS", 2)),
     )
     values.update(overrides)
     if not values["secret_key"]:

@@ -97,7 +97,11 @@ class _Strips:
         width = radius / k
         column = np.floor((x - x.min()) / width).astype(np.int64)
         by_y = np.argsort(y)
-        order = by_y[np.argsort(column[by_y], kind="stable")]  # by strip, then y (faster than lexsort)
+        n_columns = int(column.max()) + 1
+        if n_columns <= 4 * x.size:  # stable sort by strip, O(n)
+            order = _counting_sort(column, by_y, n_columns)
+        else:  # very sparse data: avoid a huge count array
+            order = by_y[np.argsort(column[by_y], kind="stable")]
         sorted_column = column[order]
         first = np.flatnonzero(np.r_[True, sorted_column[1:] != sorted_column[:-1]])
         ids = sorted_column[first]
@@ -108,6 +112,21 @@ class _Strips:
         gap = np.maximum(np.abs(offsets) - 1, 0) * width
         reach = np.sqrt(radius * radius - gap * gap)
         return cls(order, x[order], y[order], np.r_[first, x.size].astype(np.int64), neighbour, reach)
+
+
+@njit(cache=True)
+def _counting_sort(keys, visit_order, n_keys):
+    """Indices sorted by key (0 <= key < n_keys), ties kept in ``visit_order``."""
+    next_slot = np.zeros(n_keys + 1, dtype=np.int64)
+    for key in keys:
+        next_slot[key + 1] += 1
+    for key in range(n_keys):
+        next_slot[key + 1] += next_slot[key]
+    order = np.empty(keys.size, dtype=np.int64)
+    for i in visit_order:
+        order[next_slot[keys[i]]] = i
+        next_slot[keys[i]] += 1
+    return order
 
 
 @njit(cache=True)
@@ -367,6 +386,22 @@ def _radius_bin(d2, r2, table, scale):
 
 
 @njit(cache=True)
+def _close_squared_distances(xs, ys, i, j_lo, j_hi, r2_max, close):
+    """Write d^2(i, j) < r2_max for j in [j_lo, j_hi), j != i, to ``close``; return how many.
+
+    Branch-free compaction (always write, advance only on a hit): the hit test is
+    unpredictable, and this split makes the whole Ripley kernel markedly faster.
+    """
+    n_close = 0
+    for j in range(j_lo, j_hi):
+        dx, dy = xs[j] - xs[i], ys[j] - ys[i]
+        d2 = dx * dx + dy * dy
+        close[n_close] = d2
+        n_close += (d2 < r2_max) & (j != i)
+    return n_close
+
+
+@njit(cache=True)
 def _inverse_inside_fraction(mode, xi, yi, d, rect, t_sorted, inside_after):
     """Isotropic edge weight 1 / (fraction of the circle centred at i of radius d inside W)."""
     if mode == _MODE_RECT:
@@ -395,8 +430,10 @@ def _ripley_pair_histogram(
     no_crossings = (np.empty(0), np.empty(0, dtype=np.int64))
     n_chunks = min(_N_CHUNKS, n_strips)
     hist = np.zeros((n_chunks, n_radii + 1))
+    longest_strip = np.max(start[1:] - start[:-1])
     for chunk in prange(n_chunks):
         row = hist[chunk]
+        close = np.empty(longest_strip)
         for a in range(chunk * n_strips // n_chunks, (chunk + 1) * n_strips // n_chunks):
             lo, hi = _open_windows(a, start, neighbour)
             for i in range(start[a], start[a + 1]):
@@ -409,11 +446,9 @@ def _ripley_pair_histogram(
                     t_sorted, inside_after = _circle_crossings(xi, yi, r_max, edges)
                 for q in range(lo.size // 2 if half else 0, lo.size):
                     j_lo, j_hi = _window(q, i, lo, hi, half)
-                    for j in range(j_lo, j_hi):
-                        dx, dy = xs[j] - xi, ys[j] - yi
-                        d2 = dx * dx + dy * dy
-                        if d2 >= r2_max or j == i:
-                            continue
+                    n_close = _close_squared_distances(xs, ys, i, j_lo, j_hi, r2_max, close)
+                    for c in range(n_close):
+                        d2 = close[c]
                         b = _radius_bin(d2, r2, table, scale)
                         if half:
                             row[b] += 2.0
@@ -464,7 +499,7 @@ def _weighted_pair_sums(x, y, radii, mode, window: _Window) -> tuple[np.ndarray,
             strips.xs, strips.ys, strips.start, strips.neighbour, strips.reach,
             r2, *_radius_table(r2), mode, boundary, stop_bin, rect, edges,
         )
-    n_centres = x.size - np.searchsorted(np.sort(stop_bin), np.arange(n_radii), side="right")
+    n_centres = x.size - np.cumsum(np.bincount(stop_bin, minlength=n_radii + 1))[:n_radii]
     return np.cumsum(hist)[:n_radii], n_centres
 
 
@@ -581,13 +616,16 @@ def _core_roots(xs, ys, start, neighbour, reach, eps2, core):
             _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
             if not core[i]:
                 continue
+            root_i = _find(parent, i)
             for q in range(lo.size // 2, lo.size):
                 j_lo, j_hi = _window(q, i, lo, hi, True)
                 for j in range(j_lo, j_hi):
                     dx, dy = xs[j] - xs[i], ys[j] - ys[i]
                     if core[j] and dx * dx + dy * dy <= eps2:
-                        ri, rj = _find(parent, i), _find(parent, j)
-                        parent[max(ri, rj)] = min(ri, rj)
+                        root_j = _find(parent, j)
+                        # link the larger root under the smaller: root_i stays i's root
+                        parent[max(root_i, root_j)] = min(root_i, root_j)
+                        root_i = min(root_i, root_j)
     for i in range(xs.size):
         parent[i] = _find(parent, i)
     return parent

@@ -103,12 +103,8 @@ def indices_in_view(x_nm, y_nm, x_range, y_range, limit: int) -> np.ndarray | No
     return None if n < 0 else idx
 
 
-def _frame(x, y, values=None) -> pd.DataFrame:
-    columns = {"x": np.asarray(x), "y": np.asarray(y)}
-    if values is not None:
-        v = np.asarray(values)
-        columns["v"] = v if v.dtype.kind == "f" else v.astype(np.float64)
-    return pd.DataFrame(columns, copy=False)
+def _frame(x, y) -> pd.DataFrame:
+    return pd.DataFrame({"x": np.asarray(x), "y": np.asarray(y)}, copy=False)
 
 
 def _canvas(x_range, y_range, width, height):
@@ -244,22 +240,6 @@ def render_png(x_nm, y_nm, *, x_range, y_range, width: int | None = None, height
         index = _spread(index)
     return RenderedImage(_indexed_png(index, lut, y_down), xr, yr, int(width), int(height), n_in_view,
                          colour_by, used_span)
-
-
-def cluster_colours(labels) -> np.ndarray:
-    """(n, 4) uint8 RGBA per point: noise grey, cluster k the palette colour k mod 12."""
-    labels = np.asarray(labels)
-    rgba = np.empty((labels.shape[0], 4), dtype=np.uint8)
-    rgba[:] = NOISE_RGBA
-    clustered = labels >= 0
-    rgba[clustered, :3] = CLUSTER_PALETTE[labels[clustered] % len(CLUSTER_PALETTE)]
-    rgba[clustered, 3] = 255
-    return rgba
-
-
-def cluster_colour_strings(labels) -> list[str]:
-    """CSS colours per cluster id 0..max (for a legend or a Scattergl colour array)."""
-    return ["rgb(%d,%d,%d)" % tuple(CLUSTER_PALETTE[k % len(CLUSTER_PALETTE)]) for k in range(int(np.max(labels, initial=-1)) + 1)]
 
 
 def render_labels_png(x_nm, y_nm, labels, *, x_range, y_range, width: int | None = None,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import pickle
 import threading
 import time
@@ -487,7 +486,8 @@ def sweep_values(eps_range, min_samples_range, n_eps: int = 8, n_min: int = 7) -
         m0, m1 = sorted(clamp_min_samples(v) for v in min_samples_range)
     except (TypeError, ValueError):
         e0, e1, m0, m1 = 20.0, 200.0, 3, 30
-    eps = sorted({float(round(v)) for v in np.linspace(e0, e1, n_eps)} | set())
+    step = 5.0 if e1 - e0 >= 5.0 * (n_eps - 1) else 1.0          # round eps values (nm) when the range allows
+    eps = sorted({float(np.clip(round(v / step) * step, e0, e1)) for v in np.linspace(e0, e1, n_eps)})
     mins = sorted({int(round(v)) for v in np.linspace(m0, m1, n_min)})
     while len(eps) * len(mins) > SWEEP_MAX_CELLS:
         mins = mins[::2]
@@ -692,7 +692,3 @@ def ripley_csv(data_file, region: Region, outcome: RipleyOutcome, envelope: dict
 def download_name(data_file, suffix: str) -> str:
     from .exports import safe_stem
     return f"{safe_stem(data_file.name)}_{suffix}.csv"
-
-
-def summary_json(summary: dict) -> str:
-    return json.dumps({k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()})

@@ -179,7 +179,7 @@ def similar(dataset_id):
     return response
 
 
-@bp.get("/download/dataset/<dataset_id>/similar.csv")
+@bp.get("/download/dataset/<int:dataset_id>/similar.csv")
 def similar_csv(dataset_id):
     """Browser download of the results table (signed-in users; others are sent to the login page)."""
     if not _signed_in():

@@ -28,7 +28,6 @@ from ..databank.models import User, db
 log = logging.getLogger(__name__)
 
 _IMPORT_PID = os.getpid()          # the process that imported the app (web server / Celery master)
-DEFAULT_MAX_CONCURRENT = 2
 SLOT_TTL_SECONDS = 2 * 3600        # a slot held longer than this is considered abandoned
 QUEUE_POLL_SECONDS = 1.0
 QUEUE_TIMEOUT_SECONDS = 3600
@@ -150,10 +149,10 @@ def job_slot(name: str = "ingest", report=None, *, settings=None, slots: int | N
     """Hold one of ``slots`` places for heavy job ``name`` on this host; wait (reporting "queued") if all are taken.
 
     ``report(fraction, message)`` is called while waiting. ``slots`` defaults to
-    ``settings.extra['max_concurrent_jobs']`` or 2.
+    ``settings.max_concurrent_jobs`` (default 2).
     """
     settings = settings or settings_of()
-    slots = slots or int((settings.extra or {}).get("max_concurrent_jobs") or DEFAULT_MAX_CONCURRENT)
+    slots = slots or int(settings.max_concurrent_jobs)
     cache = _slot_cache(settings)
     token = dict(host=socket.gethostname(), pid=os.getpid(), token=uuid.uuid4().hex, since=time.time())
     started = time.monotonic()

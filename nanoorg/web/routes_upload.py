@@ -127,8 +127,8 @@ def max_file_bytes(settings) -> int:
 
 
 def quota_bytes(settings) -> int:
-    """Staging space one user may hold at once (``settings.extra['upload_quota_mb']``, default 4 files' worth)."""
-    quota_mb = (settings.extra or {}).get("upload_quota_mb") or 4 * int(settings.max_upload_mb)
+    """Staging space one user may hold at once (``settings.upload_quota_mb``, default 4 files' worth)."""
+    quota_mb = settings.upload_quota_mb or 4 * int(settings.max_upload_mb)
     return int(quota_mb) * 1024 * 1024
 
 

@@ -55,6 +55,12 @@ def test_d_attained_where_the_shorter_support_ends():
                          Fingerprints.from_histograms([dense], [1]))[0, 0] == lambda_value(sparse, dense) > 0
 
 
+def test_empty_tile_gives_nan(rng):
+    a, empty = poisson_hist(rng, 0.5), np.zeros(3, dtype=np.int64)
+    assert np.isnan(lambda_value(a, empty)) and np.isnan(lambda_value(empty, a, mode="kolmogorov"))
+    assert np.isnan(ks_statistic(empty, a))
+
+
 def test_lambda_is_zero_for_identical_tiles_and_symmetric(rng):
     a, b = poisson_hist(rng, 0.8), poisson_hist(rng, 1.1)
     assert lambda_value(a, a) == 0.0
@@ -132,6 +138,13 @@ def assert_same_histogram(padded, hist):
     assert not padded[len(hist):].any()
 
 
+def test_thinned_tiles_also_need_min_locs(file_case):
+    x, y, grid = file_case
+    fp = file_fingerprints(x, y, grid, min_locs=1000)
+    assert fp.tile_index_unthinned.tolist() == [0, 3]
+    assert fp.tile_index_thinned[30].tolist() == [0, 3] and fp.tile_index_thinned[100].tolist() == [0, 3]
+
+
 def test_file_fingerprints_are_deterministic_and_seeded(file_case):
     x, y, grid = file_case
     first, again, other = (file_fingerprints(x, y, grid, seed=s) for s in (3, 3, 4))
@@ -185,15 +198,28 @@ def test_compare_sets_all_pairs_and_sampled(rng):
     assert sampled.mean != compare_sets(a, b, max_pairs=30, seed=2).mean
 
 
-def test_self_similarity_all_pairs_and_within_between_split(rng):
-    f = random_fingerprints(rng, 9)
-    file_ids = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+def assert_summary_of(summary, values):
+    assert summary.n_pairs == values.size
+    assert summary.mean == pytest.approx(values.mean(), rel=1e-12)
+    assert summary.sd == pytest.approx(values.std(ddof=1), rel=1e-12)
+    assert summary.median == np.median(values)
+    assert summary.fraction_above_1 == np.mean(values > 1)
+
+
+@pytest.mark.parametrize("file_ids", [[0, 0, 0, 1, 1, 2, 2, 2, 2], [0, 0, 0, 1, 1, 2, 2, 2, 2, 3]])
+def test_self_similarity_all_pairs_and_within_between_split(rng, file_ids):
+    file_ids = np.array(file_ids)
+    n = file_ids.size
+    f = random_fingerprints(rng, n)
     result = self_similarity(f, file_ids)
-    upper = np.triu_indices(9, k=1)
-    assert result.lambdas.size == 9 * 8 // 2 == result.summary.n_pairs
+    upper = np.triu_indices(n, k=1)
+    assert result.lambdas.size == n * (n - 1) // 2
     np.testing.assert_array_equal(result.lambdas, lambda_matrix(f, f)[upper])
     np.testing.assert_array_equal(result.within_file, file_ids[upper[0]] == file_ids[upper[1]])
-    assert result.summary_within.n_pairs == 3 + 1 + 6 and result.summary_between.n_pairs == 26
+    assert result.summary_within.n_pairs == 3 + 1 + 6
+    assert_summary_of(result.summary, result.lambdas)
+    assert_summary_of(result.summary_within, result.lambdas[result.within_file])
+    assert_summary_of(result.summary_between, result.lambdas[~result.within_file])
     assert self_similarity(f).within_file.all()
 
 
@@ -219,6 +245,15 @@ def test_triangle_pair_decodes_linear_pair_indices(n):
             assert similarity._triangle_pair(k, n) == (i, k - first_of_row(i) + i + 1)
 
 
+def test_search_chunks_respect_the_memory_budget():
+    bounds = np.cumsum([0, 3, 0, 5, 20, 1, 1, 2])                 # tiles per dataset: 3, 0, 5, 20, 1, 1, 2
+    chunks = similarity._dataset_chunks(bounds, n_query=4, max_values=40)
+    assert chunks[0][0] == 0 and chunks[-1][1] == 7
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
+    for lo, hi in chunks:
+        assert (bounds[hi] - bounds[lo]) * 4 <= 40 or hi == lo + 1
+
+
 @pytest.mark.parametrize("block_values", [similarity.MAX_BLOCK_VALUES, 40])
 def test_search_bank_equals_compare_sets_per_dataset(rng, monkeypatch, block_values):
     monkeypatch.setattr(similarity, "MAX_BLOCK_VALUES", block_values)
@@ -229,9 +264,9 @@ def test_search_bank_equals_compare_sets_per_dataset(rng, monkeypatch, block_val
         for d in range(6):
             expected = compare_sets(query, bank.take(dataset == d), mode=mode, max_pairs=10**9)
             assert result.n_pairs[d] == expected.n_pairs
-            np.testing.assert_allclose([result.mean[d], result.sd[d], result.median[d], result.fraction_above_1[d]],
-                                       [expected.mean, expected.sd, expected.median, expected.fraction_above_1],
-                                       rtol=1e-12, equal_nan=True)
+            ours = [result.mean[d], result.sd[d], result.median[d], result.fraction_above_1[d]]
+            reference = [expected.mean, expected.sd, expected.median, expected.fraction_above_1]
+            np.testing.assert_allclose(ours, reference, rtol=1e-12, equal_nan=True)
     assert np.isnan(result.mean[2]) and result.n_pairs[2] == 0 and np.isfinite(result.sd[0])
 
 
@@ -245,14 +280,19 @@ def field_fingerprints(pattern):
     return file_fingerprints(pattern.x, pattern.y, GRID, seed=7)
 
 
+def clustered_field(density, locs_per_cluster, seed):
+    return field_fingerprints(simulate_clustered(density, FIELD_NM, FIELD_NM, locs_per_cluster=locs_per_cluster,
+                                                 seed=seed))
+
+
 @pytest.fixture(scope="module")
 def fields():
-    """Clusters: Thomas, sigma 50 nm, 70 % clustered. 'clustered_150' has the cluster layout statistics of
-    'clustered_300' with half of the localisations per cluster (a lower detection efficiency)."""
+    """Clusters: Thomas, sigma 50 nm, 70 % clustered. 'clustered_150' has the cluster layout statistics
+    of 'clustered_300' with half of the localisations per cluster (a lower detection efficiency)."""
     return {
-        "clustered_300": field_fingerprints(simulate_clustered(300, FIELD_NM, FIELD_NM, locs_per_cluster=20, seed=1)),
-        "clustered_150": field_fingerprints(simulate_clustered(150, FIELD_NM, FIELD_NM, locs_per_cluster=10, seed=2)),
-        "clustered_300_b": field_fingerprints(simulate_clustered(300, FIELD_NM, FIELD_NM, locs_per_cluster=20, seed=3)),
+        "clustered_300": clustered_field(300, locs_per_cluster=20, seed=1),
+        "clustered_150": clustered_field(150, locs_per_cluster=10, seed=2),
+        "clustered_300_b": clustered_field(300, locs_per_cluster=20, seed=3),
         "csr_300": field_fingerprints(simulate_csr(300, FIELD_NM, FIELD_NM, seed=4)),
         "csr_150": field_fingerprints(simulate_csr(150, FIELD_NM, FIELD_NM, seed=5)),
     }
@@ -277,7 +317,8 @@ def test_clustered_vs_csr_at_equal_density_is_significant_unthinned(fields):
 
 
 def test_same_process_pairs_score_below_clustered_vs_csr_pairs(fields):
-    assert mean_lambda(fields, "clustered_300", "clustered_300_b") < mean_lambda(fields, "clustered_300", "csr_300")
+    assert (mean_lambda(fields, "clustered_300", "clustered_300_b")
+            < mean_lambda(fields, "clustered_300", "csr_300"))
     assert (mean_lambda(fields, "clustered_300", "clustered_150", target=100)
             < mean_lambda(fields, "clustered_300", "csr_300", target=100))
     assert (mean_lambda(fields, "csr_300", "csr_150", target=100)

@@ -199,10 +199,20 @@ def test_index_updates_incrementally_and_matches_full_build(bank):
         width = max(mine.prints.hist.shape[1], tile_set.prints.hist.shape[1])
         pad = lambda h: np.pad(h, ((0, 0), (0, width - h.shape[1])))  # noqa: E731
         np.testing.assert_array_equal(pad(mine.prints.hist), pad(tile_set.prints.hist))
+        # the ECDFs carried along (gathered / concatenated, never recomputed) equal fresh ones
+        assert "ecdf" in mine.prints.__dict__                   # attached, not computed lazily
+        reused = mine.prints.ecdf
+        fresh = similarity._ragged_ecdf(mine.prints.hist)
+        np.testing.assert_array_equal(reused.length, fresh.length)
+        np.testing.assert_array_equal(reused.n_bins, fresh.n_bins)
+        np.testing.assert_allclose(reused.values, fresh.values, rtol=0, atol=1e-15)
+        np.testing.assert_array_equal(reused.start, fresh.start)
     # a fresh process (no index in memory) loads the on-disk copy of the same content
     search.forget_bank_index(memory_only=True)
     reloaded = search.bank_index()
     np.testing.assert_array_equal(reloaded.sets[None].file_id, full.sets[None].file_id)
+    assert "ecdf" in reloaded.sets[None].prints.__dict__          # ECDFs come from the disk copy too
+    np.testing.assert_array_equal(reloaded.sets[None].prints.ecdf.values, full.sets[None].prints.ecdf.values)
 
 
 def test_index_never_reuses_tiles_of_a_deleted_file_whose_id_comes_back(bank):

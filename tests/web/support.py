@@ -39,7 +39,7 @@ def make_test_settings(root: Path | None = None):
         root = Path(tempfile.mkdtemp(prefix="nanoorg-web-"))
         atexit.register(shutil.rmtree, root, ignore_errors=True)
     return load_settings(instance_dir=root / "instance", seed_demo=False, secret_key="test-secret-web",
-                         extra={"contact_email": "help@nano-org.test"})
+                         contact_email="help@nano-org.test")
 
 
 def shared_app():

@@ -439,18 +439,18 @@ def test_compare_options_are_readable_datasets(bank):
 
 def test_compare_job(bank):
     picks = [bank.datasets[k] for k in ("query", "carol_public", "bob_shared")]
-    heatmap, overlay, message, table = call(bank, "alice", cb.run_compare, Progress(), 1, picks, 30, "thinned",
+    heatmap, overlay, message, table = call(bank, "alice", cb.run_compare, Progress(), picks, 30, "thinned",
                                             server=bank.server)
     assert message is None
     z = heatmap.data[0].z
     assert len(z) == 3 and all(len(row) == 3 for row in z)
     assert len(overlay.data) == 3 and "Carol public LAT" in text_of(table)
-    denied = call(bank, "alice", cb.run_compare, Progress(), 1, picks + [bank.datasets["bob_private"]], 30, "thinned",
+    denied = call(bank, "alice", cb.run_compare, Progress(), picks + [bank.datasets["bob_private"]], 30, "thinned",
                   server=bank.server)
     assert "not available" in text_of(denied[2])
-    few = call(bank, "alice", cb.run_compare, Progress(), 1, picks[:1], 30, "thinned", server=bank.server)
+    few = call(bank, "alice", cb.run_compare, Progress(), picks[:1], 30, "thinned", server=bank.server)
     assert "at least two" in text_of(few[2])
-    many = call(bank, "alice", cb.run_compare, Progress(), 1, list(range(1, 13)), 30, "thinned", server=bank.server)
+    many = call(bank, "alice", cb.run_compare, Progress(), list(range(1, 13)), 30, "thinned", server=bank.server)
     assert "at most 10" in text_of(many[2])
 
 
@@ -458,3 +458,57 @@ def test_compare_page_layout(bank):
     with bank.server.test_request_context("/compare"):
         found = find_ids(page_layout("/compare")())
     assert {"cmp-datasets", "cmp-heatmap", "cmp-overlay", "cmp-target", "cmp-cancel"} <= set(found)
+
+
+# --------------------------------------------------------------------------------------------
+# the thread job manager (background callbacks without fork)
+
+def test_thread_job_manager_runs_reports_cancels_and_reports_errors(bank):
+    import threading
+    import time
+
+    from nanoorg.web.job_threads import ThreadJobManager
+
+    manager = ThreadJobManager(max_workers=1, folder_name="jobs-threads-test")
+    seen = {}
+
+    def job(set_progress, steps):
+        from dash import ctx
+        from flask import has_app_context
+
+        seen["app_context"] = has_app_context()
+        seen["cookies"] = dict(ctx.cookies)
+        for k in range(steps):
+            set_progress((k, f"step {k}"))
+            time.sleep(0.02)
+        if steps == 0:
+            raise RuntimeError("broken job")
+        return ["done", steps]
+
+    spec = manager.make_job_fn(job, True)
+
+    def wait_done(job_id, timeout=10.0):
+        end = time.time() + timeout
+        while manager.job_running(job_id) and time.time() < end:
+            time.sleep(0.02)
+        assert not manager.job_running(job_id)
+
+    with bank.server.test_request_context("/"):
+        job_id = manager.call_job_fn("k-ok", spec, [3], {"cookies": {"session": "x"}})
+        wait_done(job_id)
+        assert manager.get_result("k-ok", job_id) == ["done", 3]
+        assert seen == {"app_context": True, "cookies": {"session": "x"}}
+
+        job_id = manager.call_job_fn("k-cancel", spec, [10_000], {})
+        end = time.time() + 10
+        while not manager.get_progress("k-cancel") and time.time() < end:
+            time.sleep(0.02)
+        manager.terminate_job(job_id)
+        wait_done(job_id)
+        assert manager.get_result("k-cancel", job_id) is manager.UNDEFINED      # cancelled: no result
+
+        job_id = manager.call_job_fn("k-error", spec, [0], {})
+        wait_done(job_id)
+        error = manager.get_result("k-error", job_id)
+        assert "broken job" in error["background_callback_error"]["msg"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("dash-job-") and t.is_alive()]

@@ -75,13 +75,10 @@ def files(tmp_path_factory) -> dict[str, bytes]:
 @pytest.fixture(autouse=True)
 def limits(settings):
     """A 2 MB file limit and the default quota for these tests; staging emptied afterwards."""
-    saved = settings.max_upload_mb, dict(settings.extra)
-    settings.max_upload_mb = 2
-    settings.extra.pop("upload_quota_mb", None)
+    saved = settings.max_upload_mb, settings.upload_quota_mb
+    settings.max_upload_mb, settings.upload_quota_mb = 2, None
     yield settings
-    settings.max_upload_mb = saved[0]
-    settings.extra.clear()
-    settings.extra.update(saved[1])
+    settings.max_upload_mb, settings.upload_quota_mb = saved
     shutil.rmtree(routes_upload.uploads_root(settings), ignore_errors=True)
 
 
@@ -252,7 +249,7 @@ def test_upl004_size_limit_413(alice, settings):
 
 
 def test_upl005_quota_and_ids(alice, settings):
-    settings.extra["upload_quota_mb"] = 3
+    settings.upload_quota_mb = 3
     first = stage(alice, {"a.csv": b"x" * (2 * MiB)})
     second = start(alice)
     r = alice.post(f"/upload/chunk/{second}", query_string={"index": 0, "offset": 0, "size": 2 * MiB, "last": 0,

@@ -148,7 +148,7 @@ def test_vw001_dbscan_callback_matches_compute(bank, kind):
         assert np.array_equal(np.sort(region.x), np.sort(x))
 
         status, card, hist, patch, request = as_callback("viewer-eps.value", cb.update_dbscan, eps, min_samples, key,
-                                                         None, True, path, {})
+                                                         True, path, {})
         text = _text(card)
         assert f'"children":"{expected["n_clusters"]:,d}","id":"viewer-n-clusters"' in text
         assert f"{expected['percent_clustered']:.1f} %" in text
@@ -165,7 +165,7 @@ def test_vw002_eps_change_changes_cluster_count(bank):
     with request_as(app, None):                              # anonymous visitor of public data
         counts = []
         for eps in (15, 60, 150):
-            _, card, *_ = as_callback("viewer-eps.value", cb.update_dbscan, eps, 10, "roi:1", None, True, path, {})
+            _, card, *_ = as_callback("viewer-eps.value", cb.update_dbscan, eps, 10, "roi:1", True, path, {})
             counts.append(int(re.search(r'"children":"([\d,]+)","id":"viewer-n-clusters"', _text(card)).group(1)
                               .replace(",", "")))
     assert len(set(counts)) == 3
@@ -236,6 +236,31 @@ def test_vw005_sweep_and_envelope_jobs_as_functions(bank):
         assert denied[1] == cb.DENIED
 
 
+def test_vw007_large_region_goes_to_the_background_job(bank, monkeypatch):
+    """Above DBSCAN_SYNC_MAX the slider callback asks for the job; the job's result is then shown."""
+    app, ids = bank
+    cb = _cb()
+    monkeypatch.setattr(analysis, "DBSCAN_SYNC_MAX", 1000)
+    path = f"/file/{ids['public']}"
+    with request_as(app, ids["users"]["bob"]):
+        status, card, hist, patch, request = as_callback("viewer-eps.value", cb.update_dbscan, 42, 8, "roi:1", True,
+                                                         path, {})
+        assert request["region"] == "roi:1" and request["eps"] == 42 and request["min_samples"] == 8
+        assert "background" in status and "viewer-n-clusters" not in _text(card)
+        progress = []
+        ready = as_callback("viewer-dbscan-request.data", cb.dbscan_job, progress.append, request, path)
+        assert ready["region"] == "roi:1" and progress[-1][0] == 100
+        status, card, hist, patch = as_callback("viewer-dbscan-ready.data", cb.show_dbscan_job, ready, 42, 8, "roi:1",
+                                                True, path, {})
+        data_file = db.session.get(DataFile, ids["public"])
+        x, y, area, _ = _independent_points(data_file, cb.load_table(data_file), "roi", index=1)
+        expected = clusters.cluster_summary(x, y, clusters.dbscan_labels(x, y, 42, 8), area)
+        assert f'"children":"{expected["n_clusters"]:,d}","id":"viewer-n-clusters"' in _text(card)
+        # a finished job for parameters the user has left is not shown
+        with pytest.raises(cb.PreventUpdate):
+            as_callback("viewer-dbscan-ready.data", cb.show_dbscan_job, ready, 43, 8, "roi:1", True, path, {})
+
+
 def test_vw006_sweep_click_sets_sliders():
     cb = _cb()
     assert cb.sweep_click({"points": [{"x": "75", "y": "12"}]}) == (75.0, 12)
@@ -256,7 +281,7 @@ def test_vw010_foreign_private_file_is_refused_everywhere(bank):
         with request_as(app, user, path):
             layout = page.layout(file_id=str(ids["private"]))
             assert layout.id == "viewer-not-found"
-            assert as_callback("viewer-eps.value", cb.update_dbscan, 100, 10, "all", None, True, path, {})[0] \
+            assert as_callback("viewer-eps.value", cb.update_dbscan, 100, 10, "all", True, path, {})[0] \
                 .children == cb.DENIED
             assert as_callback("viewer-ripley-rmax.value", cb.update_ripley, 500, 10, "ripley", "all", None, path)[1] \
                 .children == cb.DENIED
@@ -284,10 +309,10 @@ def test_vw011_ids_in_stores_are_not_trusted(bank):
     with request_as(app, ids["users"]["carol"]):
         public_path = f"/file/{ids['public']}"
         for bad in ("roi:99", "tile:-5", "box:0,0,1,1", {"kind": "file", "index": ids["private"]}, "nonsense", 42):
-            status = as_callback("viewer-region-store.data", cb.update_dbscan, 100, 10, bad, None, True, public_path, {})[0]
+            status = as_callback("viewer-region-store.data", cb.update_dbscan, 100, 10, bad, True, public_path, {})[0]
             assert "viewer-n-clusters" not in _text(status)
         # absurd slider values are clamped before any computation
-        status, card, *_ = as_callback("viewer-eps.value", cb.update_dbscan, 1e12, -4, "roi:1", None, True,
+        status, card, *_ = as_callback("viewer-eps.value", cb.update_dbscan, 1e12, -4, "roi:1", True,
                                        public_path, {})
         assert "eps 200 nm, minPts 2" in status
 
@@ -305,7 +330,7 @@ def test_vw012_http_callback_refuses_forged_path(bank):
     outputs = [("viewer-dbscan-status", "children"), ("viewer-dbscan-stats", "children"),
                ("viewer-dbscan-hist", "figure"), ("viewer-graph", graph_prop), ("viewer-dbscan-request", "data")]
     inputs = [("viewer-eps", "value", 100), ("viewer-minpts", "value", 10), ("viewer-region-store", "data", "all"),
-              ("viewer-dbscan-ready", "data", None), ("viewer-show-clusters", "value", True)]
+              ("viewer-show-clusters", "value", True)]
     state = [("viewer-url", "pathname", f"/file/{ids['private']}"), ("viewer-view-store", "data", {})]
     response = support.dash_post(client, outputs, inputs, state, changed=["viewer-eps.value"])
     assert response.status_code == 200

@@ -232,7 +232,7 @@ def _overlay_for_view(patch, data_file, table, region_key, eps, min_samples, sho
     if result is None:
         return
     image = analysis.render_cluster_overlay(region, result, x_range, y_range, max_px=max_px)
-    patch["layout"]["images"][figure.IMG_CLUSTERS] = figure._image_dict(image, visible=image is not None)
+    patch["layout"]["images"][figure.IMG_CLUSTERS] = figure.image_dict(image, visible=image is not None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,12 +356,32 @@ def histogram_figure(result) -> dict:
     return dict(data=traces, layout=layout)
 
 
-def update_dbscan(eps, min_samples, region_key, ready, show_clusters, pathname, view_data):
+def _pending_card(region, eps, min_samples):
+    return [html.Div([dbc.Spinner(size="sm", spinner_class_name="me-2"),
+                      f"DBSCAN of {region.n:,} localisations (eps {eps:g} nm, minPts {min_samples}) is running in the "
+                      "background; the results appear here when it is done."], className="small text-muted")]
+
+
+def _dbscan_outputs(region, result, show_clusters, view_data):
+    """(status, stats card, histogram figure, graph Patch) for a finished DBSCAN result."""
+    overlay = None
+    if show_clusters and region.n > analysis.SCATTER_MAX_POINTS:
+        view_data = view_data or {}
+        (x0, x1), (y0, y1) = analysis.normalise_ranges(view_data.get("x_range"), view_data.get("y_range"),
+                                                       (region.bounds[0::2], region.bounds[1::2]))
+        overlay = analysis.render_cluster_overlay(region, result, (x0, x1), (y0, y1), max_px=_canvas_px(view_data))
+    patch = figure.cluster_patch(Patch(), region, result, overlay, show=bool(show_clusters),
+                                 max_points=analysis.SCATTER_MAX_POINTS)
+    status = f"eps {result.eps_nm:g} nm, minPts {result.min_samples}"
+    return status, stats_card(result.summary, region, result.seconds), histogram_figure(result), patch
+
+
+def update_dbscan(eps, min_samples, region_key, show_clusters, pathname, view_data):
     """DBSCAN for the sliders' eps / minPts on the chosen region (recoloured on the plot).
 
     Returns (status, stats card, histogram figure, graph figure Patch, background request).
     Regions above ``analysis.DBSCAN_SYNC_MAX`` points go to the background job (request store)
-    unless the result is cached already.
+    unless the result is cached already; ``show_dbscan_job`` shows the job's result.
     """
     data_file = readable_file(pathname)
     if data_file is None:
@@ -374,31 +394,39 @@ def update_dbscan(eps, min_samples, region_key, ready, show_clusters, pathname, 
     except analysis.RegionError as error:
         return _alert(str(error)), no_update, no_update, no_update, no_update
     eps, min_samples = analysis.clamp_eps(eps), analysis.clamp_min_samples(min_samples)
-    trigger = _trigger()
-    disk = result_cache()
-    result = analysis.cached_dbscan(region, eps, min_samples, disk=disk)
-    patch = Patch()
+    result = analysis.cached_dbscan(region, eps, min_samples, disk=result_cache())
     if result is None and analysis.needs_background(region):
-        figure.cluster_patch(patch, region, None)
-        if trigger == panel.DBSCAN_READY:        # a finished job for other parameters: wait for ours
-            return no_update, no_update, no_update, patch, no_update
+        patch = figure.cluster_patch(Patch(), region, None)
         request = {"region": region.spec.key, "eps": eps, "min_samples": min_samples, "t": time.time()}
-        status = (f"{region.n:,} localisations: DBSCAN (eps {eps:g} nm, minPts {min_samples}) runs in the "
-                  "background…")
-        return status, no_update, no_update, patch, request
+        status = f"{region.n:,} localisations: DBSCAN runs in the background…"
+        return status, _pending_card(region, eps, min_samples), no_update, patch, request
     if result is None:
         result = analysis.run_dbscan(region, eps, min_samples)
-    overlay = None
-    if show_clusters and region.n > analysis.SCATTER_MAX_POINTS:
-        view_data = view_data or {}
-        (x0, x1), (y0, y1) = analysis.normalise_ranges(view_data.get("x_range"), view_data.get("y_range"),
-                                                       (region.bounds[0::2], region.bounds[1::2]))
-        overlay = analysis.render_cluster_overlay(region, result, (x0, x1), (y0, y1),
-                                                  max_px=_canvas_px(view_data))
-    figure.cluster_patch(patch, region, result, overlay, show=bool(show_clusters),
-                         max_points=analysis.SCATTER_MAX_POINTS)
-    status = f"eps {eps:g} nm, minPts {min_samples}"
-    return status, stats_card(result.summary, region, result.seconds), histogram_figure(result), patch, no_update
+    return (*_dbscan_outputs(region, result, show_clusters, view_data), no_update)
+
+
+def show_dbscan_job(ready, eps, min_samples, region_key, show_clusters, pathname, view_data):
+    """Show the result of a finished background DBSCAN if it is for the current parameters.
+
+    Returns (status, stats card, histogram figure, graph figure Patch). Separate from
+    ``update_dbscan`` so the callback graph has no cycle (request -> job -> ready -> here).
+    """
+    if not isinstance(ready, dict):
+        raise PreventUpdate
+    data_file = readable_file(pathname)
+    if data_file is None:
+        return _alert(DENIED), no_update, no_update, no_update
+    if ready.get("error"):
+        return _alert(str(ready["error"])), [], no_update, no_update
+    table = load_table(data_file)
+    try:
+        region = _region(data_file, table, region_key)
+    except analysis.RegionError as error:
+        return _alert(str(error)), no_update, no_update, no_update
+    result = analysis.cached_dbscan(region, eps, min_samples, disk=result_cache())
+    if result is None:              # a finished job for parameters the user has moved away from
+        raise PreventUpdate
+    return _dbscan_outputs(region, result, show_clusters, view_data)
 
 
 def dbscan_job(set_progress, request, pathname):
@@ -697,6 +725,25 @@ def _running(prefix, button):
             (Output(button, "disabled"), True, False)]
 
 
+def _logged_job(fn):
+    """Log the duration and any failure of a background job body (runs in another process)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        except PreventUpdate:
+            raise
+        except Exception:
+            log.exception("%s failed", fn.__name__)
+            raise
+        finally:
+            log.info("%s: %.1f s", fn.__name__, time.perf_counter() - start)
+    return wrapper
+
+
 def _timed(fn):
     """Log the server time of a callback (logger nanoorg.web.callbacks.viewer, level DEBUG)."""
     import functools
@@ -717,7 +764,7 @@ def register(app=None) -> None:
 
     def callback(*args, **kwargs):
         decorate = dash_callback(*args, **kwargs)
-        return (lambda fn: decorate(fn)) if kwargs.get("background") else (lambda fn: decorate(_timed(fn)))
+        return (lambda fn: decorate(_logged_job(fn))) if kwargs.get("background") else (lambda fn: decorate(_timed(fn)))
 
     _start_warm_up()
     clientside = app.clientside_callback if app is not None else dash.clientside_callback
@@ -747,10 +794,21 @@ def register(app=None) -> None:
         Output(panel.DBSCAN_HIST, "figure"), Output(figure.GRAPH_ID, "figure", allow_duplicate=True),
         Output(panel.DBSCAN_REQUEST, "data"),
         Input(panel.EPS, "value"), Input(panel.MIN_SAMPLES, "value"), Input(panel.REGION_STORE, "data"),
-        Input(panel.DBSCAN_READY, "data"), Input(SHOW_CLUSTERS_ID, "value"),
+        Input(SHOW_CLUSTERS_ID, "value"),
         State(URL_ID, "pathname"), State(VIEW_STORE_ID, "data"),
         prevent_initial_call=True,
     )(update_dbscan)
+
+    callback(
+        Output(panel.DBSCAN_STATUS, "children", allow_duplicate=True),
+        Output(panel.DBSCAN_STATS, "children", allow_duplicate=True),
+        Output(panel.DBSCAN_HIST, "figure", allow_duplicate=True),
+        Output(figure.GRAPH_ID, "figure", allow_duplicate=True),
+        Input(panel.DBSCAN_READY, "data"),
+        State(panel.EPS, "value"), State(panel.MIN_SAMPLES, "value"), State(panel.REGION_STORE, "data"),
+        State(SHOW_CLUSTERS_ID, "value"), State(URL_ID, "pathname"), State(VIEW_STORE_ID, "data"),
+        prevent_initial_call=True,
+    )(show_dbscan_job)
 
     callback(
         Output(panel.DBSCAN_READY, "data"),

@@ -129,7 +129,7 @@ def sweep_tab() -> dbc.Tab:
         html.Div(dbc.Button("Run sweep", id=SWEEP_RUN, color="primary", size="sm"), className="my-2"),
         _progress(SWEEP_PROGRESS, SWEEP_CANCEL),
         html.Div(id=SWEEP_STATUS, className="small text-muted"),
-        dcc.Graph(id=SWEEP_GRAPH, figure=_empty_sweep(), config={"displaylogo": False}, style={"height": "520px"}),
+        dcc.Graph(id=SWEEP_GRAPH, figure=_empty_sweep(), config={"displaylogo": False, "displayModeBar": False}, style={"height": "520px"}),
     ], className="pt-2"))
 
 

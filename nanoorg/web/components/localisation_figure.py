@@ -109,7 +109,7 @@ def roi_annotations(rois) -> list[dict]:
             continue
         top = v[np.argmin(v[:, 1])]            # y points down: smallest y is the top of the picture
         notes.append(dict(x=float(top[0]), y=float(top[1]), xref="x", yref="y", text=f"ROI {roi.index}",
-                          showarrow=False, yanchor="bottom", font=dict(color="#4fc3f7", size=12),
+                          showarrow=False, yanchor="top", xanchor="left", font=dict(color="#4fc3f7", size=12),
                           bgcolor="rgba(0,0,0,0.65)", borderpad=2))
     return notes
 
@@ -136,7 +136,7 @@ def _colour_marker(colour_by: str, span) -> dict:
                 colorbar=dict(title=dict(text=COLOUR_TITLES.get(colour_by, colour_by)), thickness=12, len=0.5))
 
 
-def _image_dict(image: render.RenderedImage | None, visible: bool = True) -> dict:
+def image_dict(image: render.RenderedImage | None, visible: bool = True) -> dict:
     if image is None:
         return dict(source="", xref="x", yref="y", x=0, y=0, sizex=1, sizey=1, visible=False, layer="below")
     (x0, x1), (y0, y1) = image.x_range, image.y_range
@@ -202,7 +202,7 @@ def build_figure(data_file, view, *, extent, show_tiles: bool = False, region=No
              textposition="middle center", **scale_bar(view.x_range, view.y_range)),
     ]
     layout = dict(
-        images=[_image_dict(view.image), _image_dict(None)],
+        images=[image_dict(view.image), image_dict(None)],
         annotations=roi_annotations(data_file.rois),
         height=PLOT_HEIGHT,
         margin=dict(l=60, r=10, t=10, b=50),
@@ -224,7 +224,7 @@ def build_figure(data_file, view, *, extent, show_tiles: bool = False, region=No
 def view_patch(view) -> Patch:
     """Replace the image / points / colour bar / scale bar for a new view (zoom, pan, colour)."""
     patch = Patch()
-    patch["layout"]["images"][IMG_DENSITY] = _image_dict(view.image, visible=view.image is not None)
+    patch["layout"]["images"][IMG_DENSITY] = image_dict(view.image, visible=view.image is not None)
     props = points_props(view)
     for key, value in props.items():
         patch["data"][T_POINTS][key] = typed(value)
@@ -250,7 +250,7 @@ def cluster_patch(patch: Patch, region, result, overlay_image=None, *, show: boo
         patch["data"][T_CLUSTERS]["visible"] = False
         patch["data"][T_CLUSTERS]["x"] = []
         patch["data"][T_CLUSTERS]["y"] = []
-        patch["layout"]["images"][IMG_CLUSTERS] = _image_dict(None)
+        patch["layout"]["images"][IMG_CLUSTERS] = image_dict(None)
         return patch
     if region.n <= max_points:
         labels = result.labels
@@ -261,10 +261,10 @@ def cluster_patch(patch: Patch, region, result, overlay_image=None, *, show: boo
         patch["data"][T_CLUSTERS]["marker"]["color"] = typed(code)
         patch["data"][T_CLUSTERS]["marker"]["size"] = 4 if region.n < 20_000 else 3
         patch["data"][T_CLUSTERS]["visible"] = True
-        patch["layout"]["images"][IMG_CLUSTERS] = _image_dict(None)
+        patch["layout"]["images"][IMG_CLUSTERS] = image_dict(None)
     else:
         patch["data"][T_CLUSTERS]["visible"] = False
         patch["data"][T_CLUSTERS]["x"] = []
         patch["data"][T_CLUSTERS]["y"] = []
-        patch["layout"]["images"][IMG_CLUSTERS] = _image_dict(overlay_image, visible=overlay_image is not None)
+        patch["layout"]["images"][IMG_CLUSTERS] = image_dict(overlay_image, visible=overlay_image is not None)
     return patch
