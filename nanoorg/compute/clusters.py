@@ -164,6 +164,7 @@ def _window(q, i, lo, hi, half):
 
 
 def _as_xy(x_nm, y_nm) -> tuple[np.ndarray, np.ndarray]:
+    """Coordinates as contiguous float64 1-D arrays of equal length, all finite."""
     x = np.ascontiguousarray(x_nm, dtype=np.float64).ravel()
     y = np.ascontiguousarray(y_nm, dtype=np.float64).ravel()
     if x.shape != y.shape:
@@ -386,22 +387,6 @@ def _radius_bin(d2, r2, table, scale):
 
 
 @njit(cache=True)
-def _close_squared_distances(xs, ys, i, j_lo, j_hi, r2_max, close):
-    """Write d^2(i, j) < r2_max for j in [j_lo, j_hi), j != i, to ``close``; return how many.
-
-    Branch-free compaction (always write, advance only on a hit): the hit test is
-    unpredictable, and this split makes the whole Ripley kernel markedly faster.
-    """
-    n_close = 0
-    for j in range(j_lo, j_hi):
-        dx, dy = xs[j] - xs[i], ys[j] - ys[i]
-        d2 = dx * dx + dy * dy
-        close[n_close] = d2
-        n_close += (d2 < r2_max) & (j != i)
-    return n_close
-
-
-@njit(cache=True)
 def _inverse_inside_fraction(mode, xi, yi, d, rect, t_sorted, inside_after):
     """Isotropic edge weight 1 / (fraction of the circle centred at i of radius d inside W)."""
     if mode == _MODE_RECT:
@@ -430,10 +415,8 @@ def _ripley_pair_histogram(
     no_crossings = (np.empty(0), np.empty(0, dtype=np.int64))
     n_chunks = min(_N_CHUNKS, n_strips)
     hist = np.zeros((n_chunks, n_radii + 1))
-    longest_strip = np.max(start[1:] - start[:-1])
     for chunk in prange(n_chunks):
         row = hist[chunk]
-        close = np.empty(longest_strip)
         for a in range(chunk * n_strips // n_chunks, (chunk + 1) * n_strips // n_chunks):
             lo, hi = _open_windows(a, start, neighbour)
             for i in range(start[a], start[a + 1]):
@@ -446,9 +429,11 @@ def _ripley_pair_histogram(
                     t_sorted, inside_after = _circle_crossings(xi, yi, r_max, edges)
                 for q in range(lo.size // 2 if half else 0, lo.size):
                     j_lo, j_hi = _window(q, i, lo, hi, half)
-                    n_close = _close_squared_distances(xs, ys, i, j_lo, j_hi, r2_max, close)
-                    for c in range(n_close):
-                        d2 = close[c]
+                    for j in range(j_lo, j_hi):
+                        dx, dy = xs[j] - xi, ys[j] - yi
+                        d2 = dx * dx + dy * dy
+                        if d2 >= r2_max or j == i:
+                            continue
                         b = _radius_bin(d2, r2, table, scale)
                         if half:
                             row[b] += 2.0

@@ -213,7 +213,10 @@ def _assemble(files: _BankFiles, old: BankIndex | None, version: int) -> BankInd
         keep_files = np.fromiter(reused, dtype=np.int64, count=len(reused))
         for choice, tile_set in old.sets.items():
             keep = np.flatnonzero(np.isin(tile_set.file_id, keep_files))
-            if keep.size:
+            if keep.size == len(tile_set.prints):          # nothing deleted: no copy
+                parts.setdefault(choice, []).append((tile_set.prints, old.dataset_ids[tile_set.dataset_row],
+                                                     tile_set.file_id))
+            elif keep.size:
                 parts.setdefault(choice, []).append((take_prints(tile_set.prints, keep),
                                                      old.dataset_ids[tile_set.dataset_row[keep]],
                                                      tile_set.file_id[keep]))
@@ -253,9 +256,8 @@ def _index_name(files: _BankFiles) -> str:
     return f"{_database_tag()}-f{INDEX_FORMAT}-{files.signature()}"
 
 
-def _save_index(index: BankIndex, name: str) -> None:
+def _save_index(index: BankIndex, name: str, folder: Path, database_tag: str) -> None:
     """Write the index atomically (temporary file + rename); drop older copies of the same database."""
-    folder = _index_folder()
     folder.mkdir(parents=True, exist_ok=True)
     arrays = {"dataset_ids": index.dataset_ids, "version": np.array([index.version]),
               "file_ids": np.array(list(index.file_keys), dtype=np.int64),
@@ -276,9 +278,38 @@ def _save_index(index: BankIndex, name: str) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
-    for old in folder.glob(f"{_database_tag()}-*.npz"):
+    for old in folder.glob(f"{database_tag}-*.npz"):
         if old.stem != name:
             old.unlink(missing_ok=True)
+
+
+def _save_index_soon(index: BankIndex, name: str) -> None:
+    """Write the on-disk copy in a background thread (the search does not wait for ~100 MB of I/O)."""
+    import threading
+
+    folder, tag = _index_folder(), _database_tag()      # resolved here: the thread has no app context
+
+    def save():
+        try:
+            _save_index(index, name, folder, tag)
+        except OSError:
+            pass                          # a read-only cache folder only costs speed
+        except Exception:                 # pragma: no cover - never break a search for a cache copy
+            import logging
+            logging.getLogger(__name__).exception("could not save the similarity index")
+
+    thread = threading.Thread(target=save, name="nanoorg-index-save", daemon=True)
+    thread.start()
+    _save_threads.append(thread)
+
+
+def wait_for_index_saves(timeout: float = 60.0) -> None:
+    """Block until the on-disk copies being written are complete (tests, orderly shutdown)."""
+    while _save_threads:
+        _save_threads.pop().join(timeout)
+
+
+_save_threads: list = []
 
 
 def _load_index(path: Path) -> BankIndex | None:
@@ -336,10 +367,7 @@ def bank_index() -> BankIndex:
         if index is None:
             base = previous if previous is not None else _latest_on_disk()
             index = _assemble(files, base, bank_version())
-            try:
-                _save_index(index, name)
-            except OSError:
-                pass                      # a read-only cache folder only costs speed
+            _save_index_soon(index, name)
         with _index_lock:
             _index_cache.clear()
             _index_cache[name] = index
@@ -348,6 +376,7 @@ def bank_index() -> BankIndex:
 
 def forget_bank_index(*, memory_only: bool = False) -> None:
     """Drop the in-memory index (and, unless ``memory_only``, the on-disk copies). Benchmarks and tests."""
+    wait_for_index_saves()
     with _index_lock:
         _index_cache.clear()
     if not memory_only:
@@ -873,3 +902,27 @@ def discard_query(user, token) -> None:
         shutil.rmtree(_query_folder(user, token), ignore_errors=True)
     except QueryFileError:
         pass
+
+
+def warm_bank_index(app) -> "threading.Thread":
+    """Load or build the bank index (and numba's compiled kernels) in a background thread of ``app``'s
+    process, so that the first search after a start does not wait for it. Returns the thread."""
+    import threading
+
+    def warm():
+        try:
+            with app.app_context():
+                index = bank_index()
+                choice = next((c for c in index.sets if len(index.sets[c].prints)), None)
+                if choice is not None:       # compile / load the numba kernels with a one-tile search
+                    tile_set = index.sets[choice]
+                    probe = take_prints(tile_set.prints, [0])
+                    similarity.search_bank(probe, probe, np.zeros(1, dtype=np.int64), 1)
+                db.session.remove()
+        except Exception:  # pragma: no cover - warming is an optimisation only
+            import logging
+            logging.getLogger(__name__).exception("could not warm the similarity index")
+
+    thread = threading.Thread(target=warm, name="nanoorg-index-warm", daemon=True)
+    thread.start()
+    return thread

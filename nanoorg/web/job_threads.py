@@ -128,10 +128,11 @@ class ThreadJobManager(DiskcacheManager):
         def set_progress(value):
             if cancelled():
                 raise JobCancelled()
-            cache.set(progress_key, list(value) if isinstance(value, (list, tuple)) else [value])
+            cache.set(progress_key, list(value) if isinstance(value, (list, tuple)) else [value],
+                      expire=JOB_TTL_SECONDS)
 
         def set_props(component_id, props):
-            cache.set(f"{result_key}-set_props", {component_id: props})
+            cache.set(f"{result_key}-set_props", {component_id: props}, expire=JOB_TTL_SECONDS)
 
         acquired = False
         try:
@@ -162,7 +163,8 @@ class ThreadJobManager(DiskcacheManager):
                     log.exception("background job failed")
                     output = {"background_callback_error": {"msg": str(err), "tb": traceback.format_exc()}}
                 if not cancelled():
-                    cache.set(result_key, output)
+                    # results nobody collects (the page was left) expire instead of piling up
+                    cache.set(result_key, output, expire=JOB_TTL_SECONDS)
         finally:
             if acquired:
                 self._slots.release()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -164,7 +165,7 @@ def test_ripley_none_matches_brute_force(rect_points):
 def test_ripley_isotropic_rectangle_matches_brute_force(rect_points):
     x, y = inside_rect(*rect_points)
     d = pair_distances(x, y)
-    weights = isotropic_weights(x, y, d, RADII[-1], lambda cx, cy, dd: rect_circle_fraction_inside(cx, cy, dd, RECT))
+    weights = isotropic_weights(x, y, d, RADII[-1], partial(rect_circle_fraction_inside, rect=RECT))
     assert weights.max() > 2.0  # corners and edges are really exercised
     result = ripley(*rect_points, RADII, window=RECT, edge="ripley")
     assert_matches(result, brute_k(d, weights, RADII, 2000.0 * 1500.0))
@@ -174,7 +175,7 @@ def test_ripley_isotropic_polygon_matches_brute_force(polygon_points):
     x, y = polygon_points
     radii = RADII[RADII <= 300.0]  # keeps the 360-point brute force quick
     d = pair_distances(x, y)
-    weights = isotropic_weights(x, y, d, radii[-1], lambda cx, cy, dd: polygon_circle_fraction_inside(cx, cy, dd, POLYGON))
+    weights = isotropic_weights(x, y, d, radii[-1], partial(polygon_circle_fraction_inside, polygon=POLYGON))
     result = ripley(x, y, radii, window=POLYGON, edge="ripley")
     assert result.area_nm2 == pytest.approx(POLYGON.area)
     assert_matches(result, brute_k(d, weights, radii, POLYGON.area))

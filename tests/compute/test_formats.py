@@ -7,7 +7,6 @@ import json
 import pickle
 import shutil
 import struct
-import time
 import zipfile
 from pathlib import Path
 
@@ -458,7 +457,8 @@ def test_fmt_skips_detection():
     np.testing.assert_array_equal(table.frame, csv_columns(FGFR1)["frame"].astype(np.int64) - 1)
 
 
-def test_large_thunderstorm_csv_is_fast(tmp_path):
+def test_large_quoted_thunderstorm_csv_parses_exactly(tmp_path):
+    """The fast C-engine path (speed is measured in bench/bench_ingest.py, not here)."""
     n = 200_000
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({"id": np.arange(1, n + 1), "frame": rng.integers(1, 5000, n),
@@ -467,8 +467,6 @@ def test_large_thunderstorm_csv_is_fast(tmp_path):
                           "offset [photon]": 10.0, "bkgstd [photon]": 5.0, "uncertainty [nm]": 12.5})
     path = tmp_path / "big.csv"
     frame.to_csv(path, index=False, quoting=csv.QUOTE_NONNUMERIC)
-    start = time.perf_counter()
     table = read_localisations(path)
-    assert time.perf_counter() - start < 2.0
     assert len(table) == n
     np.testing.assert_array_equal(table.x, frame["x [nm]"].to_numpy())

@@ -125,17 +125,12 @@ def test_local_density_and_scale_bar():
     assert render.format_length(500) == "500 nm"
 
 
-def test_large_render_is_fast_and_small():
-    """10^6 points: one render well under the viewer's budget, and a PNG far below 1.5 MB."""
-    import time
-
+def test_large_render_counts_every_point_and_stays_small():
+    """10^6 points: all counted in view, PNG far below the 1.5 MB budget (time: bench/bench_viewer.py)."""
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 30_000, 1_000_000)
     y = rng.uniform(0, 30_000, 1_000_000)
     render.render_png(x[:10], y[:10], x_range=(0, 30_000), y_range=(0, 30_000), width=16, height=16)   # JIT
-    start = time.perf_counter()
     img = render.render_png(x, y, x_range=(0, 30_000), y_range=(0, 30_000))
-    elapsed = time.perf_counter() - start
     assert img.n_in_view == 1_000_000
     assert len(img.png) < 1_000_000
-    assert elapsed < 3.0          # generous: shared 2-core CI machine; the bench measures the real figure

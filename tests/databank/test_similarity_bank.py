@@ -208,7 +208,11 @@ def test_index_updates_incrementally_and_matches_full_build(bank):
         np.testing.assert_allclose(reused.values, fresh.values, rtol=0, atol=1e-15)
         np.testing.assert_array_equal(reused.start, fresh.start)
     # a fresh process (no index in memory) loads the on-disk copy of the same content
+    search.wait_for_index_saves()
+    saved = list(search._index_folder().glob("*.npz"))
+    assert len(saved) == 1 and saved[0].stem == search._index_name(search._bank_files())
     search.forget_bank_index(memory_only=True)
+    assert search._load_index(saved[0]) is not None
     reloaded = search.bank_index()
     np.testing.assert_array_equal(reloaded.sets[None].file_id, full.sets[None].file_id)
     assert "ecdf" in reloaded.sets[None].prints.__dict__          # ECDFs come from the disk copy too
@@ -233,3 +237,9 @@ def test_index_never_reuses_tiles_of_a_deleted_file_whose_id_comes_back(bank):
     np.testing.assert_array_equal(tiles.prints.n_locs, reference.prints.n_locs)
     np.testing.assert_array_equal(tiles.prints.hist[:, :reference.prints.hist.shape[1]], reference.prints.hist)
     assert reused, "the scenario needs SQLite to reuse the ids (it does without AUTOINCREMENT)"
+
+
+def test_warm_index_in_the_background(bank):
+    search.forget_bank_index(memory_only=True)
+    search.warm_bank_index(bank["app"]).join(60)
+    assert search._index_cache                               # the next search finds it in memory

@@ -725,25 +725,6 @@ def _running(prefix, button):
             (Output(button, "disabled"), True, False)]
 
 
-def _logged_job(fn):
-    """Log the duration and any failure of a background job body (runs in another process)."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        except PreventUpdate:
-            raise
-        except Exception:
-            log.exception("%s failed", fn.__name__)
-            raise
-        finally:
-            log.info("%s: %.1f s", fn.__name__, time.perf_counter() - start)
-    return wrapper
-
-
 def _timed(fn):
     """Log the server time of a callback (logger nanoorg.web.callbacks.viewer, level DEBUG)."""
     import functools
@@ -758,13 +739,26 @@ def _timed(fn):
     return wrapper
 
 
+def _job_manager():
+    """The manager of the viewer's background jobs: None = the app's (Diskcache: one forked process
+    per job, so a minutes-long sweep never holds the web process's GIL; Celery with REDIS_URL).
+    NANOORG_VIEWER_JOBS=threads runs them in threads of the web process instead (web.job_threads:
+    no fork, but numba kernels hold the GIL while they run)."""
+    if os.environ.get("NANOORG_VIEWER_JOBS", "").strip().lower() == "threads":
+        from ..job_threads import similarity_manager
+        return similarity_manager()
+    return None
+
+
 def register(app=None) -> None:
     """Wire the viewer callbacks to ``app`` (or to ``dash.callback`` when ``app`` is None)."""
     dash_callback = app.callback if app is not None else dash.callback
+    manager = _job_manager()
 
     def callback(*args, **kwargs):
         decorate = dash_callback(*args, **kwargs)
-        return (lambda fn: decorate(_logged_job(fn))) if kwargs.get("background") else (lambda fn: decorate(_timed(fn)))
+        # background jobs are registered as they are: Dash keys their results by the function's source
+        return decorate if kwargs.get("background") else (lambda fn: decorate(_timed(fn)))
 
     _start_warm_up()
     clientside = app.clientside_callback if app is not None else dash.clientside_callback
@@ -813,7 +807,7 @@ def register(app=None) -> None:
     callback(
         Output(panel.DBSCAN_READY, "data"),
         Input(panel.DBSCAN_REQUEST, "data"), State(URL_ID, "pathname"),
-        background=True, prevent_initial_call=True, interval=500,
+        background=True, manager=manager, prevent_initial_call=True, interval=500,
         progress=[Output(panel.DBSCAN_PROGRESS, "value"), Output(panel.DBSCAN_PROGRESS, "label")],
         progress_default=[0, ""],
         running=[(Output(f"{panel.DBSCAN_PROGRESS}-row", "style"), {"display": "flex"}, {"display": "none"})],
@@ -833,7 +827,7 @@ def register(app=None) -> None:
         Input(panel.ENVELOPE_RUN, "n_clicks"),
         State(panel.ENVELOPE_SIMS, "value"), State(panel.RIPLEY_RMAX, "value"), State(panel.RIPLEY_STEP, "value"),
         State(panel.RIPLEY_EDGE, "value"), State(panel.REGION_STORE, "data"), State(URL_ID, "pathname"),
-        background=True, prevent_initial_call=True, interval=700,
+        background=True, manager=manager, prevent_initial_call=True, interval=700,
         progress=[Output(panel.ENVELOPE_PROGRESS, "value"), Output(panel.ENVELOPE_PROGRESS, "label")],
         progress_default=[0, ""],
         running=_running(panel.ENVELOPE_PROGRESS, panel.ENVELOPE_RUN),
@@ -845,7 +839,7 @@ def register(app=None) -> None:
         Input(panel.SWEEP_RUN, "n_clicks"),
         State(panel.SWEEP_EPS, "value"), State(panel.SWEEP_MIN, "value"), State(panel.REGION_STORE, "data"),
         State(URL_ID, "pathname"),
-        background=True, prevent_initial_call=True, interval=700,
+        background=True, manager=manager, prevent_initial_call=True, interval=700,
         progress=[Output(panel.SWEEP_PROGRESS, "value"), Output(panel.SWEEP_PROGRESS, "label")],
         progress_default=[0, ""],
         running=_running(panel.SWEEP_PROGRESS, panel.SWEEP_RUN),

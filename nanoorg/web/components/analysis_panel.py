@@ -138,8 +138,10 @@ def _empty_sweep():
     return sweep_figure(None)
 
 
-def downloads_tab() -> dbc.Tab:
+def downloads_tab(can_download: bool = True) -> dbc.Tab:
     return dbc.Tab(label="Downloads", tab_id="tab-downloads", children=html.Div([
+        None if can_download else dbc.Alert("Log in to download results (registered users can download public "
+                                            "data).", color="info", className="py-1 px-2 small"),
         html.P("Results of the current region and parameters, as CSV. Header lines starting with '#' give the "
                "software version, the input file and its SHA-256 checksum, the region and the parameters, so "
                "the result can be reproduced (pandas: read_csv(path, comment='#')).", className="small text-muted"),
@@ -153,7 +155,7 @@ def downloads_tab() -> dbc.Tab:
     ], className="pt-2"))
 
 
-def analysis_panel(region_options, region_value) -> html.Div:
+def analysis_panel(region_options, region_value, can_download: bool = True) -> html.Div:
     return html.Div([
         html.H2("Analysis", className="h5"),
         region_section(region_options, region_value),
@@ -161,6 +163,6 @@ def analysis_panel(region_options, region_value) -> html.Div:
         dcc.Store(id=DBSCAN_REQUEST),
         dcc.Store(id=DBSCAN_READY),
         dcc.Store(id=ENVELOPE_STORE),
-        dbc.Tabs([dbscan_tab(), ripley_tab(), sweep_tab(), downloads_tab()], id="viewer-tabs",
+        dbc.Tabs([dbscan_tab(), ripley_tab(), sweep_tab(), downloads_tab(can_download)], id="viewer-tabs",
                  active_tab="tab-dbscan"),
     ], id="viewer-analysis-panel")

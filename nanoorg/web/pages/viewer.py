@@ -14,7 +14,7 @@ from dash import dcc, html
 from flask_login import current_user
 
 from ...databank import analysis
-from ...databank.access import AccessDenied, get_file
+from ...databank.access import AccessDenied, authorise, get_file
 from ..callbacks import viewer as callbacks
 from ..components import analysis_panel as panel
 from ..components import localisation_figure as figure
@@ -123,8 +123,8 @@ def viewer_layout(data_file) -> html.Div:
                           style={"height": f"{figure.PLOT_HEIGHT}px"}),
                 html.Div(figure.view_info(view), id=callbacks.VIEW_INFO_ID, className="small text-muted mt-1"),
             ], lg=7, xl=8, className="mb-3"),
-            dbc.Col(panel.analysis_panel(analysis.region_options(data_file), region_spec.key if region_spec.kind != "box"
-                                         else None),
+            dbc.Col(panel.analysis_panel(analysis.region_options(data_file), region_spec.key,
+                                         can_download=authorise(current_user, data_file.dataset, "download")),
                     lg=5, xl=4),
         ]),
     ], id="viewer-page", **{"data-file-id": str(data_file.id)})
