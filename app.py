@@ -11,6 +11,7 @@ import os
 from nanoorg.config import load_settings
 from nanoorg.databank.demo import seed_demo
 from nanoorg.databank.ingest import sweep_orphans
+from nanoorg.databank.search import warm_bank_index
 from nanoorg.web.app import create_app
 
 settings = load_settings()
@@ -27,6 +28,7 @@ def prepare_bank() -> None:
             created = seed_demo(settings, progress=lambda message: print("  seeding demo bank " + message, flush=True))
             if created:
                 print(f"Demo bank ready: {len(created)} datasets.", flush=True)
+    warm_bank_index(server)      # load the similarity index and compile its kernels in the background
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ files (X,Y in micrometres) first."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +72,10 @@ REAL_FILES = (
 )
 
 
-def _demo_owner():
+def _demo_owner(settings):
     user = find_user(DEMO_USER)
     if user is None:
-        user = create_user(DEMO_USER, DEMO_EMAIL, os.environ.get("NANOORG_DEMO_PASSWORD", "nanoorg-demo"))
+        user = create_user(DEMO_USER, DEMO_EMAIL, settings.demo_password)
     return user
 
 
@@ -141,7 +140,7 @@ def seed_demo(settings, progress=None, *, force: bool = False) -> list[int]:
     say = progress or (lambda message: None)
     if not force and db.session.scalar(select(func.count(Dataset.id))):
         return []
-    owner = _demo_owner()
+    owner = _demo_owner(settings)
     created = []
     real = [r for r in REAL_FILES if (Path(settings.demo_data_dir) / r["relative"]).is_file()]
     total = len(real) + len(SIMULATED)

@@ -24,7 +24,6 @@ when ``REDIS_URL`` is set, so those callbacks fall back to the app's manager.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import traceback
 import uuid
@@ -37,6 +36,8 @@ from dash.background_callback.managers import BaseBackgroundCallbackManager
 from dash.background_callback._proxy_set_props import ProxySetProps
 from dash.exceptions import PreventUpdate
 from flask import current_app
+
+from ..config import runtime_options
 
 log = logging.getLogger(__name__)
 
@@ -193,9 +194,10 @@ _MANAGER_LOCK = threading.Lock()
 def similarity_manager() -> ThreadJobManager | None:
     """The shared thread manager for the similarity callbacks (None with REDIS_URL: use Celery)."""
     global _MANAGER
-    if os.environ.get("REDIS_URL"):
+    options = runtime_options()
+    if options.redis_url:
         return None
     with _MANAGER_LOCK:
         if _MANAGER is None:
-            _MANAGER = ThreadJobManager(max_workers=int(os.environ.get("NANOORG_SIMILARITY_JOBS", "2")))
+            _MANAGER = ThreadJobManager(max_workers=options.thread_jobs)
         return _MANAGER

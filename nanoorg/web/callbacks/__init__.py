@@ -7,7 +7,9 @@ Page modules owned by other engineers may keep their callbacks next to their lay
 
 
 def register_all(app) -> None:
-    """Register the callbacks of the pages owned by the web-core work (account page)."""
-    from . import account
+    """Register the callbacks that are not registered by their page module: the account page and the
+    dataset page's similarity section (the /search and /compare pages register their own)."""
+    from . import account, similarity
 
     account.register(app)
+    similarity.register_section(app)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 import threading
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
 from ...compute import render
+from ...config import runtime_options
 from ...databank import analysis
 from ...databank.access import AccessDenied, get_file
 from ..components import analysis_panel as panel
@@ -709,8 +709,7 @@ def warm_up() -> None:
 
 
 def _start_warm_up() -> None:
-    setting = os.environ.get("NANOORG_VIEWER_WARMUP", "0" if "pytest" in sys.modules else "1")
-    if setting.strip().lower() in ("0", "false", "no") or _WARMED.is_set():
+    if not runtime_options().viewer_warmup or _WARMED.is_set():
         return
     def run():
         try:
@@ -744,7 +743,7 @@ def _job_manager():
     per job, so a minutes-long sweep never holds the web process's GIL; Celery with REDIS_URL).
     NANOORG_VIEWER_JOBS=threads runs them in threads of the web process instead (web.job_threads:
     no fork, but numba kernels hold the GIL while they run)."""
-    if os.environ.get("NANOORG_VIEWER_JOBS", "").strip().lower() == "threads":
+    if runtime_options().viewer_jobs == "threads":
         from ..job_threads import similarity_manager
         return similarity_manager()
     return None

@@ -38,6 +38,7 @@ def nav_items(user) -> list[NavItem]:
     ]
     if signed_in(user):
         items += [
+            NavItem("nav-search", "Search with a file", "/search", True),
             NavItem("nav-upload", "Upload Data", "/upload", True),
             NavItem("nav-account", user.username, "/account", True, side="right"),
             NavItem("nav-logout", "Log Out", "/logout", False, side="right", kind="logout"),

@@ -3,8 +3,8 @@
 Title and badges, dataset links, the full metadata table, the Data Files table with per-file
 download and "View data file and analysis" links, dataset-level downloads (registered users) and,
 for the owner, edit / visibility / delete. Missing and forbidden datasets look the same ("not
-found"), so private ids do not leak. The similarity sections are added later into
-``#dataset-similarity-section``.
+found"), so private ids do not leak. Self-similarity and similarity search come from
+``components.similarity_section`` at the bottom.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ...databank.metadata import METADATA_FIELDS, VISIBILITIES
 from ..callbacks import dataset as callbacks
 from ..components.file_table import download_buttons, file_table
 from ..components.metadata_table import dataset_info
+from ..components.similarity_section import similarity_section
 
 dash.register_page(__name__, path_template="/dataset/<dataset_id>", name="Dataset",
                    title="Dataset · nano-org", description="A dataset of the nano-org databank.")
@@ -128,8 +129,7 @@ def dataset_view(record: dict, *, is_owner: bool, can_download: bool):
         html.H2("Data Files", className="h4 mt-4", id="data-files"),
         download_buttons(dataset_id, can_download, next_path=f"/dataset/{dataset_id}"),
         file_table(record.get("files") or [], can_download),
-        # ---- placeholder: the similarity work fills this (self-similarity, similarity search) ----
-        html.Div(id="dataset-similarity-section", className="mt-4"),
+        html.Div(similarity_section(dataset_id), id="dataset-similarity-section", className="mt-4"),
     ], className="pb-5", id="dataset-page")
 
 
