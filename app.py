@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 
+from dash import CeleryManager
+
 from nanoorg.config import load_settings
 from nanoorg.databank.demo import seed_demo
 from nanoorg.databank.ingest import sweep_orphans
@@ -17,6 +19,9 @@ from nanoorg.web.app import create_app
 settings = load_settings()
 app = create_app(settings)
 server = app.server
+# With REDIS_URL set, background jobs go to Celery workers started with:  celery -A app:celery_app worker
+_manager = getattr(app, "_background_manager", None)
+celery_app = _manager.handle if isinstance(_manager, CeleryManager) else None
 
 
 def prepare_bank() -> None:
