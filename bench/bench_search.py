@@ -41,7 +41,7 @@ from nanoorg.compute.similarity import FileFingerprints, Fingerprints  # noqa: E
 from nanoorg.config import load_settings  # noqa: E402
 from nanoorg.databank import search  # noqa: E402
 from nanoorg.databank.core import make_data_app  # noqa: E402
-from nanoorg.databank.models import DataFile, Dataset, bump_bank_version, db  # noqa: E402
+from nanoorg.databank.models import DataFile, Dataset, User, bump_bank_version, db  # noqa: E402
 from nanoorg.databank.store import pack_fingerprints  # noqa: E402
 from nanoorg.databank.users import create_user  # noqa: E402
 
@@ -102,7 +102,6 @@ def build_bank(n_datasets: int, tiles_per_dataset: int, seed: int = 7) -> dict:
     pool = make_pool(rng)
     owners = [create_user(name, f"{name}@example.org", "correct horse battery") for name in ("alice", "bob", "carol")]
     names = list(CLASSES)
-    classes = {}
     per_file = tiles_per_dataset // 2
     for k in range(n_datasets):
         name, density = names[k % len(names)], DENSITIES[(k // len(names)) % len(DENSITIES)]
@@ -190,7 +189,7 @@ def main() -> None:
             start = time.perf_counter()
             classes = build_bank(args.datasets, args.tiles_per_dataset)
             build_s = time.perf_counter() - start
-            alice = db.session.scalars(db.select(search.User).where(search.User.username == "alice")).one()
+            alice = db.session.scalars(db.select(User).where(User.username == "alice")).one()
             ids = sorted(classes)
             query_ids = [i for i in ids if db.session.get(Dataset, i).visibility == "public"]
             n_tiles = sum(len(search.bank_index().sets[None].prints) for _ in [0])
@@ -218,7 +217,7 @@ def main() -> None:
             # one new dataset (an upload): the index is updated incrementally, the result cache is new
             def add_one():
                 rng = np.random.default_rng(len(classes) + 1)
-                owner = db.session.scalars(db.select(search.User)).first()
+                owner = db.session.scalars(db.select(User)).first()
                 pool_entries = [(np.bincount(tile_counts(rng, 300.0, None)), {}, 2700) for _ in range(5)]
                 dataset = Dataset(owner_id=owner.id, visibility="public", storage_key=uuid.uuid4().hex, n_files=1,
                                   n_tiles=50, density=300.0, title=f"Added {uuid.uuid4().hex[:6]}", modality="PALM",

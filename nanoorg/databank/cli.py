@@ -153,7 +153,6 @@ def _user(name: str):
 
 def _fingerprint_sets_for(ref: str, args) -> tuple[str, dict]:
     """Fingerprints of a dataset id (as the given --as user, else unrestricted) or of a file."""
-    from ..compute.similarity import FileFingerprints  # noqa: F401  (documents the type handled)
     if ref.isdigit() and not Path(ref).exists():
         from .access import get_dataset, AccessDenied
         from .models import Dataset, db

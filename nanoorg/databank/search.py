@@ -24,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -39,7 +40,7 @@ from ..compute import similarity
 from ..compute.similarity import FileFingerprints, Fingerprints
 from .access import get_dataset, readable_clause, user_id_of
 from .core import settings_of
-from .models import DataFile, Dataset, User, bank_version, db  # noqa: F401  (User: re-exported for scripts)
+from .models import DataFile, Dataset, bank_version, db
 from .store import pack_fingerprints, unpack_fingerprints
 
 UNTHINNED = None
@@ -904,10 +905,9 @@ def discard_query(user, token) -> None:
         pass
 
 
-def warm_bank_index(app) -> "threading.Thread":
+def warm_bank_index(app) -> threading.Thread:
     """Load or build the bank index (and numba's compiled kernels) in a background thread of ``app``'s
     process, so that the first search after a start does not wait for it. Returns the thread."""
-    import threading
 
     def warm():
         try:

@@ -95,13 +95,14 @@ def _bool_value(name: str, raw: str) -> bool:
     raise BadRequest(f"'{name}' must be true or false, got '{raw}'.")
 
 
-def _filters(allowed_extra: tuple[str, ...]) -> dict:
-    """Every query parameter that is not one of ``allowed_extra`` is a filter ``field[__op]=value``."""
+def query_filters(args, allowed_extra: tuple[str, ...]) -> dict:
+    """Every query parameter that is not one of ``allowed_extra`` is a filter ``field[__op]=value``
+    (the API's one filter language; also used by /api/datasets/<id>/similar). Raises BadRequest."""
     filters: dict[str, dict] = {}
-    for key in request.args:
+    for key in args:
         if key in allowed_extra:
             continue
-        values = request.args.getlist(key)
+        values = args.getlist(key)
         if len(values) != 1:
             raise BadRequest(f"give '{key}' once.")
         field, _, op = key.partition("__")
@@ -153,7 +154,7 @@ def _sort() -> list[tuple[str, str]]:
 def list_datasets():
     limit = _int_param("limit", DEFAULT_LIMIT, 0, MAX_LIMIT)
     offset = _int_param("offset", 0, 0)
-    filters = _filters(LIST_PARAMS)
+    filters = query_filters(request.args, LIST_PARAMS)
     try:
         rows, total = datasets.list_datasets(current_user, search=request.args.get("q") or None,
                                              filters=filters, sort=_sort(), offset=offset, limit=limit)

@@ -10,11 +10,9 @@ Query parameters (all optional):
   format=json|csv               JSON (default) or CSV (signed-in users and API tokens only)
   <field>[__<op>]=<value>       metadata filters applied before ranking, e.g. protein=EGFR,
                                 cell_type=HeLa, modality=dSTORM, tags__contains=treated,
-                                density__gte=100. Text fields: protein, cell_type, modality,
-                                fluorophore, software, uniprot_id, tags, title, visibility, and the
-                                other text metadata; operators eq (default), ne, contains,
-                                startswith, endswith (case-insensitive). Numbers: density, n_tiles
-                                with eq, ne, gt, gte, lt, lte.
+                                density__gte=100: the same filter language as GET /api/datasets
+                                (text: eq, ne, contains, startswith, endswith, case-insensitive;
+                                numbers: eq, ne, gt, gte, lt, lte; true/false fields: eq, ne).
 
 JSON: {"dataset_id", "target", "bank_version", "lambda_mode", "sort", "filters", "total",
 "results": [row, ...]}; rows as ``databank.search.similar_datasets``. Authorisation as everywhere:
@@ -33,17 +31,11 @@ from flask_login import current_user
 from ..databank import search
 from ..databank.access import AccessDenied, get_dataset
 from ..databank.core import settings_of
-from ..databank.metadata import METADATA_FIELDS
 from ..databank.models import bank_version
+from .api import BadRequest as ApiBadRequest, query_filters
 
 bp = Blueprint("nanoorg_api_similarity", __name__)
 
-TEXT_FIELDS = tuple(f.name for f in METADATA_FIELDS if f.kind not in ("bool", "float")) + ("visibility",)
-NUMBER_FIELDS = ("density", "n_tiles")
-TEXT_OPERATORS = {"": "equals", "eq": "equals", "ne": "notEqual", "contains": "contains",
-                  "startswith": "startsWith", "endswith": "endsWith"}
-NUMBER_OPERATORS = {"": "equals", "eq": "equals", "ne": "notEqual", "gt": "greaterThan",
-                    "gte": "greaterThanOrEqual", "lt": "lessThan", "lte": "lessThanOrEqual"}
 RESERVED = ("target", "sort", "limit", "format")
 
 
@@ -73,36 +65,11 @@ def parse_target(raw) -> int:
 
 
 def parse_filters(args) -> dict:
-    """Metadata filters from query parameters ``field[__op]=value`` (see the module docstring)."""
-    filters = {}
-    for key in args:
-        if key in RESERVED:
-            continue
-        values = args.getlist(key)
-        if len(values) != 1:
-            raise BadParameter(f"give '{key}' once.")
-        field, _, op = key.partition("__")
-        value = values[0]
-        if field in filters:
-            raise BadParameter(f"give one condition per field ('{field}').")
-        if field in TEXT_FIELDS:
-            if op not in TEXT_OPERATORS:
-                raise BadParameter(f"'{field}' is text: use {field}=, {field}__ne=, __contains=, __startswith= "
-                                   "or __endswith=.")
-            if value.strip():
-                filters[field] = {"filterType": "text", "type": TEXT_OPERATORS[op], "filter": value.strip()}
-        elif field in NUMBER_FIELDS:
-            if op not in NUMBER_OPERATORS:
-                raise BadParameter(f"'{field}' is a number: use =, __ne, __gt, __gte, __lt or __lte.")
-            try:
-                number = float(value)
-            except ValueError:
-                raise BadParameter(f"'{key}' must be a number, got '{value}'.") from None
-            filters[field] = {"filterType": "number", "type": NUMBER_OPERATORS[op], "filter": number}
-        else:
-            raise BadParameter(f"unknown parameter '{key}'. Filters: {', '.join(TEXT_FIELDS + NUMBER_FIELDS)}; "
-                               f"other parameters: {', '.join(RESERVED)}.")
-    return filters
+    """Metadata filters from query parameters ``field[__op]=value``, as for /api/datasets."""
+    try:
+        return query_filters(args, RESERVED)
+    except ApiBadRequest as exc:
+        raise BadParameter(str(exc)) from None
 
 
 def _parse_sort(raw) -> str:

@@ -107,7 +107,7 @@ def test_bupl001_upload_find_open_download_share(dash_duo, nanoorg_app, tmp_path
     # the databank finds it by its protein; a click opens the details
     search_databank(dash_duo, PROTEIN)
     dash_duo.wait_for_contains_text("#databank-grid", TITLE, timeout=10)
-    click(dash_duo, f'#databank-grid .ag-row .ag-cell[col-id="protein"]')
+    click(dash_duo, '#databank-grid .ag-row .ag-cell[col-id="protein"]')
     dash_duo.wait_for_element("#dataset-page", timeout=10)
     assert dash_duo.driver.current_url.endswith(f"/dataset/{dataset_id}")
 

@@ -69,7 +69,7 @@ def test_api002_detail_of_private_and_shared_datasets(client, signed_in, bank):
 def test_api003_bearer_token_sees_what_its_user_sees(server, client, bank):
     from nanoorg.databank import users
 
-    d, u = bank["datasets"], bank["users"]
+    d = bank["datasets"]
     with server.app_context():
         token = users.create_api_token(users.find_user("bob"), "test")
     assert ids(client.get("/api/datasets", headers=bearer(token))) == {d["public"], d["carol_public"], d["shared"]}

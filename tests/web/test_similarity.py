@@ -22,7 +22,7 @@ from flask_login import login_user, logout_user
 
 from nanoorg.databank import search
 from nanoorg.databank.datasets import delete_dataset, set_visibility
-from nanoorg.databank.models import Dataset, db
+from nanoorg.databank.models import Dataset, User, db
 from nanoorg.databank.users import create_api_token, create_user
 from nanoorg.web.callbacks import similarity as cb
 from nanoorg.web.components import similarity_section as ids
@@ -86,7 +86,7 @@ def as_caller(bank, name, *, triggered=None):
     cookies carry that user's signed session (what a background job sees)."""
     with bank.server.test_request_context("/_dash-update-component", method="POST"):
         if name is not None:
-            login_user(db.session.get(search.User, bank.users[name]))
+            login_user(db.session.get(User, bank.users[name]))
         values = AttributeDict(cookies=session_cookie(bank, name) if name else {},
                                triggered_inputs=[{"prop_id": f"{triggered}.n_clicks", "value": 1}] if triggered
                                else [])
@@ -221,7 +221,7 @@ def test_csv_download_only_for_registered_users(bank):
 
 def test_csv_with_api_token(bank):
     with bank.server.app_context():
-        token = create_api_token(db.session.get(search.User, bank.users["bob"]), "script")
+        token = create_api_token(db.session.get(User, bank.users["bob"]), "script")
         db.session.remove()
     response = bank.server.test_client().get(f"/api/datasets/{bank.datasets['query']}/similar?format=csv",
                                              headers={"Authorization": f"Bearer {token}"})
@@ -340,15 +340,15 @@ def test_results_change_when_the_bank_changes(bank, tmp_path):
     with bank.server.app_context():
         extra = ingest(bank, "late", "carol", title="Carol late private", visibility="private",
                        files=make_files(tmp_path / "late", "late", n=DENSE, seed=77))
-        carol = db.session.get(search.User, bank.users["carol"])
+        carol = db.session.get(User, bank.users["carol"])
         assert extra not in {r["dataset_id"] for r in search.similar_datasets(
-            db.session.get(search.User, bank.users["dave"]), query)}
+            db.session.get(User, bank.users["dave"]), query)}
         set_visibility(carol, extra, "public")
         db.session.remove()
     after = {r["dataset_id"] for r in api(bank, "dave", "query").get_json()["results"]}
     assert after == before | {extra}
     with bank.server.app_context():
-        delete_dataset(db.session.get(search.User, bank.users["carol"]), extra)
+        delete_dataset(db.session.get(User, bank.users["carol"]), extra)
         db.session.remove()
     bank.datasets.pop("late")
     assert {r["dataset_id"] for r in api(bank, "dave", "query").get_json()["results"]} == before
@@ -419,7 +419,7 @@ def test_search_page_layout(bank):
         anonymous = layout()
     assert "own-login" in find_ids(anonymous) and "own-upload" not in find_ids(anonymous)
     with bank.server.test_request_context("/search"):
-        login_user(db.session.get(search.User, bank.users["alice"]))
+        login_user(db.session.get(User, bank.users["alice"]))
         signed_in = layout()
         logout_user()
     found = find_ids(signed_in)

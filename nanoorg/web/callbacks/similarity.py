@@ -9,7 +9,7 @@ Rules followed here:
   ``web.job_threads`` (no fork: see there why), or the app's manager when REDIS_URL is set. Inside
   a job there is no request: the user is re-derived from the signed session cookie
   (``dash.ctx.cookies``) inside an app context of the Flask server; should a job run in a forked
-  process (Diskcache manager), the inherited database pool is dropped first (``_job_context``);
+  process (Diskcache manager), the inherited database pool is dropped first (``jobs.job_app_context``);
 - no result is cached by Dash (no ``cache_by``): caching happens in the data layer, keyed by user.
 
 ``register(app=None)`` wires everything (``app.callback``, or ``dash.callback`` when ``app`` is
@@ -20,27 +20,24 @@ The plain functions are importable and callable in tests.
 from __future__ import annotations
 
 import logging
-import os
-from contextlib import contextmanager
 
 import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
-from flask import current_app, has_app_context
 from flask_login import current_user
 
 from ...databank import search
 from ...databank.access import AccessDenied, get_dataset
-from ...databank.models import User, bank_version, db
+from ...databank.models import bank_version
 from ..components import similarity_section as ids
 from ..job_threads import similarity_manager
+from ..jobs import job_app_context, job_user
 from ..components.similarity_figures import (compare_heatmap, result_columns, self_similarity_figure,
                                              self_similarity_overlay, summary_table)
 
 log = logging.getLogger(__name__)
 
-_IMPORT_PID = os.getpid()
 NOT_FOUND = "This dataset is not available (it may have been deleted or made private)."
 JOB_INTERVAL_MS = 400
 
@@ -51,41 +48,6 @@ JOB_INTERVAL_MS = 400
 def request_user():
     """The signed-in user of a normal callback, or None (anonymous)."""
     return current_user if getattr(current_user, "is_authenticated", False) else None
-
-
-@contextmanager
-def _job_context(server=None):
-    """An app context for a background job, with a database pool of its own in a forked process.
-
-    A Diskcache job is a forked copy of the web process, possibly in the middle of a request: it
-    must neither reuse the request's database connection nor the pool's (SQLite and PostgreSQL
-    connections must not cross a fork). Synchronous calls (tests) reuse the current context.
-    """
-    in_child = os.getpid() != _IMPORT_PID
-    if has_app_context() and not in_child:
-        yield current_app._get_current_object()
-        return
-    if server is None:
-        server = current_app._get_current_object() if has_app_context() else dash.get_app().server
-    with server.app_context():
-        if in_child:
-            db.engine.dispose(close=False)
-        try:
-            yield server
-        finally:
-            db.session.remove()
-
-
-def job_user(server=None):
-    """The signed-in user inside a background job (from the session cookie), or None."""
-    from ..jobs import user_id_from_cookies
-
-    try:
-        cookies = dash.ctx.cookies
-    except Exception:  # no callback context at all
-        cookies = {}
-    uid = user_id_from_cookies(cookies, server or current_app._get_current_object())
-    return db.session.get(User, uid) if uid is not None else None
 
 
 def _alert(message, colour="warning"):
@@ -188,7 +150,7 @@ def apply_quick_filters(_protein_clicks, _cell_clicks, _modality_clicks, _clear_
 def run_search(set_progress, _n_clicks, target, protein, cell_type, modality, tags, dataset_id, server=None):
     """Background job: the ranked results table of the page's dataset for the signed-in user."""
     report = _progress_reporter(set_progress)
-    with _job_context(server) as app_server:
+    with job_app_context(server) as app_server:
         user = job_user(app_server)
         report(0.0, "Starting")
         try:
@@ -365,7 +327,7 @@ def run_query(set_progress, _n_clicks, token, target, pixel_size, protein, cell_
     if not token:
         return [], _alert("Choose a detection file first (and its ROI files if it has any)."), None
     report = _progress_reporter(set_progress)
-    with _job_context(server) as app_server:
+    with job_app_context(server) as app_server:
         user = job_user(app_server)
         if user is None:
             return [], _alert("Log in to search with your own file.", "danger"), None
@@ -479,7 +441,7 @@ def run_compare(set_progress, dataset_ids, target, kind, server=None):
         return no_update, no_update, _alert("Choose at least two datasets.", "info"), None
     if len(dataset_ids) > search.MAX_COMPARE:
         return no_update, no_update, _alert(f"Choose at most {search.MAX_COMPARE} datasets.", "warning"), None
-    with _job_context(server) as app_server:
+    with job_app_context(server) as app_server:
         user = job_user(app_server)
         try:
             result = search.compare_datasets(user, dataset_ids, target=target, progress=report)
