@@ -339,7 +339,7 @@ _AXIS = dict(gridcolor="#eee", linecolor="#999", zeroline=False)
 def histogram_figure(result) -> dict:
     """Histograms of cluster equivalent radius and localisations per cluster (plain figure dict)."""
     traces = []
-    titles = (("radius_eq_nm", "Equivalent radius (nm)", "x", "y"), ("n_locs", "Localisations per cluster", "x2", "y2"))
+    titles = (("radius_eq_nm", "Radius (nm)", "x", "y"), ("n_locs", "Locs per cluster", "x2", "y2"))
     for column, _title, xaxis, yaxis in titles:
         h = analysis.histogram(result.table[column].to_numpy(dtype=float) if result is not None else [])
         if h["counts"]:
