@@ -37,6 +37,14 @@ class LoginThrottled(Exception):
         super().__init__(f"Too many failed attempts. Try again in {seconds} s.")
 
 
+def get_user(user_id) -> User | None:
+    """The user with this database id (None if there is none or the id is malformed)."""
+    try:
+        return db.session.get(User, int(user_id))
+    except (TypeError, ValueError):
+        return None
+
+
 def find_user(username: str) -> User | None:
     return db.session.scalar(select(User).where(func.lower(User.username) == (username or "").strip().lower()))
 

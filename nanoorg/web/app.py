@@ -36,7 +36,6 @@ from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 from ..config import Settings, load_settings
 from ..databank import users
 from ..databank.core import init_databank
-from ..databank.models import User, db
 from . import api, auth
 from .components.footer import footer
 from .components.navbar import navbar
@@ -106,10 +105,7 @@ def _init_login(server: Flask) -> None:
 
     @manager.user_loader
     def load_user(user_id):
-        try:
-            return db.session.get(User, int(user_id))
-        except (TypeError, ValueError):
-            return None
+        return users.get_user(user_id)
 
     @manager.request_loader
     def load_user_from_request(_request):

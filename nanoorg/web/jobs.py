@@ -23,6 +23,7 @@ import dash
 from flask import current_app, has_app_context
 
 from ..databank.core import settings_of
+from ..databank import users
 from ..databank.models import User, db
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def job_user_id(server=None) -> int | None:
 def job_user(server=None) -> User | None:
     """The signed-in ``User`` inside a background job; needs an app context (see ``job_app_context``)."""
     uid = job_user_id(server)
-    return db.session.get(User, uid) if uid is not None else None
+    return users.get_user(uid) if uid is not None else None
 
 
 @contextmanager
