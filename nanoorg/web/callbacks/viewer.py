@@ -440,15 +440,9 @@ def dbscan_job(set_progress, request, pathname):
     if not isinstance(request, dict):
         raise PreventUpdate
     with jobs.job_app_context():
-        user = jobs.job_user()
-        data_file = readable_file(pathname, user=user if user is not None else _anonymous())
-        if data_file is None:
-            return {"error": DENIED}
-        table = load_table(data_file)
-        try:
-            region = _region(data_file, table, request.get("region"))
-        except analysis.RegionError as error:
-            return {"error": str(error)}
+        data_file, region, error = _job_region(pathname, request.get("region"))
+        if error:
+            return {"error": error}
 
         def report(fraction, message):
             set_progress((int(100 * fraction), message))
@@ -542,15 +536,9 @@ def envelope_job(set_progress, n_clicks, n_simulations, r_max, dr, edge, region_
         raise PreventUpdate
     sims = int(n_simulations) if n_simulations in analysis.ENVELOPE_SIMULATIONS else analysis.ENVELOPE_SIMULATIONS[1]
     with jobs.job_app_context():
-        user = jobs.job_user()
-        data_file = readable_file(pathname, user=user if user is not None else _anonymous())
-        if data_file is None:
-            return no_update, DENIED
-        table = load_table(data_file)
-        try:
-            region = _region(data_file, table, region_key)
-        except analysis.RegionError as error:
-            return no_update, str(error)
+        data_file, region, error = _job_region(pathname, region_key)
+        if error:
+            return no_update, error
         outcome = analysis.run_ripley(region, r_max, dr, edge)
         if outcome.n_used < 2:
             return no_update, "Too few localisations for an envelope."
@@ -609,15 +597,9 @@ def sweep_job(set_progress, n_clicks, eps_range, min_range, region_key, pathname
     if not n_clicks:
         raise PreventUpdate
     with jobs.job_app_context():
-        user = jobs.job_user()
-        data_file = readable_file(pathname, user=user if user is not None else _anonymous())
-        if data_file is None:
-            return no_update, DENIED
-        table = load_table(data_file)
-        try:
-            region = _region(data_file, table, region_key)
-        except analysis.RegionError as error:
-            return no_update, str(error)
+        data_file, region, error = _job_region(pathname, region_key)
+        if error:
+            return no_update, error
         eps_values, min_values = analysis.sweep_values(eps_range or (20, 200), min_range or (3, 30))
 
         def report(done, total):
@@ -717,6 +699,23 @@ def _start_warm_up() -> None:
         except Exception:                     # never break the app for a warm-up
             log.exception("viewer warm-up failed")
     threading.Thread(target=run, name="viewer-warm-up", daemon=True).start()
+
+
+def _job_region(pathname, region_key):
+    """Inside a job's app context: (data file, region, None) for the job's user, or (file, None, message).
+
+    The user comes from the session cookie of the request that started the job; access is checked
+    again here, as in every callback."""
+    from .. import jobs
+
+    user = jobs.job_user()
+    data_file = readable_file(pathname, user=user if user is not None else _anonymous())
+    if data_file is None:
+        return None, None, DENIED
+    try:
+        return data_file, _region(data_file, load_table(data_file), region_key), None
+    except analysis.RegionError as error:
+        return data_file, None, str(error)
 
 
 def _running(prefix, button):
