@@ -3,18 +3,6 @@
 (function () {
     var funcs = (window.dashAgGridComponentFunctions = window.dashAgGridComponentFunctions || {});
 
-    function navigate(event, href) {
-        // Same behaviour as dcc.Link: client-side navigation for plain left clicks,
-        // browser default (new tab, ...) with modifier keys.
-        if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) {
-            return;
-        }
-        event.preventDefault();
-        window.history.pushState({}, "", href);
-        window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
-        window.scrollTo(0, 0);
-    }
-
     funcs.NanoorgDatasetLink = function (props) {
         if (!props.data || props.data.id === undefined || props.data.id === null) {
             return null;   // block not loaded yet
@@ -23,7 +11,7 @@
         return React.createElement("a", {
             href: href,
             className: "nanoorg-dataset-link",
-            onClick: function (event) { navigate(event, href); }
+            onClick: function (event) { window.nanoorgNavigate(event, href); }
         }, props.value);
     };
 

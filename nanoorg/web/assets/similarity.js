@@ -5,17 +5,6 @@
     var cells = (window.dashAgGridComponentFunctions = window.dashAgGridComponentFunctions || {});
     var funcs = (window.dashAgGridFunctions = window.dashAgGridFunctions || {});
 
-    function navigate(event, href) {
-        // Like dcc.Link: client-side navigation for plain left clicks, browser default otherwise.
-        if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) {
-            return;
-        }
-        event.preventDefault();
-        window.history.pushState({}, "", href);
-        window.dispatchEvent(new CustomEvent("_dashprivate_pushstate"));
-        window.scrollTo(0, 0);
-    }
-
     cells.NanoorgSimilarLink = function (props) {
         if (!props.data || props.data.dataset_id === undefined || props.data.dataset_id === null) {
             return props.value === undefined ? null : String(props.value);
@@ -24,7 +13,7 @@
         return React.createElement("a", {
             href: href,
             className: "nanoorg-similar-link",
-            onClick: function (event) { navigate(event, href); }
+            onClick: function (event) { window.nanoorgNavigate(event, href); }
         }, props.value);
     };
 
