@@ -10,7 +10,6 @@ Thinning every tile to the same number of localisations removes the density depe
 
 from __future__ import annotations
 
-import io
 from collections import namedtuple
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -22,7 +21,6 @@ from numba import njit, prange
 from nanoorg.compute.tiles import BIN_NM, TileGrid, points_in_tiles, tile_count_histogram
 
 THINNING_TARGETS_PER_UM2 = (30, 100)     # 30: user guide (default shown); 100: similarity guide
-DEFAULT_THINNING_TARGET = 30
 MIN_TILE_LOCS = 270                      # 30 loc/um^2 x 9 um^2
 DEFAULT_ALPHA = 0.05
 C_ALPHA_05 = float(np.sqrt(-0.5 * np.log(DEFAULT_ALPHA / 2)))   # 1.3581
@@ -75,18 +73,6 @@ class Fingerprints:
     def take(self, index) -> "Fingerprints":
         """The tiles selected by an integer index or boolean mask."""
         return Fingerprints(self.hist[index], self.n_locs[index])
-
-    def to_bytes(self) -> bytes:
-        """Compact serialisation (compressed .npz)."""
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, hist=self.hist, n_locs=self.n_locs)
-        return buffer.getvalue()
-
-    @staticmethod
-    def from_bytes(data: bytes) -> "Fingerprints":
-        """Inverse of ``to_bytes``."""
-        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
-            return Fingerprints(arrays["hist"], arrays["n_locs"])
 
     @cached_property
     def ecdf(self) -> _Ecdf:

@@ -51,11 +51,3 @@ class LocalisationTable:
     def xy(self) -> np.ndarray:
         """(n, 2) float64 array of x, y in nm."""
         return np.column_stack((self.x, self.y))
-
-    def subset(self, mask_or_index: np.ndarray) -> "LocalisationTable":
-        """A new table holding only the selected rows (boolean mask or integer index)."""
-        kwargs = {name: (None if getattr(self, name) is None else getattr(self, name)[mask_or_index])
-                  for name in ("x", "y", *OPTIONAL_COLUMNS)}
-        return LocalisationTable(**kwargs, source_format=self.source_format,
-                                 precision_source=self.precision_source, n_dropped=self.n_dropped,
-                                 warnings=list(self.warnings))

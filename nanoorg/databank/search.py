@@ -895,16 +895,6 @@ def search_query(user, token, *, target: int | None = None, filters: dict | None
                                     filters=filters, progress=progress)
 
 
-def discard_query(user, token) -> None:
-    """Forget a query's fingerprints and files now."""
-    with _result_cache() as cache:
-        cache.delete(_query_key(user, token))
-    try:
-        shutil.rmtree(_query_folder(user, token), ignore_errors=True)
-    except QueryFileError:
-        pass
-
-
 def warm_bank_index(app) -> threading.Thread:
     """Load or build the bank index (and numba's compiled kernels) in a background thread of ``app``'s
     process, so that the first search after a start does not wait for it. Returns the thread."""

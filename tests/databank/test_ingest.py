@@ -15,7 +15,9 @@ from sqlalchemy import func, select
 from nanoorg.databank.ingest import IngestError, StagedFile, ingest_dataset, plan_upload, sweep_orphans
 from nanoorg.databank.metadata import MetadataError
 from nanoorg.databank.models import DataFile, Dataset, Roi, Tile, db
-from nanoorg.databank.store import FileStore
+from nanoorg.compute import simulate, tiles
+from nanoorg.compute.similarity import file_fingerprints
+from nanoorg.databank.store import FileStore, pack_fingerprints, unpack_fingerprints
 
 from .conftest import META, rectangle_um, write_csr_file
 
@@ -148,3 +150,16 @@ def test_sweep_removes_only_old_orphans(app, settings, users, tmp_path):
     removed = sweep_orphans(settings)
     assert sorted(removed) == sorted([str(orphan_stage), str(orphan_store)])
     assert fresh.exists() and (settings.store_dir / dataset.storage_key).exists()
+
+
+def test_stored_fingerprints_round_trip():
+    pattern = simulate.simulate_csr(150, 9000, 9000, seed=3)
+    grid = tiles.grid_tiles([shapely.box(0, 0, 9000, 9000)])
+    original = file_fingerprints(pattern.x, pattern.y, grid, targets=(30, 100), seed=1)
+    restored = unpack_fingerprints(pack_fingerprints(original))
+    assert sorted(restored.thinned) == [30, 100]
+    pairs = [(original.unthinned, restored.unthinned)] + [(original.thinned[t], restored.thinned[t]) for t in (30, 100)]
+    for before, after in pairs:
+        np.testing.assert_array_equal(before.hist, after.hist)
+        np.testing.assert_array_equal(before.n_locs, after.n_locs)
+    np.testing.assert_array_equal(restored.tile_index_thinned[100], original.tile_index_thinned[100])

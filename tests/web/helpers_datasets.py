@@ -96,9 +96,9 @@ def ingest(bank: Bank, key: str, owner: str, *, title: str, visibility: str = "p
     return dataset.id
 
 
-def build_bank(folder: Path, *, with_files: bool = True) -> Bank:
-    """A bank on the session's shared app (tests/web/support.py: one create_app per process), its
-    tables emptied first. Returns with no context pushed."""
+def fresh_bank(folder: Path) -> Bank:
+    """The session's shared app (tests/web/support.py: one create_app per process) with its tables
+    emptied and the users alice, bob, carol and dave created. Returns with no context pushed."""
     from tests.web import support
 
     app = support.shared_app()
@@ -107,6 +107,14 @@ def build_bank(folder: Path, *, with_files: bool = True) -> Bank:
     with app.server.app_context():
         for name in ("alice", "bob", "carol", "dave"):
             bank.users[name] = create_user(name, f"{name}@example.org", PASSWORD).id
+    return bank
+
+
+def build_bank(folder: Path, *, with_files: bool = True) -> Bank:
+    """A bank on the session's shared app (tests/web/support.py: one create_app per process), its
+    tables emptied first. Returns with no context pushed."""
+    bank = fresh_bank(folder)
+    with bank.app.server.app_context():
         if with_files:
             src = folder / "uploads"
             # alice: private (2 files, one with a ROI file, one with an automatic ROI), shared with bob, public

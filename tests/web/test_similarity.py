@@ -23,11 +23,11 @@ from flask_login import login_user, logout_user
 from nanoorg.databank import search
 from nanoorg.databank.datasets import delete_dataset, set_visibility
 from nanoorg.databank.models import Dataset, User, db
-from nanoorg.databank.users import create_api_token, create_user
+from nanoorg.databank.users import create_api_token
 from nanoorg.web.callbacks import similarity as cb
 from nanoorg.web.components import similarity_section as ids
 
-from .helpers_datasets import (PASSWORD, Bank, client_as, find_ids, ingest, make_files, page_layout,
+from .helpers_datasets import (Bank, client_as, find_ids, fresh_bank, ingest, make_files, page_layout,
                                text_of)
 
 DENSE = 12_000        # localisations in a 10 x 10 um field: ~1,080 per tile, enough for 100 loc/um^2
@@ -35,14 +35,9 @@ DENSE = 12_000        # localisations in a 10 x 10 um field: ~1,080 per tile, en
 
 def build_similarity_bank(folder: Path) -> Bank:
     """alice, bob, carol, dave and datasets of every visibility (tables emptied first)."""
-    from tests.web import support
-
-    app = support.shared_app()
-    support.wipe_database(app)
-    bank = Bank(app=app, settings=app.nanoorg_settings, folder=folder)
+    bank = fresh_bank(folder)
+    app = bank.app
     with app.server.app_context():
-        for name in ("alice", "bob", "carol", "dave"):
-            bank.users[name] = create_user(name, f"{name}@example.org", PASSWORD).id
         src = folder / "uploads"
         specs = [
             ("query", "alice", "Alice query EGFR", "public", (), dict(protein="EGFR", cell_type="COS-7",

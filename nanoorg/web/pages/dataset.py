@@ -20,6 +20,7 @@ from ..callbacks import dataset as callbacks
 from ..components.file_table import download_buttons, file_table
 from ..components.metadata_table import dataset_info
 from ..components.similarity_section import similarity_section
+from ..components.not_found import not_found_card
 
 dash.register_page(__name__, path_template="/dataset/<dataset_id>", name="Dataset",
                    title="Dataset · nano-org", description="A dataset of the nano-org databank.")
@@ -30,17 +31,8 @@ VISIBILITY_LABELS = {"private": "Private (only me)", "shared": "Shared with chos
 
 
 def not_found(dataset_id=None):
-    return dbc.Container([
-        dcc.Location(id=callbacks.URL_ID, refresh="callback-nav"),
-        html.H1("Dataset not found", className="h3 mt-4"),
-        html.P("There is no dataset at this address that you can see. It may have been deleted or made "
-               "private, or you may need to log in.", className="text-muted"),
-        html.Div([
-            dcc.Link("Back to the databank", href="/databank", className="btn btn-primary me-2"),
-            html.A("Log in", href=f"/login?next=/dataset/{dataset_id}", className="btn btn-outline-primary")
-            if not getattr(current_user, "is_authenticated", False) and str(dataset_id or "").isdigit() else None,
-        ]),
-    ], className="py-3", id="dataset-not-found")
+    return not_found_card(noun="dataset", path=f"/dataset/{dataset_id}", object_id=dataset_id, url_id=callbacks.URL_ID,
+                          card_id="dataset-not-found")
 
 
 def _field_input(field, value):

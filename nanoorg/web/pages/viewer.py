@@ -18,6 +18,7 @@ from ...databank.access import AccessDenied, authorise, get_file
 from ..callbacks import viewer as callbacks
 from ..components import analysis_panel as panel
 from ..components import localisation_figure as figure
+from ..components.not_found import not_found_card
 
 dash.register_page(__name__, path_template="/file/<file_id>", name="Data file",
                    title="Data file · nano-org", description="A localisation file and its cluster analysis.")
@@ -25,18 +26,8 @@ callbacks.register()
 
 
 def not_found(file_id=None):
-    signed_in = getattr(current_user, "is_authenticated", False)
-    return dbc.Container([
-        dcc.Location(id=callbacks.URL_ID, refresh="callback-nav"),
-        html.H1("File not found", className="h3 mt-4"),
-        html.P("There is no data file at this address that you can see. It may have been deleted or made "
-               "private, or you may need to log in.", className="text-muted"),
-        html.Div([
-            dcc.Link("Back to the databank", href="/databank", className="btn btn-primary me-2"),
-            html.A("Log in", href=f"/login?next=/file/{file_id}", className="btn btn-outline-primary")
-            if not signed_in and str(file_id or "").isdigit() else None,
-        ]),
-    ], className="py-3", id="viewer-not-found")
+    return not_found_card(noun="data file", path=f"/file/{file_id}", object_id=file_id, url_id=callbacks.URL_ID,
+                          card_id="viewer-not-found")
 
 
 def _fmt(value, spec="{:,.0f}", unit=""):
