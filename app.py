@@ -1,31 +1,245 @@
-"""nano-org web app: ``python app.py`` serves http://127.0.0.1:8050 (``gunicorn 'app:server'`` to scale).
+"""nano-org web app: the application factory, and the process entry points.
 
+``create_app(settings=None) -> dash.Dash`` builds the Flask server, the data layer, sign-in, CSRF,
+the Dash pages (``pages/``, found by Dash next to this file) and the Flask routes (``server/``).
+
+Entry points (built lazily on first access, so that importing ``create_app`` has no side effects):
+- ``app:server``: the WSGI application (``gunicorn 'app:server'``; ``make run``);
+- ``app:celery_app``: the Celery application when ``REDIS_URL`` is set (``celery -A app:celery_app worker``);
+- ``python app.py``: Flask's debug server (``make dev``), for development only.
 On start, leftovers of interrupted ingests are swept away; on first start, when the bank is empty and
-NANOORG_SEED_DEMO is on (default), the demo bank is seeded, printing one progress line per dataset.
+NANOORG_SEED_DEMO is on (default), the demo bank is seeded (``prepare_bank``).
+
+Security wiring (DASH_NOTES §5):
+- flask-login: session sign-in (``/login`` form) and ``Authorization: Bearer <token>`` for API
+  clients (``users.user_for_token``); a bad or revoked token is answered 401 on every route.
+- Flask-WTF ``CSRFProtect`` on every POST/PUT/PATCH/DELETE. The signed token is also sent in the
+  ``_csrf_token`` cookie, which the Dash renderer copies into the ``X-CSRFToken`` header of every
+  callback POST; server-rendered forms carry it as the ``csrf_token`` field.
+- Anonymous visitors may browse public data, so no global gate: every layout, callback and route
+  that touches data calls the data layer's authorisation (``access.get_dataset`` ...).
+
+Several apps in one process (tests): Dash executes the modules of ``pages/`` on each ``create_app``
+(``dash.page_registry`` is module-global, keyed by module name, so a later call overwrites the
+entries). Pages hold layout only; every callback is registered on the app being built through the
+``register(app)`` of its module in ``callbacks/``.
 """
 
 from __future__ import annotations
 
-import os
+from pathlib import Path
+from urllib.parse import urlencode
 
-from dash import CeleryManager
+import dash
+from dash import Dash, html
+import numpy as np
+from flask import Flask, current_app, g, jsonify, redirect, request
+from flask.json.provider import DefaultJSONProvider
+from flask_login import LoginManager, current_user
+from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
 
-from nanoorg.config import load_settings
-from nanoorg.databank.demo import seed_demo
-from nanoorg.databank.ingest import sweep_orphans
-from nanoorg.databank.search import warm_bank_index
-from nanoorg.web.app import create_app
+from config import Settings, load_settings
+from databank import users
+from databank.core import init_databank
+from callbacks import register_callbacks
+from components.footer import footer
+from components.navbar import navbar
+from databank.demo import seed_demo
+from databank.ingest import sweep_orphans
+from databank.search import warm_bank_index
+from server import api, auth
 
-settings = load_settings()
-app = create_app(settings)
-server = app.server
-# With REDIS_URL set, background jobs go to Celery workers started with:  celery -A app:celery_app worker
-_manager = getattr(app, "_background_manager", None)
-celery_app = _manager.handle if isinstance(_manager, CeleryManager) else None
+CSRF_COOKIE = "_csrf_token"
+# Requests for static files need neither a session nor a CSRF cookie.
+STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico")
 
 
-def prepare_bank() -> None:
-    with server.app_context():
+# --------------------------------------------------------------------------------------------
+# Flask server
+
+class _JSONProvider(DefaultJSONProvider):
+    """Flask JSON that also writes numpy scalars and arrays (statistics come from numpy)."""
+
+    @staticmethod
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        return DefaultJSONProvider.default(o)
+
+
+def _make_server(settings: Settings) -> Flask:
+    server = Flask(__name__)
+    server.json = _JSONProvider(server)
+    secure = settings.secure_cookies
+    server.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=secure,          # set NANOORG_SECURE_COOKIES=1 behind HTTPS
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SECURE=secure,
+        WTF_CSRF_TIME_LIMIT=24 * 3600,         # a page left open for a day still works
+        WTF_CSRF_SSL_STRICT=secure,
+        NANOORG_CONTACT_EMAIL=settings.contact_email,
+        NANOORG_SECURE_COOKIES=secure,
+    )
+    init_databank(server, settings)
+    _init_login(server)
+    _init_csrf(server)
+    return server
+
+
+def _bearer_user():
+    """The user of the request's Bearer token (cached per request); None if absent or invalid."""
+    if "nanoorg_bearer_user" not in g:
+        token = auth.bearer_token()
+        g.nanoorg_bearer_user = users.user_for_token(token) if token else None
+    return g.nanoorg_bearer_user
+
+
+def _wants_json() -> bool:
+    path = request.path
+    return (path.startswith(("/api/", "/_dash-")) or request.is_json
+            or request.accept_mimetypes.best == "application/json")
+
+
+def _init_login(server: Flask) -> None:
+    manager = LoginManager(server)
+    manager.session_protection = "basic"
+
+    @manager.user_loader
+    def load_user(user_id):
+        return users.get_user(user_id)
+
+    @manager.request_loader
+    def load_user_from_request(_request):
+        return _bearer_user()
+
+    @manager.unauthorized_handler
+    def unauthorized():
+        if _wants_json():
+            return jsonify(error="Sign in (or send an API token) to do this.", status=401), 401
+        return redirect("/login?" + urlencode({"next": auth.safe_next(request.full_path.rstrip("?"))}))
+
+    @server.before_request
+    def refuse_bad_tokens():
+        token = auth.bearer_token()
+        if token is not None and _bearer_user() is None:
+            response = jsonify(error="Invalid or revoked API token.", status=401)
+            response.status_code = 401
+            response.headers["WWW-Authenticate"] = 'Bearer realm="nano-org", error="invalid_token"'
+            return response
+        return None
+
+
+def _init_csrf(server: Flask) -> None:
+    CSRFProtect(server)
+
+    @server.after_request
+    def csrf_cookie(response):
+        # API clients with a token and static files get no session and no cookie.
+        if request.path.startswith(STATIC_PREFIXES) or auth.bearer_token() is not None:
+            return response
+        response.set_cookie(CSRF_COOKIE, generate_csrf(), samesite="Lax",
+                            secure=server.config["SESSION_COOKIE_SECURE"], httponly=False)
+        return response
+
+    @server.errorhandler(CSRFError)
+    def csrf_error(exc):
+        if _wants_json():
+            return jsonify(error=f"CSRF check failed: {exc.description}", status=400), 400
+        return auth.render_page("Form expired", auth.MESSAGE, 400, heading="The form has expired",
+                                text=f"{exc.description} Reload the page and try again.",
+                                link=request.path, link_text="Reload")
+
+    @server.errorhandler(404)
+    def not_found(exc):
+        if request.path.startswith("/api/"):
+            return jsonify(error="Not found.", status=404), 404
+        return exc
+
+    @server.errorhandler(405)
+    def method_not_allowed(exc):
+        if request.path.startswith("/api/"):
+            return jsonify(error="Method not allowed (the API is read-only).", status=405), 405
+        return exc
+
+
+# --------------------------------------------------------------------------------------------
+# Dash app
+
+def _background_manager(settings: Settings):
+    if settings.redis_url:
+        from celery import Celery
+
+        celery_app = Celery("nanoorg", broker=settings.redis_url, backend=settings.redis_url)
+        return dash.CeleryManager(celery_app)
+    import diskcache
+
+    jobs_dir = Path(settings.cache_dir) / "jobs"
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    return dash.DiskcacheManager(diskcache.Cache(str(jobs_dir)))
+
+
+def serve_layout():
+    """The app shell, built per page load so the navbar shows the current user."""
+    contact = current_app.config.get("NANOORG_CONTACT_EMAIL")
+    user = current_user if current_user and current_user.is_authenticated else None
+    return html.Div([
+        navbar(user, csrf_token=generate_csrf() if user else None),
+        html.Main(dash.page_container, id="main", className="container-fluid px-3 py-4 nanoorg-main"),
+        footer(contact),
+    ], id="app-shell", className="d-flex flex-column min-vh-100")
+
+
+def _register_route_modules(server: Flask) -> None:
+    """Routes owned by the other web modules: downloads, chunked upload, similarity results."""
+    from server import api_similarity, routes_downloads, routes_upload
+
+    routes_downloads.register(server)
+    routes_upload.register(server)
+    api_similarity.register(server)
+
+
+def create_app(settings: Settings | None = None) -> Dash:
+    """Build the nano-org web app (Dash) on a fresh Flask server for ``settings``."""
+    settings = settings or load_settings()
+    server = _make_server(settings)
+    auth.register_routes(server)
+    api.register(server)
+    _register_route_modules(server)
+
+    job_manager = _background_manager(settings)
+    app = Dash(
+        __name__,                           # finds pages/ and assets/ beside this file
+        server=server,
+        use_pages=True,
+        external_stylesheets=[],            # Bootstrap is vendored in assets/ (offline)
+        external_scripts=[],
+        suppress_callback_exceptions=True,
+        background_callback_manager=job_manager,
+        title="nano-org",
+        update_title=None,
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
+    app.layout = serve_layout
+    app.nanoorg_settings = settings
+    app.nanoorg_job_manager = job_manager
+    register_callbacks(app)
+    return app
+
+
+# --------------------------------------------------------------------------------------------
+# Entry points
+
+def prepare_bank(app: Dash, *, warm_index: bool = True) -> None:
+    """Sweep leftovers of interrupted ingests, seed the demo bank on first start, warm the index.
+
+    Run once per deployment before serving (gunicorn's master does it, see gunicorn.conf.py)."""
+    settings = app.nanoorg_settings
+    with app.server.app_context():
         removed = sweep_orphans(settings)
         if removed:
             print(f"Removed {len(removed)} leftover folder(s) of interrupted ingests.", flush=True)
@@ -33,12 +247,37 @@ def prepare_bank() -> None:
             created = seed_demo(settings, progress=lambda message: print("  seeding demo bank " + message, flush=True))
             if created:
                 print(f"Demo bank ready: {len(created)} datasets.", flush=True)
-    warm_bank_index(server)      # load the similarity index and compile its kernels in the background
+    if warm_index:
+        warm_bank_index(app.server)  # load the similarity index and compile its kernels in the background
+
+
+_default_app: Dash | None = None
+
+
+def default_app() -> Dash:
+    """The process's app for the settings in the environment, built once (its index warmed)."""
+    global _default_app
+    if _default_app is None:
+        _default_app = create_app(load_settings())
+        warm_bank_index(_default_app.server)
+    return _default_app
+
+
+def __getattr__(name: str):
+    """``app:server`` (WSGI), ``app:app`` and ``app:celery_app``, built on first access."""
+    if name == "server":
+        return default_app().server
+    if name == "app":
+        return default_app()
+    if name == "celery_app":
+        manager = default_app().nanoorg_job_manager
+        return manager.handle if isinstance(manager, dash.CeleryManager) else None
+    raise AttributeError(f"module 'app' has no attribute {name!r}")
 
 
 if __name__ == "__main__":
-    prepare_bank()
-    host = os.environ.get("NANOORG_HOST", "127.0.0.1")
-    port = int(os.environ.get("NANOORG_PORT", "8050"))
-    print(f"nano-org on http://{host}:{port}/", flush=True)
-    app.run(host=host, port=port, debug=False)
+    development_app = default_app()
+    prepare_bank(development_app, warm_index=False)
+    settings = development_app.nanoorg_settings
+    print(f"nano-org (development server) on http://{settings.host}:{settings.port}/", flush=True)
+    development_app.run(host=settings.host, port=settings.port, debug=False)

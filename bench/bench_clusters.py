@@ -1,6 +1,6 @@
-"""Benchmark nanoorg.compute.clusters against sklearn DBSCAN and scipy cKDTree Ripley counts.
+"""Benchmark compute.clusters against sklearn DBSCAN and scipy cKDTree Ripley counts.
 
-Run:  cd /work/main && python bench/bench_clusters.py [--quick]
+Run from the repository root:  python bench/bench_clusters.py [--quick]
 
 Every measurement runs in a fresh subprocess (``--worker``), so that its peak resident memory
 (``ru_maxrss``) belongs to that one algorithm and data set. Data are a synthetic SMLM-like
@@ -81,7 +81,7 @@ def current_rss_mb() -> float:
 
 
 def ours(algorithm: str, x: np.ndarray, y: np.ndarray, side: float) -> np.ndarray:
-    from nanoorg.compute.clusters import dbscan_labels, default_radii_nm, ripley
+    from compute.clusters import dbscan_labels, default_radii_nm, ripley
 
     if algorithm == "dbscan":
         return dbscan_labels(x, y, EPS_NM, MIN_SAMPLES)
@@ -96,7 +96,7 @@ def reference(algorithm: str, x: np.ndarray, y: np.ndarray, side: float) -> np.n
         return DBSCAN(eps=EPS_NM, min_samples=MIN_SAMPLES).fit_predict(xy)
     from scipy.spatial import cKDTree
 
-    from nanoorg.compute.clusters import default_radii_nm
+    from compute.clusters import default_radii_nm
 
     tree = cKDTree(xy)
     ordered_pairs = tree.count_neighbors(tree, default_radii_nm(R_MAX_NM, DR_NM)) - x.size  # d <= r, no self
@@ -188,7 +188,7 @@ def format_row(algorithm, n, density, mine, theirs, check) -> str:
 def main(quick: bool) -> None:
     import numba
 
-    print(f"nanoorg.compute.clusters benchmark: {numba.get_num_threads()} numba threads, "
+    print(f"compute.clusters benchmark: {numba.get_num_threads()} numba threads, "
           f"DBSCAN eps={EPS_NM:g} nm minPts={MIN_SAMPLES}; Ripley edge='none', 50 radii to {R_MAX_NM:g} nm")
     print("reference: sklearn.cluster.DBSCAN / scipy cKDTree.count_neighbors (single-threaded). Times: "
           f"wall-clock s, medians of {N_RUNS_OURS} runs (ours; {N_RUNS} if slow) and {N_RUNS} runs "

@@ -33,12 +33,12 @@ sys.path.insert(0, str(ROOT))
 from flask_login import LoginManager, login_user  # noqa: E402
 from sqlalchemy import insert, select  # noqa: E402
 
-from nanoorg.config import load_settings  # noqa: E402
-from nanoorg.databank import datasets  # noqa: E402
-from nanoorg.databank.access import user_id_of  # noqa: E402
-from nanoorg.databank.core import make_data_app  # noqa: E402
-from nanoorg.databank.metadata import TEXT_SEARCH_FIELDS  # noqa: E402
-from nanoorg.databank.models import Dataset, DatasetShare, User, db  # noqa: E402
+from config import load_settings  # noqa: E402
+from databank import datasets  # noqa: E402
+from databank.access import user_id_of  # noqa: E402
+from databank.core import make_data_app  # noqa: E402
+from databank.metadata import TEXT_SEARCH_FIELDS  # noqa: E402
+from databank.models import Dataset, DatasetShare, User, db  # noqa: E402
 
 TARGET_MS = 300.0
 PROTEINS = ("EGFR", "CD3ζ", "LAT", "SLP76", "TfR1", "CD45", "FGFR1", "CD81", "TIGIT", "PD-1", "ZAP70", "CD8")
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
     app, folder = build_bank(args.datasets)
     print(f"bank: {args.datasets:,} datasets inserted in {time.perf_counter() - start:.1f} s ({folder})")
 
-    from nanoorg.web.callbacks import databank as grid_callbacks
+    from callbacks import databank as grid_callbacks
 
     results = []
     with app.app_context():

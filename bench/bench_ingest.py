@@ -28,10 +28,10 @@ sys.path.insert(0, str(ROOT))
 CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-from nanoorg.config import load_settings
-from nanoorg.databank.core import make_data_app
-from nanoorg.databank.ingest import StagedFile, ingest_dataset
-from nanoorg.databank.users import create_user
+from config import load_settings
+from databank.core import make_data_app
+from databank.ingest import StagedFile, ingest_dataset
+from databank.users import create_user
 folder, instance, run = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 app = make_data_app(load_settings(instance_dir=instance, seed_demo=False, secret_key="bench"))
 with app.app_context():
@@ -46,8 +46,8 @@ print(json.dumps(dict(seconds=seconds, maxrss_mb=resource.getrusage(resource.RUS
 
 
 def make_input(folder: Path, n: int) -> None:
-    from nanoorg.compute import simulate
-    from nanoorg.databank.demo import write_fiji_roi, write_thunderstorm_csv
+    from compute import simulate
+    from databank.demo import write_fiji_roi, write_thunderstorm_csv
     side = float(np.sqrt(n / 1000.0)) * 1000.0      # 1,000 loc/um^2 field
     pattern = simulate.simulate_clustered(1000.0, side, side, seed=7)
     write_thunderstorm_csv(folder / "big.csv", pattern)

@@ -37,13 +37,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from nanoorg.compute.similarity import FileFingerprints, Fingerprints  # noqa: E402
-from nanoorg.config import load_settings  # noqa: E402
-from nanoorg.databank import search  # noqa: E402
-from nanoorg.databank.core import make_data_app  # noqa: E402
-from nanoorg.databank.models import DataFile, Dataset, User, bump_bank_version, db  # noqa: E402
-from nanoorg.databank.store import pack_fingerprints  # noqa: E402
-from nanoorg.databank.users import create_user  # noqa: E402
+from compute.similarity import FileFingerprints, Fingerprints  # noqa: E402
+from config import load_settings  # noqa: E402
+from databank import search  # noqa: E402
+from databank.core import make_data_app  # noqa: E402
+from databank.models import DataFile, Dataset, User, bump_bank_version, db  # noqa: E402
+from databank.store import pack_fingerprints  # noqa: E402
+from databank.users import create_user  # noqa: E402
 
 N_BINS = 10_000
 TILE_UM2 = 9.0
@@ -158,8 +158,8 @@ def naive_reference(runs_pairs: int = 60) -> float:
 
 
 def own_file(folder: Path, n_locs: int) -> tuple[Path, Path]:
-    from nanoorg.compute import simulate
-    from nanoorg.databank.demo import write_fiji_roi, write_thunderstorm_csv
+    from compute import simulate
+    from databank.demo import write_fiji_roi, write_thunderstorm_csv
 
     density = 300.0
     side_nm = float(np.sqrt(n_locs / density) * 1000.0)
@@ -242,7 +242,7 @@ def main() -> None:
             print(f"query class {classes[q]}: {len(same)} of the 30 most similar share it")
 
             # search with your own file
-            from nanoorg.databank.ingest import StagedFile, analyse_file
+            from databank.ingest import StagedFile, analyse_file
 
             folder = Path(tmp) / "own"
             folder.mkdir()

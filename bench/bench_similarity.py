@@ -34,7 +34,7 @@ from shapely.geometry import box  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nanoorg.compute import similarity, simulate, tiles  # noqa: E402
+from compute import similarity, simulate, tiles  # noqa: E402
 
 N_POOL_FIELDS = 40
 REFERENCE_PAIRS = 2000

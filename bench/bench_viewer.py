@@ -42,10 +42,10 @@ META = dict(title="Viewer benchmark (simulated, 10^6 localisations)", modality="
 
 def build_bank(instance: Path, n_target: int, seed: int = 7):
     """Settings of a bank with one user ('bench') and one public file of ~n_target localisations."""
-    from nanoorg.config import load_settings
-    from nanoorg.databank.core import make_data_app
-    from nanoorg.databank.models import DataFile, db
-    from nanoorg.databank.users import create_user, find_user
+    from config import load_settings
+    from databank.core import make_data_app
+    from databank.models import DataFile, db
+    from databank.users import create_user, find_user
 
     settings = load_settings(instance_dir=instance, seed_demo=False, secret_key="bench-secret")
     data_app = make_data_app(settings)
@@ -53,9 +53,9 @@ def build_bank(instance: Path, n_target: int, seed: int = 7):
         existing = db.session.query(DataFile).first()
         if existing is not None:
             return settings, existing.id
-        from nanoorg.compute import simulate
-        from nanoorg.databank.demo import write_fiji_roi, write_thunderstorm_csv
-        from nanoorg.databank.ingest import StagedFile, ingest_dataset
+        from compute import simulate
+        from databank.demo import write_fiji_roi, write_thunderstorm_csv
+        from databank.ingest import StagedFile, ingest_dataset
 
         user = find_user("bench") or create_user("bench", "bench@example.org", "bench password 123")
         side_nm = float(np.sqrt(n_target / 1000.0) * 1000.0)
@@ -136,14 +136,14 @@ def run(settings, file_id: int, runs: int, quick: bool) -> int:
     import plotly.graph_objects as go
     from flask_login import login_user
 
-    from nanoorg.databank import analysis
-    from nanoorg.databank.models import DataFile, User, db
-    from nanoorg.databank.users import find_user
-    from nanoorg.web.app import create_app
+    from databank import analysis
+    from databank.models import DataFile, User, db
+    from databank.users import find_user
+    from app import create_app
 
     app = create_app(settings)
-    from nanoorg.web.callbacks import viewer as cb      # after create_app: pages register with the app
-    from nanoorg.web.pages import viewer as page
+    from callbacks import viewer as cb      # after create_app: pages register with the app
+    from pages import viewer as page
     server = app.server
     rows = []
 
@@ -174,7 +174,7 @@ def run(settings, file_id: int, runs: int, quick: bool) -> int:
             return page.layout(file_id=str(file_id))
 
         def figure_of(layout):
-            from nanoorg.web.components.localisation_figure import GRAPH_ID
+            from components.localisation_figure import GRAPH_ID
             return layout[GRAPH_ID].figure
 
         seconds, layout = median_of(first_plot_cold, runs)

@@ -11,8 +11,8 @@ import time
 import pytest
 from selenium.webdriver.common.by import By
 
-from nanoorg.databank.models import db
-from nanoorg.databank.users import create_user
+from databank.models import db
+from databank.users import create_user
 from tests.web.helpers_datasets import PASSWORD, Bank, ingest, make_files
 
 pytestmark = pytest.mark.browser

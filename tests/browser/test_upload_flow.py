@@ -13,9 +13,9 @@ import requests
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from nanoorg.databank import datasets
-from nanoorg.databank.models import Dataset, User, db
-from nanoorg.web.components.metadata_table import EMPTY
+from databank import datasets
+from databank.models import Dataset, User, db
+from components.metadata_table import EMPTY
 
 pytestmark = pytest.mark.browser
 

@@ -10,11 +10,11 @@ import pytest
 from dash.testing.wait import until
 from selenium.webdriver.common.keys import Keys
 
-from nanoorg.compute import simulate
-from nanoorg.databank import analysis
-from nanoorg.databank.demo import write_fiji_roi, write_thunderstorm_csv
-from nanoorg.databank.ingest import StagedFile, ingest_dataset
-from nanoorg.databank.models import User, db
+from compute import simulate
+from databank import analysis
+from databank.demo import write_fiji_roi, write_thunderstorm_csv
+from databank.ingest import StagedFile, ingest_dataset
+from databank.models import User, db
 
 pytestmark = pytest.mark.browser
 

@@ -1,4 +1,4 @@
-"""Tests of nanoorg.compute.clusters against brute-force numpy, scipy and sklearn."""
+"""Tests of compute.clusters against brute-force numpy, scipy and sklearn."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from config import DATA_DIR
 import shapely
 from scipy.spatial import ConvexHull, cKDTree
 from shapely.geometry import Polygon, box
 from sklearn.cluster import DBSCAN
 from sklearn.metrics import adjusted_rand_score
 
-from nanoorg.compute.clusters import (
+from compute.clusters import (
     DEFAULT_EPS_NM,
     DEFAULT_MIN_SAMPLES,
     EDGE_CORRECTIONS,
@@ -28,7 +30,7 @@ from nanoorg.compute.clusters import (
     ripley_csr_envelope,
 )
 
-GROUND_TRUTH_CSV = Path("/work/shared/data/ground_truth/Scenario2_normal_50_single_DetectionList_1.csv")
+GROUND_TRUTH_CSV = DATA_DIR / "ground_truth" / "Scenario2_normal_50_single_DetectionList_1.csv"
 
 RECT = (100.0, 200.0, 2100.0, 1700.0)  # 2 x 1.5 um
 # non-convex window with a hole (nm)

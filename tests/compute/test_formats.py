@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nanoorg.compute.formats import (DETECTION_EXTENSIONS, FORMAT_LABELS, FormatError, PixelSizeRequired,
+from config import DATA_DIR
+
+from compute.formats import (DETECTION_EXTENSIONS, FORMAT_LABELS, FormatError, PixelSizeRequired,
                                      detect_format, read_localisations)
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared test data not available")
+DATA = DATA_DIR
 
 THUNDERSTORM = DATA / "thunderstorm" / "LacY-eYFP_Ecoli_01_storm.csv"
 FGFR1 = DATA / "csv" / "FGFR1_MCF7_AF647_4.csv"

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nanoorg.compute import render
+from compute import render
 
 
 def _decode(png: bytes) -> np.ndarray:

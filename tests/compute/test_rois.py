@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import shapely
 
-from nanoorg.compute.rois import (MIN_ROI_AREA_UM2, RoiError, RoiPolygon, auto_roi, is_roi_filename,
+from compute.rois import (MIN_ROI_AREA_UM2, RoiError, RoiPolygon, auto_roi, is_roi_filename,
                                   match_roi_files, read_roi_vertices, roi_files_for, roi_polygon)
 
 SQUARE_UM = np.array([[2.0, 2.0], [12.0, 2.0], [12.0, 12.0], [2.0, 12.0]])

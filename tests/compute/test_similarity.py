@@ -5,12 +5,12 @@ import pytest
 from scipy.stats import chisquare, ks_2samp
 from shapely.geometry import box
 
-from nanoorg.compute import similarity
-from nanoorg.compute.similarity import (C_ALPHA_05, Fingerprints, compare_sets, file_fingerprints,
+from compute import similarity
+from compute.similarity import (C_ALPHA_05, Fingerprints, compare_sets, file_fingerprints,
                                         ks_statistic, lambda_matrix, lambda_value, search_bank,
                                         self_similarity, summarise, thin_indices)
-from nanoorg.compute.simulate import simulate_clustered, simulate_csr
-from nanoorg.compute.tiles import TileGrid, grid_tiles, points_in_tiles, tile_count_histogram
+from compute.simulate import simulate_clustered, simulate_csr
+from compute.tiles import TileGrid, grid_tiles, points_in_tiles, tile_count_histogram
 
 
 def poisson_hist(rng, mean, n_bins=10_000):

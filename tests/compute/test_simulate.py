@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nanoorg.compute.simulate import simulate_clustered, simulate_csr
-from nanoorg.compute.table import LocalisationTable
+from compute.simulate import simulate_clustered, simulate_csr
+from compute.table import LocalisationTable
 
 WIDTH, HEIGHT = 20_000.0, 15_000.0      # 300 um²
 

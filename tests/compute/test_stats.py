@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from shapely.geometry import box
 
-from nanoorg.compute.similarity import file_fingerprints
-from nanoorg.compute.stats import file_statistics
-from nanoorg.compute.tiles import grid_tiles
+from compute.similarity import file_fingerprints
+from compute.stats import file_statistics
+from compute.tiles import grid_tiles
 
 KEYS = {"n_locs", "n_locs_roi", "roi_area_um2", "density", "n_tiles", "n_tiles_kept", "n_tiles_dropped",
         "tile_area_um2", "density_tiles", "coverage", "coverage_area", "precision_median", "precision_mean",

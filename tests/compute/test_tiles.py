@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon, box
 
-from nanoorg.compute.tiles import TILE_NM, TileGrid, grid_tiles, points_in_tiles, tile_count_histogram
+from compute.tiles import TILE_NM, TileGrid, grid_tiles, points_in_tiles, tile_count_histogram
 
 T = TILE_NM
 

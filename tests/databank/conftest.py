@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nanoorg.compute import simulate
-from nanoorg.config import load_settings
-from nanoorg.databank.core import make_data_app
-from nanoorg.databank.demo import write_fiji_roi, write_thunderstorm_csv
-from nanoorg.databank.models import db
-from nanoorg.databank.users import create_user
+from compute import simulate
+from config import load_settings
+from databank.core import make_data_app
+from databank.demo import write_fiji_roi, write_thunderstorm_csv
+from databank.models import db
+from databank.users import create_user
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 @pytest.fixture

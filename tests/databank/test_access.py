@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from flask_login import AnonymousUserMixin
 
-from nanoorg.databank.access import AccessDenied, authorise, get_dataset, get_file
-from nanoorg.databank.datasets import delete_dataset, list_datasets, set_visibility, update_metadata
-from nanoorg.databank.ingest import StagedFile, ingest_dataset
-from nanoorg.databank.metadata import MetadataError
+from databank.access import AccessDenied, authorise, get_dataset, get_file
+from databank.datasets import delete_dataset, list_datasets, set_visibility, update_metadata
+from databank.ingest import StagedFile, ingest_dataset
+from databank.metadata import MetadataError
 
 from .conftest import META, write_csr_file
 

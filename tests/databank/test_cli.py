@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import shapely
 
-from nanoorg.compute import clusters
-from nanoorg.databank.cli import main
+from compute import clusters
+from cli import main
 
 from .conftest import META, rectangle_um, write_csr_file
 

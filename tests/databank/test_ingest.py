@@ -12,12 +12,12 @@ import shapely
 from scipy.spatial import ConvexHull
 from sqlalchemy import func, select
 
-from nanoorg.databank.ingest import IngestError, StagedFile, ingest_dataset, plan_upload, sweep_orphans
-from nanoorg.databank.metadata import MetadataError
-from nanoorg.databank.models import DataFile, Dataset, Roi, Tile, db
-from nanoorg.compute import simulate, tiles
-from nanoorg.compute.similarity import file_fingerprints
-from nanoorg.databank.store import FileStore, pack_fingerprints, unpack_fingerprints
+from databank.ingest import IngestError, StagedFile, ingest_dataset, plan_upload, sweep_orphans
+from databank.metadata import MetadataError
+from databank.models import DataFile, Dataset, Roi, Tile, db
+from compute import simulate, tiles
+from compute.similarity import file_fingerprints
+from databank.store import FileStore, pack_fingerprints, unpack_fingerprints
 
 from .conftest import META, rectangle_um, write_csr_file
 

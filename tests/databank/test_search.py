@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nanoorg.compute import similarity
-from nanoorg.databank import search
-from nanoorg.databank.datasets import set_visibility
-from nanoorg.databank.ingest import StagedFile, ingest_dataset
+from compute import similarity
+from databank import search
+from databank.datasets import set_visibility
+from databank.ingest import StagedFile, ingest_dataset
 
 from .conftest import META, rectangle_um, write_csr_file
 

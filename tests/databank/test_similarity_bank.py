@@ -31,13 +31,13 @@ import numpy as np
 import pytest
 from shapely.geometry import box
 
-from nanoorg.compute import similarity, simulate, tiles
-from nanoorg.config import load_settings
-from nanoorg.databank import search
-from nanoorg.databank.core import make_data_app
-from nanoorg.databank.models import DataFile, Dataset, bump_bank_version, db
-from nanoorg.databank.store import pack_fingerprints
-from nanoorg.databank.users import create_user
+from compute import similarity, simulate, tiles
+from config import load_settings
+from databank import search
+from databank.core import make_data_app
+from databank.models import DataFile, Dataset, bump_bank_version, db
+from databank.store import pack_fingerprints
+from databank.users import create_user
 
 FIELD_NM = 6000.0
 REFERENCE_DENSITY = 300.0          # cluster parameters below are those at this density

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 from flask_login import login_user, logout_user
 
-from nanoorg.databank.ingest import StagedFile, ingest_dataset
-from nanoorg.databank.models import Dataset, db
-from nanoorg.databank.users import create_user
+from databank.ingest import StagedFile, ingest_dataset
+from databank.models import Dataset, db
+from databank.users import create_user
 
 PASSWORD = "correct horse battery"
 # An irregular placement so tile edges are not at round numbers: tiles anchored at (500, 500) nm.
@@ -69,7 +69,7 @@ class Bank:
         return self.app.server
 
     def user(self, name):
-        from nanoorg.databank.models import User
+        from databank.models import User
         return db.session.get(User, self.users[name])
 
     def dataset(self, key):

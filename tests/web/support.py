@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nanoorg.config import load_settings
+from config import load_settings
 
 PASSWORD = "correct horse battery"
 _SHARED: dict = {}
@@ -45,7 +45,7 @@ def make_test_settings(root: Path | None = None):
 def shared_app():
     """The session's app (built once per process: page and callback registries are global)."""
     if "app" not in _SHARED:
-        from nanoorg.web.app import create_app
+        from app import create_app
 
         settings = make_test_settings()
         _SHARED["settings"] = settings
@@ -54,7 +54,7 @@ def shared_app():
 
 
 def wipe_database(app) -> None:
-    from nanoorg.databank.models import BankState, db
+    from databank.models import BankState, db
 
     with app.server.app_context():
         db.session.remove()
@@ -74,7 +74,7 @@ def use_fast_password_hashing(monkeypatch) -> None:
 
     from werkzeug.security import generate_password_hash
 
-    from nanoorg.databank import models
+    from databank import models
 
     monkeypatch.setattr(models, "generate_password_hash",
                         functools.partial(generate_password_hash, method="pbkdf2:sha256:1000"))
@@ -89,8 +89,8 @@ class Account:
 
 
 def add_user(app, username: str | None = None, password: str = PASSWORD) -> Account:
-    from nanoorg.databank.models import db
-    from nanoorg.databank.users import create_user
+    from databank.models import db
+    from databank.users import create_user
 
     username = username or "user_" + uuid.uuid4().hex[:8]
     with app.server.app_context():
@@ -182,7 +182,7 @@ def layout_text(client) -> str:
 
 def add_dataset(app, owner: Account, *, visibility: str = "public", shared_with=(), **fields) -> int:
     """A Dataset row without files (fast access and listing tests); returns its id."""
-    from nanoorg.databank.models import Dataset, DatasetShare, db
+    from databank.models import Dataset, DatasetShare, db
 
     values = dict(title=f"Dataset {uuid.uuid4().hex[:8]}", modality="PALM", software="ThunderSTORM",
                   protein="EGFR", cell_type="COS-7", n_files=1, n_locs=1000, n_tiles=2, density=10.0)
@@ -213,8 +213,8 @@ def write_small_files(folder: Path, stem: str, *, n: int = 3000, seed: int = 0) 
 def ingest_small(app, owner: Account, folder: Path, *, visibility: str = "public", shared_with=(),
                  seed: int = 0, **metadata) -> int:
     """Ingest one small dataset through the real pipeline; returns its id."""
-    from nanoorg.databank.ingest import StagedFile, ingest_dataset
-    from nanoorg.databank.models import User, db
+    from databank.ingest import StagedFile, ingest_dataset
+    from databank.models import User, db
 
     meta = dict(title=f"Ingested {uuid.uuid4().hex[:8]}", modality="PALM", software="ThunderSTORM",
                 protein="EGFR", cell_type="COS-7")

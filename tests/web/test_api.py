@@ -67,7 +67,7 @@ def test_api002_detail_of_private_and_shared_datasets(client, signed_in, bank):
 
 
 def test_api003_bearer_token_sees_what_its_user_sees(server, client, bank):
-    from nanoorg.databank import users
+    from databank import users
 
     d = bank["datasets"]
     with server.app_context():

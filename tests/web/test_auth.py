@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from nanoorg.databank import users
-from nanoorg.web.auth import safe_next
+from databank import users
+from server.auth import safe_next
 from tests.web.support import bearer, csrf_cookie, dash_post, form_csrf, layout_text, login
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from nanoorg.databank.metadata import METADATA_FIELDS
-from nanoorg.databank.models import DatasetShare, db
-from nanoorg.web.callbacks import databank as cb
+from databank.metadata import METADATA_FIELDS
+from databank.models import DatasetShare, db
+from callbacks import databank as cb
 
 from .helpers_datasets import add_bare_dataset, as_user, build_bank, client_as, dash_post, find_ids, page_layout
 

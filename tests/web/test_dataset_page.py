@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nanoorg.databank.access import authorise
-from nanoorg.databank.metadata import METADATA_FIELDS
-from nanoorg.databank.models import Dataset, db
-from nanoorg.databank.users import create_api_token
-from nanoorg.web.callbacks import dataset as cb
+from databank.access import authorise
+from databank.metadata import METADATA_FIELDS
+from databank.models import Dataset, db
+from databank.users import create_api_token
+from callbacks import dataset as cb
 
 from .helpers_datasets import (add_bare_dataset, as_user, build_bank, client_as, find_ids, page_layout,
                                read_locs_csv, text_of)

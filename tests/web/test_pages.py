@@ -16,7 +16,7 @@ OWN_PAGES = ("/", "/guide", "/guide/similarity", "/guide/self-similarity", "/gui
 
 def _concrete_paths(server, dataset_id: int) -> list[str]:
     """Every registered page path, path templates filled with a real public dataset / file."""
-    from nanoorg.databank.models import Dataset, db
+    from databank.models import Dataset, db
 
     with server.app_context():
         file_id = db.session.get(Dataset, dataset_id).files[0].id

@@ -20,12 +20,12 @@ from dash._callback_context import context_value
 from dash._utils import AttributeDict
 from flask_login import login_user, logout_user
 
-from nanoorg.databank import search
-from nanoorg.databank.datasets import delete_dataset, set_visibility
-from nanoorg.databank.models import Dataset, User, db
-from nanoorg.databank.users import create_api_token
-from nanoorg.web.callbacks import similarity as cb
-from nanoorg.web.components import similarity_section as ids
+from databank import search
+from databank.datasets import delete_dataset, set_visibility
+from databank.models import Dataset, User, db
+from databank.users import create_api_token
+from callbacks import similarity as cb
+from components import similarity_section as ids
 
 from .helpers_datasets import (Bank, client_as, find_ids, fresh_bank, ingest, make_files, page_layout,
                                text_of)
@@ -462,7 +462,7 @@ def test_thread_job_manager_runs_reports_cancels_and_reports_errors(bank):
     import threading
     import time
 
-    from nanoorg.web.job_threads import ThreadJobManager
+    from server.job_threads import ThreadJobManager
 
     manager = ThreadJobManager(max_workers=1, folder_name="jobs-threads-test")
     seen = {}

@@ -19,11 +19,11 @@ from dash.exceptions import PreventUpdate
 from flask_login import login_user, logout_user
 from sqlalchemy import func, select
 
-from nanoorg.databank.metadata import METADATA_FIELDS
-from nanoorg.databank.models import DataFile, Dataset, Roi, db
-from nanoorg.databank.users import find_user
-from nanoorg.web import jobs, routes_upload
-from nanoorg.web.callbacks import upload as cb
+from databank.metadata import METADATA_FIELDS
+from databank.models import DataFile, Dataset, Roi, db
+from databank.users import find_user
+from server import jobs, routes_upload
+from callbacks import upload as cb
 from tests.web import support
 
 MiB = 1024 * 1024
@@ -327,7 +327,7 @@ def test_upl008_hundred_megabytes(alice, settings, app):
 # page and plan / submit callbacks (request context)
 
 def test_upl010_page_anonymous_and_signed_in(app, make_user):
-    from nanoorg.web.pages import upload as page
+    from pages import upload as page
 
     make_user("alice"), make_user("bob")
 

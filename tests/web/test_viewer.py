@@ -23,13 +23,13 @@ from dash._utils import AttributeDict, to_json
 from flask_login import login_user, logout_user
 from shapely.geometry import Polygon
 
-from nanoorg import __version__
-from nanoorg.compute import clusters, simulate
-from nanoorg.databank import analysis
-from nanoorg.databank.demo import write_fiji_roi, write_thunderstorm_csv
-from nanoorg.databank.ingest import StagedFile, ingest_dataset
-from nanoorg.databank.models import DataFile, User, db
-from nanoorg.databank.users import create_user
+from config import __version__
+from compute import clusters, simulate
+from databank import analysis
+from databank.demo import write_fiji_roi, write_thunderstorm_csv
+from databank.ingest import StagedFile, ingest_dataset
+from databank.models import DataFile, User, db
+from databank.users import create_user
 from tests.web import support
 
 META = dict(modality="dSTORM", software="ThunderSTORM", protein="EGFR", cell_type="COS-7",
@@ -90,7 +90,7 @@ def as_callback(prop_id, fn, *args, cookies=None):
 
 
 def _cb():
-    from nanoorg.web.callbacks import viewer
+    from callbacks import viewer
     return viewer
 
 
@@ -274,7 +274,7 @@ def test_vw006_sweep_click_sets_sliders():
 def test_vw010_foreign_private_file_is_refused_everywhere(bank):
     app, ids = bank
     cb = _cb()
-    from nanoorg.web.pages import viewer as page
+    from pages import viewer as page
 
     path = f"/file/{ids['private']}"
     for user in (ids["users"]["carol"], None):
@@ -342,7 +342,7 @@ def test_vw012_http_callback_refuses_forged_path(bank):
 
 def test_vw013_layout_shows_header_plot_and_panel(bank):
     app, ids = bank
-    from nanoorg.web.pages import viewer as page
+    from pages import viewer as page
 
     with request_as(app, None):
         layout = page.layout(file_id=str(ids["public"]))

@@ -1,0 +1,506 @@
+"""Callbacks of the similarity features: the Dataset Details similarity section, the
+"search with your own file" page (/search) and the Compare page (/compare).
+
+Rules followed here:
+- every callback that touches data calls the data layer with the *current* user, which re-checks
+  access (``AccessDenied`` for missing and forbidden alike); ids and values coming from the
+  browser are hints, never trusted;
+- heavy work runs as background callbacks (progress bar, Cancel button) on the thread manager of
+  ``web.job_threads`` (no fork: see there why), or the app's manager when REDIS_URL is set. Inside
+  a job there is no request: the user is re-derived from the signed session cookie
+  (``dash.ctx.cookies``) inside an app context of the Flask server; should a job run in a forked
+  process (Diskcache manager), the inherited database pool is dropped first (``jobs.job_app_context``);
+- no result is cached by Dash (no ``cache_by``): caching happens in the data layer, keyed by user.
+
+``register(app)`` wires everything (``app.callback``); ``register_section``, ``register_search_page`` and ``register_compare_page`` wire one part.
+The plain functions are importable and callable in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, ctx, html, no_update
+from dash.exceptions import PreventUpdate
+from flask_login import current_user
+
+from databank import search
+from databank.access import AccessDenied, get_dataset
+from databank.models import bank_version
+from components import similarity_section as ids
+from server.job_threads import similarity_manager
+from server.jobs import job_app_context, job_user
+from components.similarity_figures import (compare_heatmap, result_columns, self_similarity_figure,
+                                             self_similarity_overlay, summary_table)
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND = "This dataset is not available (it may have been deleted or made private)."
+JOB_INTERVAL_MS = 400
+
+
+# ---------------------------------------------------------------------------------------------
+# users: request callbacks and background jobs
+
+def request_user():
+    """The signed-in user of a normal callback, or None (anonymous)."""
+    return current_user if getattr(current_user, "is_authenticated", False) else None
+
+
+def _alert(message, colour="warning"):
+    return dbc.Alert(message, color=colour, className="py-2 small mb-2")
+
+
+def build_filters(protein=None, cell_type=None, modality=None, tags=None) -> dict:
+    """Search filters from the filter bar (empty values ignored; tags: substring)."""
+    filters = {}
+    for key, value in (("protein", protein), ("cell_type", cell_type), ("modality", modality)):
+        if isinstance(value, str) and value.strip():
+            filters[key] = value.strip()
+    if isinstance(tags, str) and tags.strip():
+        filters["tags"] = {"type": "contains", "filter": tags.strip()}
+    return filters
+
+
+def _progress_reporter(set_progress):
+    def report(fraction, message):
+        percent = int(round(100 * max(0.0, min(1.0, float(fraction)))))
+        set_progress((percent, f"{percent} %", message))
+    return report
+
+
+def _status(rows, target, *, query_label="this dataset") -> html.Div:
+    scored = sum(1 for r in rows if r.get("thinned_mean") is not None)
+    scored_unthinned = sum(1 for r in rows if r.get("unthinned_mean") is not None)
+    parts = [html.Span(f"{len(rows):,} dataset(s) compared", className="fw-semibold"),
+             f" · thinned to {target} loc/µm²: {scored:,} with scores · unthinned: {scored_unthinned:,} with scores"
+             f" · bank version {bank_version()}"]
+    children = [html.Div(parts)]
+    if rows and scored == 0 and scored_unthinned:
+        children.append(_alert(f"No thinned scores: {query_label} (or every other dataset) has no tile holding "
+                               f"{target * 9} localisations, needed to thin to {target} loc/µm². Choose a lower "
+                               "target or rank by unthinned λ̄."))
+    return html.Div(children)
+
+
+# ---------------------------------------------------------------------------------------------
+# Dataset Details: choices, self-similarity, search, columns, download
+
+def load_choices(dataset_id):
+    """Filter dropdown options (values among readable datasets) and this dataset's own metadata."""
+    user = request_user()
+    try:
+        dataset = get_dataset(user, dataset_id, "read")
+    except AccessDenied:
+        return [], [], [], {}, "Same protein", "Same cell type", "Same modality"
+    choices = search.filter_choices(user, ("protein", "cell_type", "modality"))
+    own = {"protein": dataset.protein, "cell_type": dataset.cell_type, "modality": dataset.modality}
+
+    def options(field):
+        return [{"label": v + (" (this dataset)" if v == own.get(field) else ""), "value": v} for v in choices[field]]
+
+    def label(text, value):
+        return f"{text} ({value})" if value else text
+
+    return (options("protein"), options("cell_type"), options("modality"), own,
+            label("Same protein", own["protein"]), label("Same cell type", own["cell_type"]),
+            label("Same modality", own["modality"]))
+
+
+def show_self_similarity(target, split, dataset_id):
+    """Thinned and unthinned self-similarity histograms with their summary tables."""
+    user = request_user()
+    try:
+        result = search.self_similarity(user, dataset_id, target=target)
+    except AccessDenied:
+        empty = self_similarity_figure(None, label="Thinned")
+        return empty, self_similarity_figure(None, label="Unthinned"), None, None, _alert(NOT_FOUND)
+    except ValueError as exc:
+        raise PreventUpdate from exc
+    split = bool(split)
+    thinned_label = f"Thinned to {result['target']} loc/µm²"
+    return (self_similarity_figure(result["thinned"], label=thinned_label, split=split),
+            self_similarity_figure(result["unthinned"], label="Unthinned", split=split),
+            summary_table(result["thinned"], split=split, id="sim-self-table-thinned"),
+            summary_table(result["unthinned"], split=split, id="sim-self-table-unthinned"),
+            None)
+
+
+def apply_quick_filters(_protein_clicks, _cell_clicks, _modality_clicks, _clear_clicks, own):
+    """"Same protein / cell type / modality" set a filter to this dataset's value; "Clear" resets all."""
+    trigger = ctx.triggered_id
+    own = own if isinstance(own, dict) else {}
+    if trigger == ids.CLEAR_FILTERS:
+        return None, None, None, ""
+    mapping = {ids.SAME_PROTEIN: 0, ids.SAME_CELL_TYPE: 1, ids.SAME_MODALITY: 2}
+    if trigger not in mapping:
+        raise PreventUpdate
+    field = ("protein", "cell_type", "modality")[mapping[trigger]]
+    value = own.get(field)
+    if not value:
+        raise PreventUpdate
+    out = [no_update, no_update, no_update, no_update]
+    out[mapping[trigger]] = value
+    return tuple(out)
+
+
+def run_search(set_progress, _n_clicks, target, protein, cell_type, modality, tags, dataset_id, server=None):
+    """Background job: the ranked results table of the page's dataset for the signed-in user."""
+    report = _progress_reporter(set_progress)
+    with job_app_context(server) as app_server:
+        user = job_user(app_server)
+        report(0.0, "Starting")
+        try:
+            rows = search.similar_datasets(user, dataset_id, target=target,
+                                           filters=build_filters(protein, cell_type, modality, tags),
+                                           progress=report)
+        except AccessDenied:
+            return [], _alert(NOT_FOUND)
+        except ValueError as exc:
+            return [], _alert(str(exc))
+        return rows, _status(rows, search.check_target(target))
+
+
+def set_columns(metric, target):
+    """Grid columns: the chosen lambda (thinned / unthinned) first and sorted ascending."""
+    metric = metric if metric in ("thinned", "unthinned") else "thinned"
+    try:
+        target = int(target)
+    except (TypeError, ValueError):
+        target = 30
+    return result_columns(metric, target)
+
+
+def download_results(n_clicks, dataset_id, target, protein, cell_type, modality, tags, metric):
+    """The full results table as CSV (signed-in users only; same access rules as the table)."""
+    if not n_clicks:
+        raise PreventUpdate
+    user = request_user()
+    if user is None:
+        return no_update, "Log in to download the results."
+    try:
+        rows = search.similar_datasets(user, dataset_id, target=target,
+                                       filters=build_filters(protein, cell_type, modality, tags))
+    except AccessDenied:
+        return no_update, NOT_FOUND
+    except ValueError as exc:
+        return no_update, str(exc)
+    metric = metric if metric in ("thinned", "unthinned") else "thinned"
+    target = search.check_target(target)
+    from server.api_similarity import csv_filename
+
+    return (dict(content=search.results_csv(search.sort_rows(rows, metric)),
+                 filename=csv_filename(int(dataset_id), target, metric), type="text/csv"),
+            f"{len(rows):,} rows downloaded.")
+
+
+def register_section(app) -> None:
+    """Wire the Dataset Details similarity section."""
+    callback = app.callback
+    server = app.server
+    callback(
+        Output(ids.FILTER_PROTEIN, "options"), Output(ids.FILTER_CELL_TYPE, "options"),
+        Output(ids.FILTER_MODALITY, "options"), Output(ids.OWN_META, "data"),
+        Output(ids.SAME_PROTEIN, "children"), Output(ids.SAME_CELL_TYPE, "children"),
+        Output(ids.SAME_MODALITY, "children"),
+        Input(ids.DATASET, "data"),
+    )(load_choices)
+    callback(
+        Output(ids.SELF_THINNED, "figure"), Output(ids.SELF_UNTHINNED, "figure"),
+        Output(ids.SELF_SUMMARY_THINNED, "children"), Output(ids.SELF_SUMMARY_UNTHINNED, "children"),
+        Output(ids.SELF_MESSAGE, "children"),
+        Input(ids.TARGET, "value"), Input(ids.SPLIT, "value"), State(ids.DATASET, "data"),
+    )(show_self_similarity)
+    callback(
+        Output(ids.FILTER_PROTEIN, "value"), Output(ids.FILTER_CELL_TYPE, "value"),
+        Output(ids.FILTER_MODALITY, "value"), Output(ids.FILTER_TAGS, "value"),
+        Input(ids.SAME_PROTEIN, "n_clicks"), Input(ids.SAME_CELL_TYPE, "n_clicks"),
+        Input(ids.SAME_MODALITY, "n_clicks"), Input(ids.CLEAR_FILTERS, "n_clicks"),
+        State(ids.OWN_META, "data"),
+        prevent_initial_call=True,
+    )(apply_quick_filters)
+
+    def _run(set_progress, n_clicks, target, protein, cell_type, modality, tags, dataset_id):
+        return run_search(set_progress, n_clicks, target, protein, cell_type, modality, tags, dataset_id,
+                          server=server)
+
+    callback(
+        Output(ids.GRID, "rowData"), Output(ids.STATUS, "children"),
+        Input(ids.RUN, "n_clicks"), Input(ids.TARGET, "value"), Input(ids.FILTER_PROTEIN, "value"),
+        Input(ids.FILTER_CELL_TYPE, "value"), Input(ids.FILTER_MODALITY, "value"), Input(ids.FILTER_TAGS, "value"),
+        State(ids.DATASET, "data"),
+        background=True, interval=JOB_INTERVAL_MS, manager=similarity_manager(),
+        progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label"), Output(ids.PROGRESS_TEXT, "children")],
+        progress_default=[0, "", ""],
+        running=[(Output(ids.RUN, "disabled"), True, False),
+                 (Output(ids.PROGRESS_BOX, "style"), {"display": "flex"}, {"display": "none"})],
+        cancel=[Input(ids.CANCEL, "n_clicks")],
+    )(_run)
+    callback(Output(ids.GRID, "columnDefs"), Input(ids.METRIC, "value"), Input(ids.TARGET, "value"))(set_columns)
+    callback(
+        Output(ids.DOWNLOAD_FILE, "data"), Output(ids.DOWNLOAD_MESSAGE, "children"),
+        Input(ids.DOWNLOAD, "n_clicks"),
+        State(ids.DATASET, "data"), State(ids.TARGET, "value"), State(ids.FILTER_PROTEIN, "value"),
+        State(ids.FILTER_CELL_TYPE, "value"), State(ids.FILTER_MODALITY, "value"), State(ids.FILTER_TAGS, "value"),
+        State(ids.METRIC, "value"),
+        prevent_initial_call=True,
+    )(download_results)
+
+
+# ---------------------------------------------------------------------------------------------
+# /search: search with your own file
+
+SEARCH = dict(
+    upload="own-upload", token="own-token", files="own-files", pixel="own-pixel-size", target="own-target",
+    metric="own-metric", protein="own-filter-protein", cell_type="own-filter-cell-type",
+    modality="own-filter-modality", tags="own-filter-tags", run="own-run", cancel="own-cancel",
+    progress="own-progress", progress_text="own-progress-text", progress_box="own-progress-box",
+    status="own-status", summary="own-summary", grid="own-grid", download="own-download",
+    download_file="own-download-file", download_message="own-download-message", page="own-page",
+)
+
+
+def load_search_choices(_pathname):
+    user = request_user()
+    if user is None:
+        return [], [], []
+    choices = search.filter_choices(user, ("protein", "cell_type", "modality"))
+    return tuple([{"label": v, "value": v} for v in choices[f]] for f in ("protein", "cell_type", "modality"))
+
+
+def receive_query_files(contents, filenames):
+    """dcc.Upload -> the signed-in user's staged query (nothing enters the bank)."""
+    import base64
+
+    if not contents:
+        raise PreventUpdate
+    user = request_user()
+    if user is None:
+        return None, _alert("Log in to search with your own file.", "danger")
+    contents = contents if isinstance(contents, list) else [contents]
+    filenames = filenames if isinstance(filenames, list) else [filenames]
+    files = []
+    for name, content in zip(filenames, contents):
+        try:
+            _, encoded = str(content).split(",", 1)
+            files.append((str(name), base64.b64decode(encoded, validate=False)))
+        except ValueError:
+            return None, _alert(f"{name}: the file could not be read in the browser; choose it again.", "danger")
+    try:
+        staged = search.stage_query_files(user, files)
+    except search.QueryFileError as exc:
+        return None, _alert(str(exc), "danger")
+    rois = staged["rois"]
+    return staged["token"], html.Div([
+        html.Span("Ready: ", className="fw-semibold"), html.Code(staged["detection"]),
+        f" with {len(rois)} ROI file(s)" if rois else " without ROI file (the convex hull of all localisations is used)",
+        f" · {staged['size_bytes'] / 2 ** 20:.1f} MB. Press Search.",
+    ], className="small")
+
+
+def _query_summary(summary: dict, target: int) -> html.Div:
+    thinned = summary.get("n_tiles_thinned", {}).get(str(target), 0)
+    density = summary.get("density")
+    items = [html.Span(summary.get("name") or "your file", className="fw-semibold"),
+             f": {summary.get('n_locs', 0):,} localisations",
+             f", {density:.0f} loc/µm² in the ROIs" if density else "",
+             f", {summary.get('n_tiles', 0)} tile(s), {thinned} dense enough for {target} loc/µm². ",
+             "The file was analysed and discarded; it is not in the databank. To add it, use ",
+             dcc_link("Upload Data", "/upload"), "."]
+    warnings = summary.get("warnings") or []
+    return html.Div([html.Div(items)] + ([_alert(" ".join(warnings[:3]))] if warnings else []), className="small")
+
+
+def dcc_link(text, href):
+    from dash import dcc
+
+    return dcc.Link(text, href=href)
+
+
+def run_query(set_progress, _n_clicks, token, target, pixel_size, protein, cell_type, modality, tags, server=None):
+    """Background job: analyse the staged file (once) and rank the readable bank against it."""
+    from databank.ingest import IngestError
+
+    if not token:
+        return [], _alert("Choose a detection file first (and its ROI files if it has any)."), None
+    report = _progress_reporter(set_progress)
+    with job_app_context(server) as app_server:
+        user = job_user(app_server)
+        if user is None:
+            return [], _alert("Log in to search with your own file.", "danger"), None
+        try:
+            target = search.check_target(target)
+            pixel = float(pixel_size) if pixel_size not in (None, "") else None
+            report(0.02, "Reading, tiling and fingerprinting your file")
+            summary = search.analyse_query(user, token, pixel_size_nm=pixel)
+            report(0.5, "Comparing with the bank")
+            rows = search.search_query(user, token, target=target,
+                                       filters=build_filters(protein, cell_type, modality, tags),
+                                       progress=lambda f, m: report(0.5 + f / 2, m))
+        except (search.QueryFileError, IngestError, ValueError) as exc:
+            return [], _alert(str(exc), "danger"), None
+        return rows, _status(rows, target, query_label="your file"), _query_summary(summary, target)
+
+
+def download_query_results(n_clicks, rows, target, metric):
+    """The own-file results table as CSV (the rows are the user's own results)."""
+    if not n_clicks:
+        raise PreventUpdate
+    if request_user() is None:
+        return no_update, "Log in to download the results."
+    if not rows:
+        return no_update, "Run a search first."
+    clean = [r for r in rows if isinstance(r, dict)]
+    metric = metric if metric in ("thinned", "unthinned") else "thinned"
+    try:
+        target = int(target)
+    except (TypeError, ValueError):
+        target = 30
+    return (dict(content=search.results_csv(search.sort_rows(clean, metric)),
+                 filename=f"nano-org_own-file_similar_{metric}_{target}.csv", type="text/csv"),
+            f"{len(clean):,} rows downloaded.")
+
+
+def register_search_page(app) -> None:
+    """Wire the /search page."""
+    callback = app.callback
+    server = app.server
+    s = SEARCH
+    callback(Output(s["protein"], "options"), Output(s["cell_type"], "options"), Output(s["modality"], "options"),
+             Input(s["page"], "id"))(load_search_choices)
+    callback(Output(s["token"], "data"), Output(s["files"], "children"),
+             Input(s["upload"], "contents"), State(s["upload"], "filename"),
+             prevent_initial_call=True)(receive_query_files)
+
+    def _run(set_progress, n_clicks, token, target, pixel, protein, cell_type, modality, tags):
+        return run_query(set_progress, n_clicks, token, target, pixel, protein, cell_type, modality, tags,
+                         server=server)
+
+    callback(
+        Output(s["grid"], "rowData"), Output(s["status"], "children"), Output(s["summary"], "children"),
+        Input(s["run"], "n_clicks"),
+        State(s["token"], "data"), State(s["target"], "value"), State(s["pixel"], "value"),
+        State(s["protein"], "value"), State(s["cell_type"], "value"), State(s["modality"], "value"),
+        State(s["tags"], "value"),
+        background=True, interval=JOB_INTERVAL_MS, manager=similarity_manager(), prevent_initial_call=True,
+        progress=[Output(s["progress"], "value"), Output(s["progress"], "label"), Output(s["progress_text"], "children")],
+        progress_default=[0, "", ""],
+        running=[(Output(s["run"], "disabled"), True, False),
+                 (Output(s["progress_box"], "style"), {"display": "flex"}, {"display": "none"})],
+        cancel=[Input(s["cancel"], "n_clicks")],
+    )(_run)
+    callback(Output(s["grid"], "columnDefs"), Input(s["metric"], "value"), Input(s["target"], "value"))(set_columns)
+    callback(Output(s["download_file"], "data"), Output(s["download_message"], "children"),
+             Input(s["download"], "n_clicks"), State(s["grid"], "rowData"), State(s["target"], "value"),
+             State(s["metric"], "value"), prevent_initial_call=True)(download_query_results)
+
+
+# ---------------------------------------------------------------------------------------------
+# /compare
+
+COMPARE = dict(page="cmp-page", url="cmp-url", picker="cmp-datasets", target="cmp-target", kind="cmp-kind",
+               run="cmp-run", cancel="cmp-cancel", progress="cmp-progress", progress_text="cmp-progress-text",
+               progress_box="cmp-progress-box", message="cmp-message", heatmap="cmp-heatmap",
+               overlay="cmp-overlay", table="cmp-table", result="cmp-result")
+
+
+def parse_ids(search_string) -> list[int]:
+    """Dataset ids from a query string like ``?ids=3,5,8`` (invalid parts ignored, at most 10)."""
+    from urllib.parse import parse_qs
+
+    raw = parse_qs(str(search_string or "").lstrip("?")).get("ids", [""])[0]
+    out = []
+    for part in raw.split(","):
+        part = part.strip()
+        if part.isdigit() and int(part) not in out:
+            out.append(int(part))
+    return out[:search.MAX_COMPARE]
+
+
+def load_compare_options(search_string):
+    """Dropdown options (datasets the user may read) and the preselection from ``?ids=``."""
+    from databank.datasets import list_datasets
+
+    user = request_user()
+    rows, _ = list_datasets(user, sort=[("title", "asc")], limit=1000)
+    options = [{"label": f"{r['title']} (#{r['id']})", "value": r["id"]} for r in rows]
+    readable = {r["id"] for r in rows}
+    wanted = [i for i in parse_ids(search_string) if i in readable]
+    return options, wanted
+
+
+def run_compare(set_progress, dataset_ids, target, kind, server=None):
+    """Background job: pairwise mean lambda of 2-10 datasets + their self-similarity."""
+    report = _progress_reporter(set_progress)
+    dataset_ids = [i for i in (dataset_ids or []) if isinstance(i, (int, str)) and str(i).isdigit()]
+    kind = kind if kind in ("thinned", "unthinned") else "thinned"
+    if len(dataset_ids) < 2:
+        return no_update, no_update, _alert("Choose at least two datasets.", "info"), None
+    if len(dataset_ids) > search.MAX_COMPARE:
+        return no_update, no_update, _alert(f"Choose at most {search.MAX_COMPARE} datasets.", "warning"), None
+    with job_app_context(server) as app_server:
+        user = job_user(app_server)
+        try:
+            result = search.compare_datasets(user, dataset_ids, target=target, progress=report)
+        except AccessDenied:
+            return no_update, no_update, _alert("One of the chosen datasets is not available to you."), None
+        except ValueError as exc:
+            return no_update, no_update, _alert(str(exc)), None
+        return (compare_heatmap(result, kind=kind), self_similarity_overlay(result, kind=kind), None,
+                compare_table(result, kind))
+
+
+def compare_table(result: dict, kind: str) -> html.Table:
+    """One row per dataset (hierarchical order): self-similarity mean and its nearest other dataset."""
+    import numpy as np
+
+    order = result["order"]
+    matrix = np.array(result[f"{kind}_mean"], dtype=float)
+    rows = []
+    for k in order:
+        others = [(matrix[k, j], j) for j in range(len(order)) if j != k and np.isfinite(matrix[k, j])]
+        nearest = min(others) if others else None
+        summary = (result["self"].get(str(result["dataset_ids"][k])) or {}).get(kind, {}).get("summary") or {}
+        rows.append(html.Tr([
+            html.Td(dcc_link(result["titles"][k], f"/dataset/{result['dataset_ids'][k]}")),
+            html.Td("–" if summary.get("mean") is None else f"{summary['mean']:.3f}", className="text-end"),
+            html.Td("–" if nearest is None else f"{result['titles'][nearest[1]]} ({nearest[0]:.3f})"),
+        ]))
+    return html.Table([
+        html.Thead(html.Tr([html.Th("Dataset"), html.Th("Self-similarity mean λ", className="text-end"),
+                            html.Th("Most similar in this set (mean λ)")])),
+        html.Tbody(rows)], className="table table-sm small", id="cmp-summary-table")
+
+
+def register_compare_page(app) -> None:
+    """Wire the /compare page."""
+    callback = app.callback
+    server = app.server
+    c = COMPARE
+    callback(Output(c["picker"], "options"), Output(c["picker"], "value"),
+             Input(c["url"], "search"))(load_compare_options)
+
+    def _run(set_progress, _n_clicks, dataset_ids, target, kind):
+        return run_compare(set_progress, dataset_ids, target, kind, server=server)
+
+    callback(
+        Output(c["heatmap"], "figure"), Output(c["overlay"], "figure"), Output(c["message"], "children"),
+        Output(c["table"], "children"),
+        Input(c["run"], "n_clicks"), Input(c["picker"], "value"), Input(c["target"], "value"),
+        Input(c["kind"], "value"),
+        background=True, interval=JOB_INTERVAL_MS, manager=similarity_manager(),
+        progress=[Output(c["progress"], "value"), Output(c["progress"], "label"), Output(c["progress_text"], "children")],
+        progress_default=[0, "", ""],
+        running=[(Output(c["run"], "disabled"), True, False),
+                 (Output(c["progress_box"], "style"), {"display": "flex"}, {"display": "none"})],
+        cancel=[Input(c["cancel"], "n_clicks")],
+    )(_run)
+
+
+def register(app) -> None:
+    """Wire every similarity callback (section, /search, /compare)."""
+    register_section(app)
+    register_search_page(app)
+    register_compare_page(app)

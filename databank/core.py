@@ -1,0 +1,47 @@
+"""Binding the data layer to a Flask application (the web app, the CLI and tests share this)."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+
+from config import Settings, load_settings
+from databank.models import db
+
+EXTENSION_KEY = "nanoorg"
+
+
+def init_databank(app: Flask, settings: Settings) -> None:
+    """Configure the database on ``app``, create missing tables and remember the settings."""
+    settings.ensure_dirs()
+    app.config.setdefault("SQLALCHEMY_DATABASE_URI", settings.database_url)
+    engine_options = {"pool_pre_ping": True}
+    if settings.database_url.startswith("sqlite"):
+        engine_options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
+    db.init_app(app)
+    app.extensions[EXTENSION_KEY] = settings
+    with app.app_context():
+        if settings.database_url.startswith("sqlite"):
+            from sqlalchemy import event
+
+            @event.listens_for(db.engine, "connect")
+            def _sqlite_pragmas(dbapi_connection, _record):
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA foreign_keys=ON")
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.close()
+        db.create_all()
+
+
+def settings_of(app: Flask | None = None) -> Settings:
+    """The nano-org settings of ``app`` (default: the current Flask app)."""
+    return (app or current_app).extensions[EXTENSION_KEY]
+
+
+def make_data_app(settings: Settings | None = None) -> Flask:
+    """A minimal Flask app with the data layer only (command line, background jobs, tests)."""
+    settings = settings or load_settings()
+    app = Flask("databank")
+    app.config["SECRET_KEY"] = settings.secret_key
+    init_databank(app, settings)
+    return app
