@@ -18,6 +18,9 @@ os.environ.setdefault("SE_OFFLINE", "true")          # selenium manager must not
 
 
 def pytest_configure(config):
+    # Several suites may run at once on one machine (worktrees): NANOORG_TEST_PORT_BASE moves their ports.
+    from dash.testing.application_runners import BaseDashRunner
+    BaseDashRunner._next_port = int(os.environ.get("NANOORG_TEST_PORT_BASE", "58050"))
     # selenium 4.2 (pinned by dash[testing]) calls urllib3's deprecated getheader() on every command
     config.addinivalue_line("filterwarnings", "ignore:HTTPResponse.getheader:DeprecationWarning")
 
