@@ -37,7 +37,7 @@ import numpy as np
 from sqlalchemy import func, select
 
 from compute import similarity
-from compute.similarity import FileFingerprints, Fingerprints
+from compute.similarity import FileFingerprints, Fingerprints, RaggedEcdf
 from databank.access import get_dataset, readable_clause, user_id_of
 from databank.core import settings_of
 from databank.models import DataFile, Dataset, bank_version, db
@@ -92,7 +92,7 @@ class BankIndex:
             return _empty_set()
         row = self.rows_of(dataset_id)
         index = np.flatnonzero(tile_set.dataset_row == (-1 if row is None else row))
-        return TileSet(take_prints(tile_set.prints, index), tile_set.dataset_row[index], tile_set.file_id[index])
+        return TileSet(tile_set.prints.take(index), tile_set.dataset_row[index], tile_set.file_id[index])
 
 
 _index_lock = Lock()
@@ -102,61 +102,6 @@ _index_cache: dict[str, BankIndex] = {}
 def _choices(fingerprints) -> dict:
     out = {UNTHINNED: fingerprints.unthinned}
     out.update(fingerprints.thinned)
-    return out
-
-
-# ---- ECDF reuse -----------------------------------------------------------------------------
-# A Fingerprints object computes the ragged ECDFs of its tiles once (``Fingerprints.ecdf``, a
-# cached property). For 10^5 tiles that costs ~0.5 s, so subsets and concatenations of the index
-# reuse the ECDFs already computed instead of recomputing them (gather / concatenate the ragged
-# arrays). Falls back to plain recomputation if compute.similarity's internals change.
-
-def _ecdf_type():
-    return getattr(similarity, "_Ecdf", None)
-
-
-def _known_ecdf(prints: Fingerprints):
-    return prints.__dict__.get("ecdf") if _ecdf_type() is not None else None
-
-
-def _attach_ecdf(prints: Fingerprints, ecdf) -> Fingerprints:
-    if ecdf is not None and len(ecdf.length) == len(prints):
-        prints.__dict__["ecdf"] = ecdf
-    return prints
-
-
-def _ecdf_subset(ecdf, index: np.ndarray):
-    index = np.asarray(index, dtype=np.int64)
-    lengths = ecdf.length[index]
-    starts = (np.cumsum(lengths) - lengths).astype(np.int64)
-    total = int(lengths.sum())
-    gather = np.repeat(ecdf.start[index] - starts, lengths) + np.arange(total, dtype=np.int64)
-    return _ecdf_type()(ecdf.values[gather], starts, lengths.astype(np.int64), ecdf.n_bins[index])
-
-
-def _ecdf_concat(parts):
-    lengths = np.concatenate([e.length for e in parts]).astype(np.int64)
-    starts = (np.cumsum(lengths) - lengths).astype(np.int64)
-    return _ecdf_type()(np.concatenate([e.values for e in parts]), starts, lengths,
-                        np.concatenate([e.n_bins for e in parts]).astype(np.float64))
-
-
-def take_prints(prints: Fingerprints, index) -> Fingerprints:
-    """``prints.take(index)`` that reuses the parent's ECDFs when they are already computed."""
-    index = np.asarray(index)
-    if index.dtype == bool:
-        index = np.flatnonzero(index)
-    sub = prints.take(index)
-    known = _known_ecdf(prints)
-    return _attach_ecdf(sub, _ecdf_subset(known, index)) if known is not None else sub
-
-
-def concat_prints(parts: list[Fingerprints]) -> Fingerprints:
-    """``Fingerprints.concatenate`` that reuses the parts' ECDFs when all are computed."""
-    out = Fingerprints.concatenate(parts)
-    known = [_known_ecdf(p) for p in parts]
-    if parts and all(k is not None for k in known):
-        _attach_ecdf(out, _ecdf_concat(known))
     return out
 
 
@@ -218,24 +163,23 @@ def _assemble(files: _BankFiles, old: BankIndex | None, version: int) -> BankInd
                 parts.setdefault(choice, []).append((tile_set.prints, old.dataset_ids[tile_set.dataset_row],
                                                      tile_set.file_id))
             elif keep.size:
-                parts.setdefault(choice, []).append((take_prints(tile_set.prints, keep),
+                parts.setdefault(choice, []).append((tile_set.prints.take(keep),
                                                      old.dataset_ids[tile_set.dataset_row[keep]],
                                                      tile_set.file_id[keep]))
     new_files = [f for f in current if f not in reused]
     for file_id, choices in _unpack_files(new_files).items():
         for choice, prints in choices.items():
-            if _ecdf_type() is not None:
-                prints.ecdf          # noqa: B018  (computed per file: small; reused below)
+            prints.ecdf              # noqa: B018  (computed per file: small; reused by the concatenation)
             parts.setdefault(choice, []).append((prints, np.full(len(prints), dataset_of_file[file_id], np.int64),
                                                  np.full(len(prints), file_id, np.int64)))
     sets = {}
     for choice, items in parts.items():
-        prints = concat_prints([p for p, _, _ in items])
+        prints = Fingerprints.concatenate([p for p, _, _ in items])
         tile_dataset = np.concatenate([d for _, d, _ in items])
         tile_file = np.concatenate([f for _, _, f in items])
         order = np.lexsort((tile_file, tile_dataset))          # stable: tile order inside a file is kept
         if not np.array_equal(order, np.arange(order.size)):
-            prints, tile_dataset, tile_file = take_prints(prints, order), tile_dataset[order], tile_file[order]
+            prints, tile_dataset, tile_file = prints.take(order), tile_dataset[order], tile_file[order]
         sets[choice] = TileSet(prints, np.searchsorted(dataset_ids, tile_dataset).astype(np.int64), tile_file)
     return BankIndex(version=version, dataset_ids=dataset_ids, sets=sets, file_keys=current)
 
@@ -267,8 +211,8 @@ def _save_index(index: BankIndex, name: str, folder: Path, database_tag: str) ->
         tag = "u" if choice is None else f"t{choice}"
         arrays.update({f"{tag}_hist": tile_set.prints.hist, f"{tag}_n": tile_set.prints.n_locs,
                        f"{tag}_row": tile_set.dataset_row, f"{tag}_file": tile_set.file_id})
-        ecdf = _known_ecdf(tile_set.prints)
-        if ecdf is not None:
+        if tile_set.prints.has_ecdf:
+            ecdf = tile_set.prints.ecdf
             arrays.update({f"{tag}_ecdf_values": ecdf.values, f"{tag}_ecdf_start": ecdf.start,
                            f"{tag}_ecdf_length": ecdf.length, f"{tag}_ecdf_bins": ecdf.n_bins})
     handle, temp = tempfile.mkstemp(dir=folder, suffix=".tmp")
@@ -327,9 +271,9 @@ def _load_index(path: Path) -> BankIndex | None:
             tag = key[:-5]
             choice = None if tag == "u" else int(tag[1:])
             prints = Fingerprints(arrays[f"{tag}_hist"], arrays[f"{tag}_n"])
-            if f"{tag}_ecdf_values" in arrays and _ecdf_type() is not None:
-                _attach_ecdf(prints, _ecdf_type()(arrays[f"{tag}_ecdf_values"], arrays[f"{tag}_ecdf_start"],
-                                                  arrays[f"{tag}_ecdf_length"], arrays[f"{tag}_ecdf_bins"]))
+            if f"{tag}_ecdf_values" in arrays:
+                prints.attach_ecdf(RaggedEcdf(arrays[f"{tag}_ecdf_values"], arrays[f"{tag}_ecdf_start"],
+                                              arrays[f"{tag}_ecdf_length"], arrays[f"{tag}_ecdf_bins"]))
             sets[choice] = TileSet(prints, arrays[f"{tag}_row"], arrays[f"{tag}_file"])
     keys = dict(zip(arrays["file_ids"].tolist(), arrays["file_keys"].tolist()))
     return BankIndex(version=int(arrays["version"][0]), dataset_ids=arrays["dataset_ids"], sets=sets,
@@ -394,7 +338,7 @@ def _sample_prints(prints: Fingerprints, seed: int = 0) -> Fingerprints:
     if len(prints) <= MAX_QUERY_TILES:
         return prints
     index = np.sort(np.random.default_rng(seed).choice(len(prints), MAX_QUERY_TILES, replace=False))
-    return take_prints(prints, index)
+    return prints.take(index)
 
 
 def _query_sample(tile_set: TileSet, seed: int = 0) -> Fingerprints:
@@ -482,7 +426,7 @@ def rank_against_bank(query: dict[int | None, Fingerprints], user, *, exclude_id
         if keep.all():
             bank = tile_set.prints            # every tile readable: reuse the index's cached ECDFs
         else:
-            bank = take_prints(tile_set.prints, np.flatnonzero(keep))
+            bank = tile_set.prints.take(np.flatnonzero(keep))
         owner_row = tile_set.dataset_row[keep]
         q = query.get(choice)
         if q is None or len(q) == 0 or len(bank) == 0:
@@ -906,7 +850,7 @@ def warm_bank_index(app) -> threading.Thread:
                 choice = next((c for c in index.sets if len(index.sets[c].prints)), None)
                 if choice is not None:       # compile / load the numba kernels with a one-tile search
                     tile_set = index.sets[choice]
-                    probe = take_prints(tile_set.prints, [0])
+                    probe = tile_set.prints.take([0])
                     similarity.search_bank(probe, probe, np.zeros(1, dtype=np.int64), 1)
                 db.session.remove()
         except Exception:  # pragma: no cover - warming is an optimisation only
