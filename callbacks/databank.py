@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 
-import dash
 from dash import Input, Output, State, no_update
 from flask_login import current_user
 

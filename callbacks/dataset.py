@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 
-import dash
 from dash import ALL, Input, Output, State, no_update
 from flask_login import current_user
 

@@ -20,13 +20,16 @@ from __future__ import annotations
 
 import logging
 
-import dash
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
 from databank import search
+
+from databank import query_files
+
+from databank import compare
 from databank.access import AccessDenied, get_dataset
 from databank.models import bank_version
 from components import similarity_section as ids
@@ -289,8 +292,8 @@ def receive_query_files(contents, filenames):
         except ValueError:
             return None, _alert(f"{name}: the file could not be read in the browser; choose it again.", "danger")
     try:
-        staged = search.stage_query_files(user, files)
-    except search.QueryFileError as exc:
+        staged = query_files.stage_query_files(user, files)
+    except query_files.QueryFileError as exc:
         return None, _alert(str(exc), "danger")
     rois = staged["rois"]
     return staged["token"], html.Div([
@@ -334,12 +337,12 @@ def run_query(set_progress, _n_clicks, token, target, pixel_size, protein, cell_
             target = search.check_target(target)
             pixel = float(pixel_size) if pixel_size not in (None, "") else None
             report(0.02, "Reading, tiling and fingerprinting your file")
-            summary = search.analyse_query(user, token, pixel_size_nm=pixel)
+            summary = query_files.analyse_query(user, token, pixel_size_nm=pixel)
             report(0.5, "Comparing with the bank")
-            rows = search.search_query(user, token, target=target,
+            rows = query_files.search_query(user, token, target=target,
                                        filters=build_filters(protein, cell_type, modality, tags),
                                        progress=lambda f, m: report(0.5 + f / 2, m))
-        except (search.QueryFileError, IngestError, ValueError) as exc:
+        except (query_files.QueryFileError, IngestError, ValueError) as exc:
             return [], _alert(str(exc), "danger"), None
         return rows, _status(rows, target, query_label="your file"), _query_summary(summary, target)
 
@@ -416,7 +419,7 @@ def parse_ids(search_string) -> list[int]:
         part = part.strip()
         if part.isdigit() and int(part) not in out:
             out.append(int(part))
-    return out[:search.MAX_COMPARE]
+    return out[:compare.MAX_COMPARE]
 
 
 def load_compare_options(search_string):
@@ -438,12 +441,12 @@ def run_compare(set_progress, dataset_ids, target, kind, server=None):
     kind = kind if kind in ("thinned", "unthinned") else "thinned"
     if len(dataset_ids) < 2:
         return no_update, no_update, _alert("Choose at least two datasets.", "info"), None
-    if len(dataset_ids) > search.MAX_COMPARE:
-        return no_update, no_update, _alert(f"Choose at most {search.MAX_COMPARE} datasets.", "warning"), None
+    if len(dataset_ids) > compare.MAX_COMPARE:
+        return no_update, no_update, _alert(f"Choose at most {compare.MAX_COMPARE} datasets.", "warning"), None
     with job_app_context(server) as app_server:
         user = job_user(app_server)
         try:
-            result = search.compare_datasets(user, dataset_ids, target=target, progress=report)
+            result = compare.compare_datasets(user, dataset_ids, target=target, progress=report)
         except AccessDenied:
             return no_update, no_update, _alert("One of the chosen datasets is not available to you."), None
         except ValueError as exc:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 
-import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate

@@ -21,7 +21,6 @@ import threading
 import time
 from pathlib import Path
 
-import dash
 import dash_bootstrap_components as dbc
 import numpy as np
 from dash import Input, Output, Patch, State, ctx, html, no_update
