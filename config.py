@@ -17,7 +17,9 @@
 | NANOORG_SECURE_COOKIES | 0 | 1 behind HTTPS: session cookies only over TLS |
 | NANOORG_UPLOAD_QUOTA_MB | 4 x max upload | staging space one user may hold at once |
 | NANOORG_MAX_JOBS | 2 | ingest jobs running at once with the embedded job manager (others queue) |
-| NANOORG_DEMO_PASSWORD | nanoorg-demo | password of the demo bank's owner 'demo' (set at first seed) |
+| NANOORG_DEMO_PASSWORD | (unset) | password of the demo bank's owner 'demo' (set at first seed); unset: a random one, printed once and kept in <instance>/demo_password (0600) |
+| NANOORG_MAX_REQUEST_MB | 32 | largest HTTP request body (413 above it); large files only through the chunked upload (8 MiB chunks) |
+| NANOORG_PROXY_HOPS | 0 | reverse proxies in front of the app whose X-Forwarded-For is trusted (per-client login limit) |
 | NANOORG_HOST, NANOORG_PORT | 127.0.0.1, 8050 | where the web server listens (gunicorn.conf.py, ``python app.py``) |
 | NANOORG_WEB_WORKERS | 1 | gunicorn worker processes (more need PostgreSQL and Redis: README "Scaling out") |
 | NANOORG_WEB_THREADS | 8 | threads per gunicorn worker |
@@ -65,7 +67,9 @@ class Settings:
     secure_cookies: bool = False
     upload_quota_mb: int | None = None
     max_concurrent_jobs: int = 2
-    demo_password: str = "nanoorg-demo"
+    demo_password: str | None = None
+    max_request_mb: int = 32
+    proxy_hops: int = 0
     host: str = "127.0.0.1"
     port: int = 8050
     web_workers: int = 1
@@ -84,18 +88,34 @@ class Settings:
         return self.instance_dir / "cache"
 
     def ensure_dirs(self) -> None:
-        for folder in (self.instance_dir, self.store_dir, self.staging_dir, self.cache_dir):
+        if not self.instance_dir.exists():
+            self.instance_dir.mkdir(parents=True, mode=0o700)      # a new instance is the owner's alone
+        for folder in (self.store_dir, self.staging_dir, self.cache_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
 
+def private_file(path: Path, make_text=None) -> Path:
+    """Make ``path`` readable by its owner only (0600), creating it first with ``make_text()`` if it
+    does not exist (created 0600 from the start, never briefly readable by others)."""
+    if make_text is not None and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:        # another process made it first: keep theirs
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(make_text())
+    if path.exists() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path
+
+
 def _secret_key(instance_dir: Path) -> str:
-    """SECRET_KEY from the environment, else one generated once and kept in the instance folder."""
+    """SECRET_KEY from the environment, else one generated once and kept (0600) in the instance folder."""
     if os.environ.get("SECRET_KEY"):
         return os.environ["SECRET_KEY"]
-    key_file = instance_dir / "secret_key"
-    if not key_file.exists():
-        instance_dir.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_hex(32))
+    key_file = private_file(instance_dir / "secret_key", lambda: secrets.token_hex(32))
     return key_file.read_text().strip()
 
 
@@ -120,7 +140,9 @@ def load_settings(**overrides) -> Settings:
         secure_cookies=env.get("NANOORG_SECURE_COOKIES", "0").lower() in ("1", "true", "yes"),
         upload_quota_mb=int(env["NANOORG_UPLOAD_QUOTA_MB"]) if env.get("NANOORG_UPLOAD_QUOTA_MB") else None,
         max_concurrent_jobs=int(env.get("NANOORG_MAX_JOBS", 2)),
-        demo_password=env.get("NANOORG_DEMO_PASSWORD") or "nanoorg-demo",
+        demo_password=env.get("NANOORG_DEMO_PASSWORD") or None,
+        max_request_mb=int(env.get("NANOORG_MAX_REQUEST_MB", 32)),
+        proxy_hops=int(env.get("NANOORG_PROXY_HOPS", 0)),
         host=env.get("NANOORG_HOST", "127.0.0.1"),
         port=int(env.get("NANOORG_PORT", 8050)),
         web_workers=int(env.get("NANOORG_WEB_WORKERS", 1)),

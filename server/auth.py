@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template_string, request
+from flask import Blueprint, current_app, redirect, render_template_string, request, session
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
@@ -186,6 +186,27 @@ def _next_qs(next_url: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# sessions
+
+SESSION_GENERATION = "nanoorg_session_generation"
+
+
+def sign_in(user) -> None:
+    """Start a session for ``user``, stamped with the user's session generation (logout bumps it)."""
+    login_user(user)
+    session[SESSION_GENERATION] = user.session_generation
+
+
+def session_user(user_id):
+    """flask-login's user loader: the session's user, unless that user has logged out since the
+    session was signed in (its generation is older) -> None (anonymous)."""
+    user = users.get_user(user_id)
+    if user is None or session.get(SESSION_GENERATION) != user.session_generation:
+        return None
+    return user
+
+
+# --------------------------------------------------------------------------------------------
 # routes
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -199,14 +220,14 @@ def login():
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
     try:
-        user = users.authenticate(username, password)
+        user = users.authenticate(username, password, client=request.remote_addr)
     except users.LoginThrottled as exc:
         return render_page("Log in", LOGIN, 429, next=next_url, next_qs=_next_qs(next_url), username=username,
                            message=f"Too many failed attempts. Try again in {exc.seconds} s.")
     if user is None:
         return render_page("Log in", LOGIN, next=next_url, next_qs=_next_qs(next_url), username=username,
                            message="Wrong user name or password.")
-    login_user(user)
+    sign_in(user)
     return redirect(next_url)
 
 
@@ -228,7 +249,7 @@ def register():
         user = users.create_user(username, email, password)
     except users.AccountError as exc:
         return render_page("Register", REGISTER, errors={exc.field: str(exc)}, **context)
-    login_user(user)
+    sign_in(user)
     return redirect(next_url)
 
 
@@ -239,6 +260,8 @@ def logout():
         if not current_user.is_authenticated:
             return redirect("/")
         return render_page("Log out", LOGOUT, username=current_user.username)
+    if current_user.is_authenticated:
+        users.end_sessions(current_user)      # every copy of every session cookie of this user dies
     logout_user()
     return redirect("/")
 
