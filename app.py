@@ -46,7 +46,7 @@ from databank.core import init_databank
 from callbacks import register_callbacks
 from components.footer import footer
 from components.navbar import navbar
-from databank.demo import seed_demo
+from databank.demo import retire_documented_password, seed_demo
 from databank.ingest import sweep_orphans
 from databank.similarity_index import warm_bank_index
 from server import api, auth, headers
@@ -294,6 +294,7 @@ def prepare_bank(app: Dash, *, warm_index: bool = True) -> None:
         removed = sweep_orphans(settings)
         if removed:
             print(f"Removed {len(removed)} leftover folder(s) of interrupted ingests.", flush=True)
+        retire_documented_password(settings, progress=lambda message: print(message, flush=True))
         if settings.seed_demo:
             created = seed_demo(settings, progress=lambda message: print("  seeding demo bank " + message, flush=True))
             if created:

@@ -10,7 +10,8 @@ from sqlalchemy import String, and_, cast, func, or_, select
 
 from databank.access import get_dataset, readable_clause
 from databank.core import settings_of
-from databank.metadata import METADATA_FIELDS, TEXT_SEARCH_FIELDS, MetadataError, clean_metadata, clean_visibility
+from databank.metadata import (LONG_TEXT_FIELDS, METADATA_FIELDS, TEXT_SEARCH_FIELDS, MetadataError, clean_metadata,
+                               clean_visibility)
 from databank.models import Dataset, DatasetShare, User, bump_bank_version, db
 from databank.store import FileStore
 from databank.users import resolve_share_users
@@ -141,7 +142,8 @@ def _search_condition(search: str):
 
 
 def _row(dataset: Dataset, owner_name: str) -> dict:
-    row = dataset.metadata_dict()
+    """A dataset as a list row: metadata without the long free text (LONG_TEXT_FIELDS), counts."""
+    row = {key: value for key, value in dataset.metadata_dict().items() if key not in LONG_TEXT_FIELDS}
     row.update(id=dataset.id, owner=owner_name, visibility=dataset.visibility, n_files=dataset.n_files,
                n_locs=dataset.n_locs, n_tiles=dataset.n_tiles,
                density=None if dataset.density is None else round(dataset.density, 1),
@@ -194,6 +196,7 @@ def file_record(data_file) -> dict:
 def dataset_record(dataset: Dataset) -> dict:
     """Everything about a dataset as JSON-friendly data (metadata, files with statistics)."""
     record = _row(dataset, dataset.owner.username)
+    record.update({name: getattr(dataset, name) for name in LONG_TEXT_FIELDS})
     record.update(shared_with=dataset.shared_with, updated=dataset.updated_at.isoformat() if dataset.updated_at else None,
                   files=[file_record(f) for f in dataset.files],
                   n_rois=sum(len(f.rois) for f in dataset.files))

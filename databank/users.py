@@ -206,11 +206,3 @@ def resolve_share_users(names, owner: User) -> list[User]:
         if user.id != owner.id:
             users.append(user)
     return users
-
-
-def usernames(*, exclude=None) -> list[str]:
-    """All user names, sorted case-insensitively (``exclude``: a user to leave out)."""
-    query = select(User.username).order_by(func.lower(User.username))
-    if exclude is not None and getattr(exclude, "is_authenticated", False):
-        query = query.where(User.id != int(exclude.get_id()))
-    return list(db.session.scalars(query))

@@ -12,7 +12,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from databank.metadata import METADATA_FIELDS
+from databank.metadata import LONG_TEXT_FIELDS, METADATA_FIELDS
 from callbacks import databank as callbacks
 
 dash.register_page(__name__, path="/databank", name="Databank", title="Databank · nano-org", order=2,
@@ -61,7 +61,7 @@ def column_defs() -> list[dict]:
     taken = {c["field"] for c in shown}
     hidden = []
     for field in METADATA_FIELDS:
-        if field.name in taken:
+        if field.name in taken or field.name in LONG_TEXT_FIELDS:     # long text: on the dataset page only
             continue
         if field.kind == "bool":
             hidden.append({"field": field.name, "headerName": field.label, "minWidth": 120,
