@@ -38,7 +38,7 @@ METADATA_FIELDS: tuple[Field, ...] = (
     Field("software", "Localisation software", "choice", required=True, choices=SOFTWARE),
     Field("fluorophore", "Fluorophore"),
     Field("protein", "Protein"),
-    Field("uniprot_id", "UniProt ID", "uniprot", help="e.g. P11362"),
+    Field("uniprot_id", "UniProt ID", "uniprot", help="e.g. P11362", max_length=32),
     Field("cell_type", "Cell type"),
     Field("tags", "Other tags", help="comma-separated, e.g. condition, treatment", max_length=500),
     Field("experimental_details", "Experimental details", "longtext", max_length=5000),
