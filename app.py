@@ -197,6 +197,13 @@ def _init_errors(server: Flask) -> None:
             return jsonify(error=exc.description, status=400), 400
         return exc
 
+    @server.errorhandler(KeyError)
+    def unknown_callback(exc):
+        # Dash answers a callback POST naming no registered output with KeyError (a forged or stale page)
+        if request.path == "/_dash-update-component" and "Callback function not found" in str(exc):
+            return jsonify(error="There is no callback for these outputs: reload the page.", status=400), 400
+        raise exc
+
     @server.errorhandler(RequestEntityTooLarge)
     def too_large(_exc):
         limit_mb = server.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
