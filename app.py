@@ -18,6 +18,9 @@ Security wiring (DASH_NOTES §5):
   callback POST; server-rendered forms carry it as the ``csrf_token`` field.
 - Anonymous visitors may browse public data, so no global gate: every layout, callback and route
   that touches data calls the data layer's authorisation (``access.get_dataset`` ...).
+- Logout ends every session of the user (session generation checked by ``auth.session_user``);
+  request bodies are capped (``NANOORG_MAX_REQUEST_MB``); API and callback errors are always JSON;
+  security headers and the CSP come from ``server/headers.py``. The model: docs/SECURITY.md.
 
 Several apps in one process (tests): Dash executes the modules of ``pages/`` on each ``create_app``
 (``dash.page_registry`` is module-global, keyed by module name, so a later call overwrites the
@@ -293,7 +296,8 @@ def create_app(settings: Settings | None = None) -> Dash:
 # Entry points
 
 def prepare_bank(app: Dash, *, warm_index: bool = True) -> None:
-    """Sweep leftovers of interrupted ingests, seed the demo bank on first start, warm the index.
+    """Sweep leftovers of interrupted ingests, retire the demo owner's once-documented password,
+    seed the demo bank on first start, warm the index.
 
     Run once per deployment before serving (gunicorn's master does it, see gunicorn.conf.py)."""
     settings = app.nanoorg_settings

@@ -4,15 +4,18 @@ Routes (blueprint ``auth``):
   GET/POST /login      ?next=<relative path>   form; wrong credentials: the form again with the
                                                message (200, so browsers log no error); throttled -> 429
   GET/POST /register   ?next=<relative path>   form; field errors shown next to the field (200)
-  POST     /logout                             signs out (CSRF token required), redirects to /
+  POST     /logout                             signs out everywhere (every session of the user ends:
+                                               ``users.end_sessions``), CSRF token required, redirects to /
   GET      /logout                             a confirmation button (never signs out by GET)
 
-Every POST is CSRF-protected by the app-wide ``CSRFProtect`` (missing or bad token -> 400). The
+Failed logins are throttled per account name and per client address (``users.authenticate``);
+throttled attempts are logged (name, address). Every POST is CSRF-protected by the app-wide ``CSRFProtect`` (missing or bad token -> 400). The
 forms share the navbar and footer of the Dash pages (``components.navbar.nav_items``).
 """
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, redirect, render_template_string, request, session
@@ -24,6 +27,7 @@ from components.footer import LEGAL_NOTICE, contact_href
 from components.navbar import BRAND, nav_items
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,6 +226,7 @@ def login():
     try:
         user = users.authenticate(username, password, client=request.remote_addr)
     except users.LoginThrottled as exc:
+        log.warning("login throttled: name %r from %s, %d s to wait", username[:64], request.remote_addr, exc.seconds)
         return render_page("Log in", LOGIN, 429, next=next_url, next_qs=_next_qs(next_url), username=username,
                            message=f"Too many failed attempts. Try again in {exc.seconds} s.")
     if user is None:

@@ -6,9 +6,10 @@
 - ``Content-Security-Policy``: scripts, styles, fonts and connections from this origin only (every
   asset is vendored, no CDN); Dash's inline scripts (the renderer start-up and inline clientside
   callbacks) are allowed by their SHA-256 hashes (``Dash.csp_hashes``), not by 'unsafe-inline'.
-  'unsafe-eval' is needed by the Dash 4 renderer (clientside callbacks given as strings and
-  dash-ag-grid's function props are compiled with ``new Function``) and plotly.js; inline styles
-  are needed by React style props and plotly.js. Images may be data:/blob: (plotly, density PNGs).
+  No 'unsafe-eval': the Dash 4 renderer, dash-ag-grid and plotly.js run without it (every browser
+  test passes under this policy; tests/browser/test_security_headers.py checks the console).
+  Inline styles are needed by React style props and plotly.js. Images may be data:/blob: (plotly,
+  density PNGs).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ FIXED_HEADERS = {
 
 def content_security_policy(script_hashes) -> str:
     """The CSP header value, allowing the given inline-script hashes (quoted: "'sha256-...'")."""
-    scripts = " ".join(["'self'", "'unsafe-eval'", *script_hashes])
+    scripts = " ".join(["'self'", *script_hashes])
     return "; ".join([
         "default-src 'self'",
         f"script-src {scripts}",
