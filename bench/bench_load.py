@@ -162,7 +162,7 @@ def reader(browser: Browser, dataset_ids: list[int], stop: threading.Event, seed
                               lambda: browser.http.get(f"{base}/api/datasets/{dataset_id}", timeout=120))
         browser.recorder.call("GET /api/datasets/<id>/similar",
                               lambda: browser.http.get(f"{base}/api/datasets/{dataset_id}/similar?limit=20",
-                                                       timeout=300))
+                                                       timeout=120))
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,7 +220,7 @@ def upload_once(browser: Browser, number: int, submit_output: str, ingest_output
         return False
     handles = first.json()
     query = f"?cacheKey={handles['cacheKey']}&job={handles['job']}"
-    deadline = time.time() + 600
+    deadline = time.time() + 300
     while time.time() < deadline:
         time.sleep(0.5)
         polled = browser.callback("ingest job poll", ingest_output, inputs, query=query,
@@ -234,7 +234,7 @@ def upload_once(browser: Browser, number: int, submit_output: str, ingest_output
                     rec.errors["ingest job result"].append(polled.text[:300])
             return done
     with rec.lock:
-        rec.errors["ingest job result"].append("no result within 600 s")
+        rec.errors["ingest job result"].append("no result within 300 s")
     return False
 
 
@@ -258,6 +258,20 @@ def start_server(instance: Path, port: int) -> subprocess.Popen:
     log = open(instance.parent / "gunicorn.log", "w")
     return subprocess.Popen([str(gunicorn), "-c", "gunicorn.conf.py", "app:server"], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """SIGTERM to gunicorn's process group, then SIGKILL to whatever is left in it (job processes)."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        pass
+    time.sleep(2)
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def wait_until_up(base: str, process: subprocess.Popen, timeout: float = 1800) -> None:
@@ -345,8 +359,7 @@ def main() -> int:
             thread.join(timeout=900)
         wall = time.time() - start
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=60)
+        stop_server(process)
 
     print(f"\n{args.readers} readers + {args.uploads} uploaders for {args.duration:.0f} s "
           f"(all finished after {wall:.0f} s); datasets uploaded and ingested: {len(uploaded)}\n")
