@@ -20,7 +20,9 @@ dash.register_page(__name__, path="/search", name="Search with your file", title
                    description="Rank the nano-org databank by similarity to a file of your own.")
 
 S = callbacks.SEARCH
-MAX_UPLOAD_BYTES = 100 * 2 ** 20
+# The files travel base64-encoded (x 4/3) in one callback POST, which must stay under the request
+# limit (NANOORG_MAX_REQUEST_MB, default 32 MB): 20 MB of files is about 27 MB of request.
+MAX_UPLOAD_BYTES = 20 * 2 ** 20
 
 
 def _signed_out():
@@ -53,7 +55,7 @@ def layout(**_query):
         dcc.Store(id=S["token"]),
         html.H1("Search with your own file", className="h3 mt-3"),
         html.P(["Rank every dataset you may read by similarity to one detection file of your own (ThunderSTORM, "
-                "SMAP, Picasso, DECODE, RapidSTORM or plain x,y CSV, up to 100 MB here), with its ROI files named "
+                "SMAP, Picasso, DECODE, RapidSTORM or plain x,y CSV, up to 20 MB here), with its ROI files named "
                 "{FILE NAME}_ROI*.csv. The file is tiled and compared exactly like an uploaded dataset, then "
                 "discarded: it is ", html.Strong("not stored"), ". To add it to the databank use ",
                 dcc.Link("Upload Data", href="/upload"), ". ",
