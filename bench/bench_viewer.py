@@ -174,8 +174,8 @@ def run(settings, file_id: int, runs: int, quick: bool) -> int:
             return page.layout(file_id=str(file_id))
 
         def figure_of(layout):
-            from components.localisation_figure import GRAPH_ID
-            return layout[GRAPH_ID].figure
+            import ids
+            return layout[ids.Viewer.GRAPH].figure
 
         seconds, layout = median_of(first_plot_cold, runs)
         row("first plot: page layout, file not loaded yet", seconds, json_bytes(layout), 1.5,

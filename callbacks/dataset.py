@@ -19,14 +19,9 @@ from databank import datasets
 from databank.access import AccessDenied, get_dataset
 from databank.metadata import FIELDS_BY_NAME, MetadataError
 from components.metadata_table import dataset_info
+import ids
 
-URL_ID = "dataset-url"
-INFO_ID = "dataset-info"
-FIELD_TYPE = "dataset-meta-field"        # text-like inputs (have an ``invalid`` prop)
-FLAG_TYPE = "dataset-meta-flag"          # boolean checkboxes
-FEEDBACK_TYPE = "dataset-meta-feedback"  # per-field error text
 PATH_RE = re.compile(r"^/dataset/(\d+)/?$")
-DENIED = "You may not change this dataset."
 
 
 def dataset_id_from_path(pathname) -> int | None:
@@ -67,7 +62,7 @@ def save_metadata(n_clicks, field_values, field_ids, flag_values, flag_ids, path
         return *unchanged, no_update, no_update, no_update
     dataset = _owned_dataset(pathname)
     if dataset is None:
-        return *unchanged, _alert(DENIED), no_update, no_update
+        return *unchanged, _alert(ids.Dataset.DENIED), no_update, no_update
     changes = {}
     for ident, value in zip(field_ids or [], field_values or []):
         name = ident.get("name") if isinstance(ident, dict) else None
@@ -80,7 +75,7 @@ def save_metadata(n_clicks, field_values, field_ids, flag_values, flag_ids, path
     try:
         dataset = datasets.update_metadata(current_user, dataset.id, changes)
     except AccessDenied:
-        return *unchanged, _alert(DENIED), no_update, no_update
+        return *unchanged, _alert(ids.Dataset.DENIED), no_update, no_update
     except MetadataError as exc:
         names = [ident.get("name") for ident in field_ids or []]
         invalid = [name in exc.errors for name in names]
@@ -104,12 +99,12 @@ def save_visibility(n_clicks, visibility, shared_text, pathname):
         return no_update, no_update, no_update
     dataset = _owned_dataset(pathname)
     if dataset is None:
-        return _alert(DENIED), no_update, no_update
+        return _alert(ids.Dataset.DENIED), no_update, no_update
     try:
         dataset = datasets.set_visibility(current_user, dataset.id, visibility,
                                           _share_names(shared_text) if visibility == "shared" else ())
     except AccessDenied:
-        return _alert(DENIED), no_update, no_update
+        return _alert(ids.Dataset.DENIED), no_update, no_update
     except MetadataError as exc:
         return _alert("; ".join(exc.errors.values())), no_update, no_update
     return "", False, dataset_info(view_record(dataset, True))
@@ -121,16 +116,14 @@ def delete_dataset(n_clicks, pathname):
         return no_update, no_update
     dataset = _owned_dataset(pathname)
     if dataset is None:
-        return _alert(DENIED), no_update
+        return _alert(ids.Dataset.DENIED), no_update
     try:
         datasets.delete_dataset(current_user, dataset.id)
     except AccessDenied:
-        return _alert(DENIED), no_update
+        return _alert(ids.Dataset.DENIED), no_update
     return _alert("Dataset deleted.", "success"), "/databank"
 
 
-TOGGLE = "function(open_clicks, cancel_clicks, is_open) { return !is_open; }"
-SHARED_INPUT_DISABLED = "function(choice) { return choice !== 'shared'; }"
 
 
 def register(app) -> None:
@@ -138,36 +131,36 @@ def register(app) -> None:
     callback = app.callback
     clientside = app.clientside_callback
     for name in ("edit", "visibility", "delete"):
-        clientside(TOGGLE, Output(f"dataset-{name}-modal", "is_open"),
+        clientside(ids.Dataset.TOGGLE, Output(f"dataset-{name}-modal", "is_open"),
                    Input(f"dataset-{name}-open", "n_clicks"), Input(f"dataset-{name}-cancel", "n_clicks"),
                    State(f"dataset-{name}-modal", "is_open"), prevent_initial_call=True)
-    clientside(SHARED_INPUT_DISABLED, Output("dataset-visibility-users", "disabled"),
+    clientside(ids.Dataset.SHARED_INPUT_DISABLED, Output("dataset-visibility-users", "disabled"),
                Input("dataset-visibility-choice", "value"))
     callback(
-        Output({"type": FIELD_TYPE, "name": ALL}, "invalid"),
-        Output({"type": FEEDBACK_TYPE, "name": ALL}, "children"),
+        Output({"type": ids.Dataset.FIELD_TYPE, "name": ALL}, "invalid"),
+        Output({"type": ids.Dataset.FEEDBACK_TYPE, "name": ALL}, "children"),
         Output("dataset-edit-feedback", "children"),
         Output("dataset-edit-modal", "is_open", allow_duplicate=True),
-        Output(INFO_ID, "children"),
+        Output(ids.Dataset.INFO, "children"),
         Input("dataset-edit-save", "n_clicks"),
-        State({"type": FIELD_TYPE, "name": ALL}, "value"), State({"type": FIELD_TYPE, "name": ALL}, "id"),
-        State({"type": FLAG_TYPE, "name": ALL}, "value"), State({"type": FLAG_TYPE, "name": ALL}, "id"),
-        State(URL_ID, "pathname"),
+        State({"type": ids.Dataset.FIELD_TYPE, "name": ALL}, "value"), State({"type": ids.Dataset.FIELD_TYPE, "name": ALL}, "id"),
+        State({"type": ids.Dataset.FLAG_TYPE, "name": ALL}, "value"), State({"type": ids.Dataset.FLAG_TYPE, "name": ALL}, "id"),
+        State(ids.Dataset.URL, "pathname"),
         prevent_initial_call=True,
     )(save_metadata)
     callback(
         Output("dataset-visibility-feedback", "children"),
         Output("dataset-visibility-modal", "is_open", allow_duplicate=True),
-        Output(INFO_ID, "children", allow_duplicate=True),
+        Output(ids.Dataset.INFO, "children", allow_duplicate=True),
         Input("dataset-visibility-save", "n_clicks"),
         State("dataset-visibility-choice", "value"), State("dataset-visibility-users", "value"),
-        State(URL_ID, "pathname"),
+        State(ids.Dataset.URL, "pathname"),
         prevent_initial_call=True,
     )(save_visibility)
     callback(
         Output("dataset-delete-feedback", "children"),
-        Output(URL_ID, "href"),
+        Output(ids.Dataset.URL, "href"),
         Input("dataset-delete-confirm", "n_clicks"),
-        State(URL_ID, "pathname"),
+        State(ids.Dataset.URL, "pathname"),
         prevent_initial_call=True,
     )(delete_dataset)

@@ -31,22 +31,11 @@ from compute import render
 from config import runtime_options
 from databank import analysis
 from databank.access import AccessDenied, get_file
-from components import analysis_panel as panel
 from components import localisation_figure as figure
+import ids
 
 log = logging.getLogger(__name__)
 
-URL_ID = "viewer-url"
-VIEW_STORE_ID = "viewer-view-store"
-VIEW_REQUEST_ID = "viewer-view-request"
-VIEW_INFO_ID = "viewer-view-info"
-COLOUR_ID = "viewer-colour"
-TILES_ID = "viewer-show-tiles"
-SHOW_CLUSTERS_ID = "viewer-show-clusters"
-EXPORT_ID = "viewer-export"
-EXPORT_NAME_ID = "viewer-export-name"
-EXPORT_DONE_ID = "viewer-export-done"
-N_CLUSTERS_ID = "viewer-n-clusters"
 PATH_RE = re.compile(r"^/file/(\d+)/?$")
 MAX_CANVAS_PX = 1600
 DEFAULT_CANVAS_PX = 900
@@ -196,12 +185,12 @@ def update_view(view_request, colour_by, show_tiles, pathname, view_data, show_c
     trigger = _trigger()
     view_data = dict(view_data or {})
     patch = Patch()
-    if trigger == TILES_ID:
+    if trigger == ids.Viewer.TILES:
         figure.set_tiles_visible(patch, bool(show_tiles))
         return patch, no_update, no_update
     table = load_table(data_file)
     extent = view_data.get("extent") or [list(r) for r in file_extent(data_file, table)]
-    if trigger == VIEW_REQUEST_ID and isinstance(view_request, dict):
+    if trigger == ids.Viewer.VIEW_REQUEST and isinstance(view_request, dict):
         source = view_request
         view_data["width"], view_data["height"] = view_request.get("width"), view_request.get("height")
     else:
@@ -273,7 +262,7 @@ def choose_region(value, relayout, pathname, options, current_key):
     trigger = _trigger()
     options = list(options or [])
     key = value
-    if trigger == figure.GRAPH_ID:
+    if trigger == ids.Viewer.GRAPH:
         box = _box_from_relayout(relayout, current_key)
         if box is None:
             raise PreventUpdate
@@ -311,7 +300,7 @@ def _fmt(value, spec="{:,.1f}"):
 
 def stats_card(summary: dict, region, seconds: float | None = None):
     rows = [
-        ("Clusters", html.Span(_fmt(summary["n_clusters"], "{:,d}"), id=N_CLUSTERS_ID)),
+        ("Clusters", html.Span(_fmt(summary["n_clusters"], "{:,d}"), id=ids.Viewer.N_CLUSTERS)),
         ("Clusters per µm²", _fmt(summary["clusters_per_um2"], "{:,.2f}")),
         ("Clustered", _fmt(summary["percent_clustered"], "{:.1f} %")),
         ("Localisations per cluster (mean / median)",
@@ -629,7 +618,7 @@ def sweep_click(click):
 def download(n_clusters, n_labels, n_ripley, eps, min_samples, r_max, dr, edge, region_key, envelope, pathname):
     """CSV of the current result (cluster table, labels or Ripley curve). Returns (download, message)."""
     trigger = _trigger()
-    if trigger not in (panel.DL_CLUSTERS, panel.DL_LABELS, panel.DL_RIPLEY):
+    if trigger not in (ids.Viewer.DL_CLUSTERS, ids.Viewer.DL_LABELS, ids.Viewer.DL_RIPLEY):
         raise PreventUpdate
     if readable_file(pathname) is None:
         return no_update, DENIED
@@ -641,7 +630,7 @@ def download(n_clusters, n_labels, n_ripley, eps, min_samples, r_max, dr, edge, 
         region = _region(data_file, table, region_key)
     except analysis.RegionError as error:
         return no_update, str(error)
-    if trigger == panel.DL_RIPLEY:
+    if trigger == ids.Viewer.DL_RIPLEY:
         if region.n < 2:
             return no_update, "Fewer than 2 localisations in this region."
         outcome = analysis.run_ripley(region, r_max, dr, edge)
@@ -650,7 +639,7 @@ def download(n_clusters, n_labels, n_ripley, eps, min_samples, r_max, dr, edge, 
         name = analysis.download_name(data_file, f"ripley_{region.spec.kind}")
     else:
         result = analysis.run_dbscan(region, eps, min_samples, disk=result_cache())
-        if trigger == panel.DL_CLUSTERS:
+        if trigger == ids.Viewer.DL_CLUSTERS:
             text = analysis.cluster_table_csv(data_file, region, result)
             name = analysis.download_name(data_file, f"clusters_{region.spec.kind}")
         else:
@@ -760,100 +749,100 @@ def register(app) -> None:
     _start_warm_up()
     clientside = app.clientside_callback
 
-    clientside(VIEW_REQUEST_JS, Output(VIEW_REQUEST_ID, "data"), Input(figure.GRAPH_ID, "relayoutData"),
+    clientside(VIEW_REQUEST_JS, Output(ids.Viewer.VIEW_REQUEST, "data"), Input(ids.Viewer.GRAPH, "relayoutData"),
                prevent_initial_call=True)
-    clientside(EXPORT_JS, Output(EXPORT_DONE_ID, "data"), Input(EXPORT_ID, "n_clicks"), State(EXPORT_NAME_ID, "data"),
+    clientside(EXPORT_JS, Output(ids.Viewer.EXPORT_DONE, "data"), Input(ids.Viewer.EXPORT, "n_clicks"), State(ids.Viewer.EXPORT_NAME, "data"),
                prevent_initial_call=True)
 
     callback(
-        Output(figure.GRAPH_ID, "figure"), Output(VIEW_INFO_ID, "children"), Output(VIEW_STORE_ID, "data"),
-        Input(VIEW_REQUEST_ID, "data"), Input(COLOUR_ID, "value"), Input(TILES_ID, "value"),
-        State(URL_ID, "pathname"), State(VIEW_STORE_ID, "data"), State(SHOW_CLUSTERS_ID, "value"),
-        State(panel.REGION_STORE, "data"), State(panel.EPS, "value"), State(panel.MIN_SAMPLES, "value"),
+        Output(ids.Viewer.GRAPH, "figure"), Output(ids.Viewer.VIEW_INFO, "children"), Output(ids.Viewer.VIEW_STORE, "data"),
+        Input(ids.Viewer.VIEW_REQUEST, "data"), Input(ids.Viewer.COLOUR, "value"), Input(ids.Viewer.TILES, "value"),
+        State(ids.Viewer.URL, "pathname"), State(ids.Viewer.VIEW_STORE, "data"), State(ids.Viewer.SHOW_CLUSTERS, "value"),
+        State(ids.Viewer.REGION_STORE, "data"), State(ids.Viewer.EPS, "value"), State(ids.Viewer.MIN_SAMPLES, "value"),
         prevent_initial_call=True,
     )(update_view)
 
     callback(
-        Output(panel.REGION_STORE, "data"), Output(panel.REGION_INFO, "children"),
-        Output(panel.REGION, "options"), Output(panel.REGION, "value"),
-        Input(panel.REGION, "value"), Input(figure.GRAPH_ID, "relayoutData"),
-        State(URL_ID, "pathname"), State(panel.REGION, "options"), State(panel.REGION_STORE, "data"),
+        Output(ids.Viewer.REGION_STORE, "data"), Output(ids.Viewer.REGION_INFO, "children"),
+        Output(ids.Viewer.REGION, "options"), Output(ids.Viewer.REGION, "value"),
+        Input(ids.Viewer.REGION, "value"), Input(ids.Viewer.GRAPH, "relayoutData"),
+        State(ids.Viewer.URL, "pathname"), State(ids.Viewer.REGION, "options"), State(ids.Viewer.REGION_STORE, "data"),
     )(choose_region)
 
     callback(
-        Output(panel.DBSCAN_STATUS, "children"), Output(panel.DBSCAN_STATS, "children"),
-        Output(panel.DBSCAN_HIST, "figure"), Output(figure.GRAPH_ID, "figure", allow_duplicate=True),
-        Output(panel.DBSCAN_REQUEST, "data"),
-        Input(panel.EPS, "value"), Input(panel.MIN_SAMPLES, "value"), Input(panel.REGION_STORE, "data"),
-        Input(SHOW_CLUSTERS_ID, "value"),
-        State(URL_ID, "pathname"), State(VIEW_STORE_ID, "data"),
+        Output(ids.Viewer.DBSCAN_STATUS, "children"), Output(ids.Viewer.DBSCAN_STATS, "children"),
+        Output(ids.Viewer.DBSCAN_HIST, "figure"), Output(ids.Viewer.GRAPH, "figure", allow_duplicate=True),
+        Output(ids.Viewer.DBSCAN_REQUEST, "data"),
+        Input(ids.Viewer.EPS, "value"), Input(ids.Viewer.MIN_SAMPLES, "value"), Input(ids.Viewer.REGION_STORE, "data"),
+        Input(ids.Viewer.SHOW_CLUSTERS, "value"),
+        State(ids.Viewer.URL, "pathname"), State(ids.Viewer.VIEW_STORE, "data"),
         prevent_initial_call=True,
     )(update_dbscan)
 
     callback(
-        Output(panel.DBSCAN_STATUS, "children", allow_duplicate=True),
-        Output(panel.DBSCAN_STATS, "children", allow_duplicate=True),
-        Output(panel.DBSCAN_HIST, "figure", allow_duplicate=True),
-        Output(figure.GRAPH_ID, "figure", allow_duplicate=True),
-        Input(panel.DBSCAN_READY, "data"),
-        State(panel.EPS, "value"), State(panel.MIN_SAMPLES, "value"), State(panel.REGION_STORE, "data"),
-        State(SHOW_CLUSTERS_ID, "value"), State(URL_ID, "pathname"), State(VIEW_STORE_ID, "data"),
+        Output(ids.Viewer.DBSCAN_STATUS, "children", allow_duplicate=True),
+        Output(ids.Viewer.DBSCAN_STATS, "children", allow_duplicate=True),
+        Output(ids.Viewer.DBSCAN_HIST, "figure", allow_duplicate=True),
+        Output(ids.Viewer.GRAPH, "figure", allow_duplicate=True),
+        Input(ids.Viewer.DBSCAN_READY, "data"),
+        State(ids.Viewer.EPS, "value"), State(ids.Viewer.MIN_SAMPLES, "value"), State(ids.Viewer.REGION_STORE, "data"),
+        State(ids.Viewer.SHOW_CLUSTERS, "value"), State(ids.Viewer.URL, "pathname"), State(ids.Viewer.VIEW_STORE, "data"),
         prevent_initial_call=True,
     )(show_dbscan_job)
 
     callback(
-        Output(panel.DBSCAN_READY, "data"),
-        Input(panel.DBSCAN_REQUEST, "data"), State(URL_ID, "pathname"),
+        Output(ids.Viewer.DBSCAN_READY, "data"),
+        Input(ids.Viewer.DBSCAN_REQUEST, "data"), State(ids.Viewer.URL, "pathname"),
         background=True, manager=manager, prevent_initial_call=True, interval=500,
-        progress=[Output(panel.DBSCAN_PROGRESS, "value"), Output(panel.DBSCAN_PROGRESS, "label")],
+        progress=[Output(ids.Viewer.DBSCAN_PROGRESS, "value"), Output(ids.Viewer.DBSCAN_PROGRESS, "label")],
         progress_default=[0, ""],
-        running=[(Output(f"{panel.DBSCAN_PROGRESS}-row", "style"), {"display": "flex"}, {"display": "none"})],
-        cancel=[Input(panel.DBSCAN_CANCEL, "n_clicks")],
+        running=[(Output(f"{ids.Viewer.DBSCAN_PROGRESS}-row", "style"), {"display": "flex"}, {"display": "none"})],
+        cancel=[Input(ids.Viewer.DBSCAN_CANCEL, "n_clicks")],
     )(dbscan_job)
 
     callback(
-        Output(panel.RIPLEY_GRAPH, "figure"), Output(panel.RIPLEY_INFO, "children"),
-        Input(panel.RIPLEY_RMAX, "value"), Input(panel.RIPLEY_STEP, "value"), Input(panel.RIPLEY_EDGE, "value"),
-        Input(panel.REGION_STORE, "data"), Input(panel.ENVELOPE_STORE, "data"),
-        State(URL_ID, "pathname"),
+        Output(ids.Viewer.RIPLEY_GRAPH, "figure"), Output(ids.Viewer.RIPLEY_INFO, "children"),
+        Input(ids.Viewer.RIPLEY_RMAX, "value"), Input(ids.Viewer.RIPLEY_STEP, "value"), Input(ids.Viewer.RIPLEY_EDGE, "value"),
+        Input(ids.Viewer.REGION_STORE, "data"), Input(ids.Viewer.ENVELOPE_STORE, "data"),
+        State(ids.Viewer.URL, "pathname"),
         prevent_initial_call=True,
     )(update_ripley)
 
     callback(
-        Output(panel.ENVELOPE_STORE, "data"), Output(panel.ENVELOPE_STATUS, "children"),
-        Input(panel.ENVELOPE_RUN, "n_clicks"),
-        State(panel.ENVELOPE_SIMS, "value"), State(panel.RIPLEY_RMAX, "value"), State(panel.RIPLEY_STEP, "value"),
-        State(panel.RIPLEY_EDGE, "value"), State(panel.REGION_STORE, "data"), State(URL_ID, "pathname"),
+        Output(ids.Viewer.ENVELOPE_STORE, "data"), Output(ids.Viewer.ENVELOPE_STATUS, "children"),
+        Input(ids.Viewer.ENVELOPE_RUN, "n_clicks"),
+        State(ids.Viewer.ENVELOPE_SIMS, "value"), State(ids.Viewer.RIPLEY_RMAX, "value"), State(ids.Viewer.RIPLEY_STEP, "value"),
+        State(ids.Viewer.RIPLEY_EDGE, "value"), State(ids.Viewer.REGION_STORE, "data"), State(ids.Viewer.URL, "pathname"),
         background=True, manager=manager, prevent_initial_call=True, interval=700,
-        progress=[Output(panel.ENVELOPE_PROGRESS, "value"), Output(panel.ENVELOPE_PROGRESS, "label")],
+        progress=[Output(ids.Viewer.ENVELOPE_PROGRESS, "value"), Output(ids.Viewer.ENVELOPE_PROGRESS, "label")],
         progress_default=[0, ""],
-        running=_running(panel.ENVELOPE_PROGRESS, panel.ENVELOPE_RUN),
-        cancel=[Input(panel.ENVELOPE_CANCEL, "n_clicks")],
+        running=_running(ids.Viewer.ENVELOPE_PROGRESS, ids.Viewer.ENVELOPE_RUN),
+        cancel=[Input(ids.Viewer.ENVELOPE_CANCEL, "n_clicks")],
     )(envelope_job)
 
     callback(
-        Output(panel.SWEEP_GRAPH, "figure"), Output(panel.SWEEP_STATUS, "children"),
-        Input(panel.SWEEP_RUN, "n_clicks"),
-        State(panel.SWEEP_EPS, "value"), State(panel.SWEEP_MIN, "value"), State(panel.REGION_STORE, "data"),
-        State(URL_ID, "pathname"),
+        Output(ids.Viewer.SWEEP_GRAPH, "figure"), Output(ids.Viewer.SWEEP_STATUS, "children"),
+        Input(ids.Viewer.SWEEP_RUN, "n_clicks"),
+        State(ids.Viewer.SWEEP_EPS, "value"), State(ids.Viewer.SWEEP_MIN, "value"), State(ids.Viewer.REGION_STORE, "data"),
+        State(ids.Viewer.URL, "pathname"),
         background=True, manager=manager, prevent_initial_call=True, interval=700,
-        progress=[Output(panel.SWEEP_PROGRESS, "value"), Output(panel.SWEEP_PROGRESS, "label")],
+        progress=[Output(ids.Viewer.SWEEP_PROGRESS, "value"), Output(ids.Viewer.SWEEP_PROGRESS, "label")],
         progress_default=[0, ""],
-        running=_running(panel.SWEEP_PROGRESS, panel.SWEEP_RUN),
-        cancel=[Input(panel.SWEEP_CANCEL, "n_clicks")],
+        running=_running(ids.Viewer.SWEEP_PROGRESS, ids.Viewer.SWEEP_RUN),
+        cancel=[Input(ids.Viewer.SWEEP_CANCEL, "n_clicks")],
     )(sweep_job)
 
     callback(
-        Output(panel.EPS, "value"), Output(panel.MIN_SAMPLES, "value"),
-        Input(panel.SWEEP_GRAPH, "clickData"),
+        Output(ids.Viewer.EPS, "value"), Output(ids.Viewer.MIN_SAMPLES, "value"),
+        Input(ids.Viewer.SWEEP_GRAPH, "clickData"),
         prevent_initial_call=True,
     )(sweep_click)
 
     callback(
-        Output(panel.DOWNLOAD, "data"), Output(panel.DL_STATUS, "children"),
-        Input(panel.DL_CLUSTERS, "n_clicks"), Input(panel.DL_LABELS, "n_clicks"), Input(panel.DL_RIPLEY, "n_clicks"),
-        State(panel.EPS, "value"), State(panel.MIN_SAMPLES, "value"), State(panel.RIPLEY_RMAX, "value"),
-        State(panel.RIPLEY_STEP, "value"), State(panel.RIPLEY_EDGE, "value"), State(panel.REGION_STORE, "data"),
-        State(panel.ENVELOPE_STORE, "data"), State(URL_ID, "pathname"),
+        Output(ids.Viewer.DOWNLOAD, "data"), Output(ids.Viewer.DL_STATUS, "children"),
+        Input(ids.Viewer.DL_CLUSTERS, "n_clicks"), Input(ids.Viewer.DL_LABELS, "n_clicks"), Input(ids.Viewer.DL_RIPLEY, "n_clicks"),
+        State(ids.Viewer.EPS, "value"), State(ids.Viewer.MIN_SAMPLES, "value"), State(ids.Viewer.RIPLEY_RMAX, "value"),
+        State(ids.Viewer.RIPLEY_STEP, "value"), State(ids.Viewer.RIPLEY_EDGE, "value"), State(ids.Viewer.REGION_STORE, "data"),
+        State(ids.Viewer.ENVELOPE_STORE, "data"), State(ids.Viewer.URL, "pathname"),
         prevent_initial_call=True,
     )(download)

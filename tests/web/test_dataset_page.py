@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ids
+
 import io
 import re
 import zipfile
@@ -52,8 +54,8 @@ def test_layout_refuses_foreign_private_without_leaking(bank):
     assert "dataset-not-found" in find_ids(missing)
     for user in ("carol", "bob", "dave", None):
         page = view(bank, user, bank.datasets["private"])
-        ids = find_ids(page)
-        assert "dataset-not-found" in ids and "dataset-info" not in ids, user
+        found = find_ids(page)
+        assert "dataset-not-found" in found and "dataset-info" not in found, user
         assert "Alice private EGFR" not in text_of(page)
         assert text_of(page) == text_of(view(bank, user, 999_999)).replace("999999", str(bank.datasets["private"]))
     assert "dataset-not-found" in find_ids(view(bank, None, "not-a-number"))
@@ -62,9 +64,9 @@ def test_layout_refuses_foreign_private_without_leaking(bank):
 
 def test_layout_for_readers(bank):
     page = view(bank, "bob", bank.datasets["shared"])             # shared with bob
-    ids = find_ids(page)
-    assert "dataset-info" in ids and "dataset-owner-tools" not in ids
-    assert "dataset-similarity-section" in ids
+    found = find_ids(page)
+    assert "dataset-info" in found and "dataset-owner-tools" not in found
+    assert "dataset-similarity-section" in found
     assert "Alice shared CD8" in text_of(page)
 
 
@@ -87,15 +89,15 @@ def test_public_layout_anonymous_and_signed_in(bank):
 
 def test_metadata_table_links_and_owner_tools(bank):
     page = view(bank, "alice", bank.datasets["public"])
-    ids = find_ids(page)
-    text = text_of(ids["dataset-metadata-table"])
+    found = find_ids(page)
+    text = text_of(found["dataset-metadata-table"])
     for field in METADATA_FIELDS:
         assert field.label in text, field.label
     assert "Owner" in text and "alice" in text and "Created" in text
-    assert ids["dataset-link-doi"].href == "https://doi.org/10.1038/s41592-022-01750-6"
-    assert ids["dataset-link-licence"].href.startswith("https://creativecommons.org/")
-    assert {"dataset-owner-tools", "dataset-edit-modal", "dataset-visibility-modal", "dataset-delete-modal"} <= set(ids)
-    files = text_of(ids["dataset-file-table"])
+    assert found["dataset-link-doi"].href == "https://doi.org/10.1038/s41592-022-01750-6"
+    assert found["dataset-link-licence"].href.startswith("https://creativecommons.org/")
+    assert {"dataset-owner-tools", "dataset-edit-modal", "dataset-visibility-modal", "dataset-delete-modal"} <= set(found)
+    files = text_of(found["dataset-file-table"])
     for header in ("Localisations", "Density", "Coverage", "Precision", "ROIs", "Tiles kept / dropped"):
         assert header in files
     assert "tigit.csv" in files
@@ -107,9 +109,9 @@ def test_metadata_table_links_and_owner_tools(bank):
 
 def edit_form(**values):
     names = [f.name for f in METADATA_FIELDS if f.kind != "bool"]
-    field_ids = [{"type": cb.FIELD_TYPE, "name": n} for n in names]
+    field_ids = [{"type": ids.Dataset.FIELD_TYPE, "name": n} for n in names]
     flags = [f.name for f in METADATA_FIELDS if f.kind == "bool"]
-    flag_ids = [{"type": cb.FLAG_TYPE, "name": n} for n in flags]
+    flag_ids = [{"type": ids.Dataset.FLAG_TYPE, "name": n} for n in flags]
     return ([values.get(n, "") for n in names], field_ids, [values.get(n, False) for n in flags], flag_ids)
 
 
@@ -123,12 +125,12 @@ def test_edit_refuses_non_owners_even_with_forged_paths(bank, ctx):
     for user in ("carol", "bob", "dave", None):
         with as_user(bank, user):
             result = cb.save_metadata(1, *edit_form(**values), path_of(bank, "private"))
-        assert cb.DENIED in text_of(result[2])
+        assert ids.Dataset.DENIED in text_of(result[2])
     with as_user(bank, "carol"):               # any path naming alice's dataset is refused
-        assert cb.DENIED in text_of(cb.save_metadata(1, *edit_form(**values), path_of(bank, "shared"))[2])
+        assert ids.Dataset.DENIED in text_of(cb.save_metadata(1, *edit_form(**values), path_of(bank, "shared"))[2])
     with as_user(bank, "alice"):               # the owner cannot reach carol's dataset by editing the path
         result = cb.save_metadata(1, *edit_form(**values), path_of(bank, "carol_private"))
-        assert cb.DENIED in text_of(result[2])
+        assert ids.Dataset.DENIED in text_of(result[2])
     assert bank.dataset("private").title == "Alice private EGFR"
     assert bank.dataset("shared").title == "Alice shared CD8"
     assert bank.dataset("carol_private").title == "Carol private LAT"
@@ -159,7 +161,7 @@ def test_visibility_refuses_non_owners(bank, ctx):
     for user in ("bob", "carol", None):         # bob can read it but not change it
         with as_user(bank, user):
             feedback, is_open, info = cb.save_visibility(1, "public", "", path)
-        assert cb.DENIED in text_of(feedback) and is_open is cb.no_update
+        assert ids.Dataset.DENIED in text_of(feedback) and is_open is cb.no_update
     assert bank.dataset("shared").visibility == "shared"
     with as_user(bank, "alice"):
         feedback, _, _ = cb.save_visibility(1, "shared", "nobody_here", path)
@@ -201,7 +203,7 @@ def test_delete_refuses_non_owners_and_owner_deletes(bank, ctx):
     for user in ("carol", "bob", None):
         with as_user(bank, user):
             feedback, href = cb.delete_dataset(1, f"/dataset/{victim_id}")
-        assert cb.DENIED in text_of(feedback) and href is cb.no_update
+        assert ids.Dataset.DENIED in text_of(feedback) and href is cb.no_update
     assert db.session.get(Dataset, victim_id) is not None
     with as_user(bank, "alice"):
         feedback, href = cb.delete_dataset(1, f"/dataset/{victim_id}")
