@@ -23,6 +23,8 @@ import ids
 
 PATH_RE = re.compile(r"^/dataset/(\d+)/?$")
 
+DENIED = "You may not change this dataset."
+
 
 def dataset_id_from_path(pathname) -> int | None:
     """The dataset id of a /dataset/<id> URL path, else None."""
@@ -62,7 +64,7 @@ def save_metadata(n_clicks, field_values, field_ids, flag_values, flag_ids, path
         return *unchanged, no_update, no_update, no_update
     dataset = _owned_dataset(pathname)
     if dataset is None:
-        return *unchanged, _alert(ids.Dataset.DENIED), no_update, no_update
+        return *unchanged, _alert(DENIED), no_update, no_update
     changes = {}
     for ident, value in zip(field_ids or [], field_values or []):
         name = ident.get("name") if isinstance(ident, dict) else None
@@ -75,7 +77,7 @@ def save_metadata(n_clicks, field_values, field_ids, flag_values, flag_ids, path
     try:
         dataset = datasets.update_metadata(current_user, dataset.id, changes)
     except AccessDenied:
-        return *unchanged, _alert(ids.Dataset.DENIED), no_update, no_update
+        return *unchanged, _alert(DENIED), no_update, no_update
     except MetadataError as exc:
         names = [ident.get("name") for ident in field_ids or []]
         invalid = [name in exc.errors for name in names]
@@ -99,12 +101,12 @@ def save_visibility(n_clicks, visibility, shared_text, pathname):
         return no_update, no_update, no_update
     dataset = _owned_dataset(pathname)
     if dataset is None:
-        return _alert(ids.Dataset.DENIED), no_update, no_update
+        return _alert(DENIED), no_update, no_update
     try:
         dataset = datasets.set_visibility(current_user, dataset.id, visibility,
                                           _share_names(shared_text) if visibility == "shared" else ())
     except AccessDenied:
-        return _alert(ids.Dataset.DENIED), no_update, no_update
+        return _alert(DENIED), no_update, no_update
     except MetadataError as exc:
         return _alert("; ".join(exc.errors.values())), no_update, no_update
     return "", False, dataset_info(view_record(dataset, True))
@@ -116,11 +118,11 @@ def delete_dataset(n_clicks, pathname):
         return no_update, no_update
     dataset = _owned_dataset(pathname)
     if dataset is None:
-        return _alert(ids.Dataset.DENIED), no_update
+        return _alert(DENIED), no_update
     try:
         datasets.delete_dataset(current_user, dataset.id)
     except AccessDenied:
-        return _alert(ids.Dataset.DENIED), no_update
+        return _alert(DENIED), no_update
     return _alert("Dataset deleted.", "success"), "/databank"
 
 
