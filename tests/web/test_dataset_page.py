@@ -125,12 +125,12 @@ def test_edit_refuses_non_owners_even_with_forged_paths(bank, ctx):
     for user in ("carol", "bob", "dave", None):
         with as_user(bank, user):
             result = cb.save_metadata(1, *edit_form(**values), path_of(bank, "private"))
-        assert ids.Dataset.DENIED in text_of(result[2])
+        assert cb.DENIED in text_of(result[2])
     with as_user(bank, "carol"):               # any path naming alice's dataset is refused
-        assert ids.Dataset.DENIED in text_of(cb.save_metadata(1, *edit_form(**values), path_of(bank, "shared"))[2])
+        assert cb.DENIED in text_of(cb.save_metadata(1, *edit_form(**values), path_of(bank, "shared"))[2])
     with as_user(bank, "alice"):               # the owner cannot reach carol's dataset by editing the path
         result = cb.save_metadata(1, *edit_form(**values), path_of(bank, "carol_private"))
-        assert ids.Dataset.DENIED in text_of(result[2])
+        assert cb.DENIED in text_of(result[2])
     assert bank.dataset("private").title == "Alice private EGFR"
     assert bank.dataset("shared").title == "Alice shared CD8"
     assert bank.dataset("carol_private").title == "Carol private LAT"
@@ -161,7 +161,7 @@ def test_visibility_refuses_non_owners(bank, ctx):
     for user in ("bob", "carol", None):         # bob can read it but not change it
         with as_user(bank, user):
             feedback, is_open, info = cb.save_visibility(1, "public", "", path)
-        assert ids.Dataset.DENIED in text_of(feedback) and is_open is cb.no_update
+        assert cb.DENIED in text_of(feedback) and is_open is cb.no_update
     assert bank.dataset("shared").visibility == "shared"
     with as_user(bank, "alice"):
         feedback, _, _ = cb.save_visibility(1, "shared", "nobody_here", path)
@@ -203,7 +203,7 @@ def test_delete_refuses_non_owners_and_owner_deletes(bank, ctx):
     for user in ("carol", "bob", None):
         with as_user(bank, user):
             feedback, href = cb.delete_dataset(1, f"/dataset/{victim_id}")
-        assert ids.Dataset.DENIED in text_of(feedback) and href is cb.no_update
+        assert cb.DENIED in text_of(feedback) and href is cb.no_update
     assert db.session.get(Dataset, victim_id) is not None
     with as_user(bank, "alice"):
         feedback, href = cb.delete_dataset(1, f"/dataset/{victim_id}")
