@@ -66,8 +66,6 @@ class Dataset:
     FIELD_TYPE = "dataset-meta-field"
     FLAG_TYPE = "dataset-meta-flag"
     FEEDBACK_TYPE = "dataset-meta-feedback"
-    TOGGLE = "function(open_clicks, cancel_clicks, is_open) { return !is_open; }"
-    SHARED_INPUT_DISABLED = "function(choice) { return choice !== 'shared'; }"
 
 
 class Databank:

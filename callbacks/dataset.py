@@ -127,16 +127,19 @@ def delete_dataset(n_clicks, pathname):
 
 
 
+TOGGLE = "function(open_clicks, cancel_clicks, is_open) { return !is_open; }"
+SHARED_INPUT_DISABLED = "function(choice) { return choice !== 'shared'; }"
+
 
 def register(app) -> None:
     """Wire the Dataset Details callbacks to ``app`` ."""
     callback = app.callback
     clientside = app.clientside_callback
     for name in ("edit", "visibility", "delete"):
-        clientside(ids.Dataset.TOGGLE, Output(f"dataset-{name}-modal", "is_open"),
+        clientside(TOGGLE, Output(f"dataset-{name}-modal", "is_open"),
                    Input(f"dataset-{name}-open", "n_clicks"), Input(f"dataset-{name}-cancel", "n_clicks"),
                    State(f"dataset-{name}-modal", "is_open"), prevent_initial_call=True)
-    clientside(ids.Dataset.SHARED_INPUT_DISABLED, Output("dataset-visibility-users", "disabled"),
+    clientside(SHARED_INPUT_DISABLED, Output("dataset-visibility-users", "disabled"),
                Input("dataset-visibility-choice", "value"))
     callback(
         Output({"type": ids.Dataset.FIELD_TYPE, "name": ALL}, "invalid"),
