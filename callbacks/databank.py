@@ -21,7 +21,6 @@ import ids
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 100
 MAX_BLOCK = 500
 
 # Columns the grid may sort and filter on (the keys list_datasets understands).
@@ -67,9 +66,9 @@ def fetch_rows(request: dict | None, search: str | None):
         return no_update, no_update
     try:
         start = max(0, int(request.get("startRow") or 0))
-        end = int(request.get("endRow") or start + PAGE_SIZE)
+        end = int(request.get("endRow") or start + datasets.GRID_PAGE_SIZE)
     except (TypeError, ValueError):
-        start, end = 0, PAGE_SIZE
+        start, end = 0, datasets.GRID_PAGE_SIZE
     limit = max(1, min(end - start, MAX_BLOCK))
     filters = _filter_model(request.get("filterModel"))
     try:

@@ -43,14 +43,6 @@ def _owned_dataset(pathname):
         return None
 
 
-def view_record(dataset, is_owner: bool) -> dict:
-    """``dataset_record`` for display: the share list only for the owner."""
-    record = datasets.dataset_record(dataset)
-    if not is_owner:
-        record.pop("shared_with", None)
-    return record
-
-
 def _alert(message, colour="danger"):
     import dash_bootstrap_components as dbc
     return dbc.Alert(message, color=colour, className="py-2 mb-0")
@@ -86,7 +78,7 @@ def save_metadata(n_clicks, field_values, field_ids, flag_values, flag_ids, path
         text = "Please correct the highlighted fields." + (" " + "; ".join(other) if other else "")
         return invalid, messages, _alert(text), no_update, no_update
     return ([False] * n_fields, [""] * n_fields, "", False,
-            dataset_info(view_record(dataset, True)))
+            dataset_info(datasets.display_record(dataset, is_owner=True)))
 
 
 def _share_names(text) -> list[str]:
@@ -109,7 +101,7 @@ def save_visibility(n_clicks, visibility, shared_text, pathname):
         return _alert(DENIED), no_update, no_update
     except MetadataError as exc:
         return _alert("; ".join(exc.errors.values())), no_update, no_update
-    return "", False, dataset_info(view_record(dataset, True))
+    return "", False, dataset_info(datasets.display_record(dataset, is_owner=True))
 
 
 def delete_dataset(n_clicks, pathname):

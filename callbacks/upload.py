@@ -26,7 +26,7 @@ from databank.core import settings_of
 from databank.datasets import dataset_record
 from databank.ingest import IngestError, ingest_dataset, plan_upload
 from databank.metadata import FIELDS_BY_NAME, MetadataError, clean_metadata, clean_visibility
-from databank import datasets, users
+from databank import datasets
 from databank.users import resolve_share_users
 from server import jobs
 from server.routes_upload import UploadError, discard_upload, max_file_bytes, quota_bytes, staged_files
@@ -42,11 +42,6 @@ EXTRA_LABELS = {"visibility": "Visibility", "shared_with": "Share with", "files"
 
 def _signed_in_user():
     return current_user if getattr(current_user, "is_authenticated", False) else None
-
-
-def share_candidates(user) -> list[str]:
-    """User names offered in the "Share with" list (everyone but ``user``)."""
-    return users.usernames(exclude=user)
 
 
 def title_taken(title: str | None) -> bool:

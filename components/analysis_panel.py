@@ -11,6 +11,7 @@ from dash import dcc, html
 from compute import clusters
 from databank import analysis
 import ids
+from components.viewer_figures import sweep_figure
 
 
 EDGE_LABELS = {"ripley": "Ripley isotropic", "buffer": "Guard zone (buffer)", "none": "None"}
@@ -95,13 +96,8 @@ def sweep_tab() -> dbc.Tab:
         html.Div(dbc.Button("Run sweep", id=ids.Viewer.SWEEP_RUN, color="primary", size="sm"), className="my-2"),
         _progress(ids.Viewer.SWEEP_PROGRESS, ids.Viewer.SWEEP_CANCEL),
         html.Div(id=ids.Viewer.SWEEP_STATUS, className="small text-muted"),
-        dcc.Graph(id=ids.Viewer.SWEEP_GRAPH, figure=_empty_sweep(), config={"displaylogo": False, "displayModeBar": False}, style={"height": "520px"}),
+        dcc.Graph(id=ids.Viewer.SWEEP_GRAPH, figure=sweep_figure(None), config={"displaylogo": False, "displayModeBar": False}, style={"height": "520px"}),
     ], className="pt-2"))
-
-
-def _empty_sweep():
-    from callbacks.viewer import sweep_figure
-    return sweep_figure(None)
 
 
 def downloads_tab(can_download: bool = True) -> dbc.Tab:

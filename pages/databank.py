@@ -13,7 +13,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from databank.metadata import METADATA_FIELDS
-from callbacks import databank as callbacks
+from databank.datasets import GRID_PAGE_SIZE
 import ids
 
 dash.register_page(__name__, path="/databank", name="Databank", title="Databank · nano-org", order=2,
@@ -94,9 +94,9 @@ def layout(q: str | None = None, **_ignored):
         getRowId="params.data.row_id",
         dashGridOptions={
             "pagination": True,
-            "paginationPageSize": callbacks.PAGE_SIZE,
+            "paginationPageSize": GRID_PAGE_SIZE,
             "paginationPageSizeSelector": False,
-            "cacheBlockSize": callbacks.PAGE_SIZE,
+            "cacheBlockSize": GRID_PAGE_SIZE,
             "maxBlocksInCache": 20,
             "maxConcurrentDatasourceRequests": 1,
             "infiniteInitialRowCount": 1,

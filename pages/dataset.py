@@ -16,7 +16,7 @@ from flask_login import current_user
 
 from databank.access import AccessDenied, authorise, get_dataset
 from databank.metadata import METADATA_FIELDS, VISIBILITIES
-from callbacks import dataset as callbacks
+from databank import datasets
 from components.file_table import download_buttons, file_table
 from components.metadata_table import dataset_info
 from components.similarity_section import similarity_section
@@ -134,4 +134,4 @@ def layout(dataset_id=None, **_query):
         return not_found(dataset_id)
     is_owner = authorise(current_user, dataset, "write")
     can_download = authorise(current_user, dataset, "download")
-    return dataset_view(callbacks.view_record(dataset, is_owner), is_owner=is_owner, can_download=can_download)
+    return dataset_view(datasets.display_record(dataset, is_owner=is_owner), is_owner=is_owner, can_download=can_download)

@@ -15,7 +15,7 @@ from flask_login import current_user
 
 from databank import analysis
 from databank.access import AccessDenied, authorise, get_file
-from callbacks import viewer as callbacks
+from databank import viewer_data
 from components import analysis_panel as panel
 from components import localisation_figure as figure
 from components.not_found import not_found_card
@@ -88,8 +88,8 @@ def plot_controls(data_file, table) -> html.Div:
 
 
 def viewer_layout(data_file) -> html.Div:
-    table = callbacks.load_table(data_file)
-    view, extent = callbacks.initial_view(data_file, table)
+    table = viewer_data.load_table(data_file)
+    view, extent = viewer_data.initial_view(data_file, table)
     region_spec = analysis.default_region(data_file)
     try:
         region = analysis.select_region(data_file, table, region_spec)
@@ -98,13 +98,13 @@ def viewer_layout(data_file) -> html.Div:
     fig = figure.build_figure(data_file, view, extent=extent, region=region)
     config = dict(figure.GRAPH_CONFIG)
     config["toImageButtonOptions"] = dict(config["toImageButtonOptions"],
-                                          filename=callbacks.export_name(data_file))
+                                          filename=viewer_data.export_name(data_file))
     return html.Div([
         dcc.Location(id=ids.Viewer.URL, refresh="callback-nav"),
         dcc.Store(id=ids.Viewer.VIEW_STORE, data={"x_range": list(view.x_range), "y_range": list(view.y_range),
                                                     "extent": [list(extent[0]), list(extent[1])]}),
         dcc.Store(id=ids.Viewer.VIEW_REQUEST),
-        dcc.Store(id=ids.Viewer.EXPORT_NAME, data=callbacks.export_name(data_file)),
+        dcc.Store(id=ids.Viewer.EXPORT_NAME, data=viewer_data.export_name(data_file)),
         dcc.Store(id=ids.Viewer.EXPORT_DONE),
         file_header(data_file),
         dbc.Row([
