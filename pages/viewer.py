@@ -14,6 +14,8 @@ from dash import dcc, html
 from flask_login import current_user
 
 from databank import analysis
+
+from databank import analysis_inputs
 from databank.access import AccessDenied, authorise, get_file
 from databank import viewer_data
 from components import analysis_panel as panel
@@ -93,8 +95,8 @@ def viewer_layout(data_file) -> html.Div:
     region_spec = analysis.default_region(data_file)
     try:
         region = analysis.select_region(data_file, table, region_spec)
-    except analysis.RegionError:
-        region_spec, region = analysis.RegionSpec("all"), None
+    except analysis_inputs.RegionError:
+        region_spec, region = analysis_inputs.RegionSpec("all"), None
     fig = figure.build_figure(data_file, view, extent=extent, region=region)
     config = dict(figure.GRAPH_CONFIG)
     config["toImageButtonOptions"] = dict(config["toImageButtonOptions"],
