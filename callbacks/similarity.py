@@ -6,7 +6,7 @@ Rules followed here:
   access (``AccessDenied`` for missing and forbidden alike); ids and values coming from the
   browser are hints, never trusted;
 - heavy work runs as background callbacks (progress bar, Cancel button) on the thread manager of
-  ``web.job_threads`` (no fork: see there why), or the app's manager when REDIS_URL is set. Inside
+  ``server.job_threads`` (no fork: see there why), or the app's manager when REDIS_URL is set. Inside
   a job there is no request: the user is re-derived from the signed session cookie
   (``dash.ctx.cookies``) inside an app context of the Flask server; should a job run in a forked
   process (Diskcache manager), the inherited database pool is dropped first (``jobs.job_app_context``);

@@ -347,7 +347,7 @@ def _timed(fn):
 def _job_manager():
     """The manager of the viewer's background jobs: None = the app's (Diskcache: one forked process
     per job, so a minutes-long sweep never holds the web process's GIL; Celery with REDIS_URL).
-    NANOORG_VIEWER_JOBS=threads runs them in threads of the web process instead (web.job_threads:
+    NANOORG_VIEWER_JOBS=threads runs them in threads of the web process instead (server.job_threads:
     no fork, but numba kernels hold the GIL while they run)."""
     if runtime_options().viewer_jobs == "threads":
         from server.job_threads import similarity_manager

@@ -1,5 +1,5 @@
 """The similarity part of the Dataset Details page: self-similarity histograms and the similarity
-search results (layout only; callbacks in ``web.callbacks.similarity``).
+search results (layout only; callbacks in ``callbacks.similarity``).
 
 ``similarity_section(dataset_id)`` is placed into the page's ``#dataset-similarity-section``. The
 dataset id it carries is only a hint for the callbacks: each of them re-checks that the current
