@@ -14,15 +14,15 @@ from flask_login import current_user
 from compute.formats import DETECTION_EXTENSIONS
 from databank.core import settings_of
 from databank.metadata import DSTORM_ONLY, METADATA_FIELDS, VISIBILITIES
-from callbacks import upload as upload_callbacks
+import ids
 
 dash.register_page(__name__, path="/upload", name="Upload data", title="Upload data · nano-org",
                    description="Upload SMLM detection files with their ROIs and metadata", requires_login=True)
 
 # component ids (pattern-matching ids are namespaced so other pages' forms never match)
-META = upload_callbacks.META            # {"type": META, "field": name}: text, choice, number inputs
-META_BOOL = upload_callbacks.META_BOOL  # checkboxes
-META_FEEDBACK = upload_callbacks.META_FEEDBACK
+META = ids.Upload.META            # {"type": META, "field": name}: text, choice, number inputs
+META_BOOL = ids.Upload.META_BOOL  # checkboxes
+META_FEEDBACK = ids.Upload.META_FEEDBACK
 
 VISIBILITY_LABELS = {
     "private": "Private: only me",

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from flask_login import login_user
 
+import ids
 from databank import similarity_index
 from databank.models import DataFile, Dataset, db
 from tests.web import support
@@ -121,7 +122,7 @@ def test_dataset_owner_callbacks_refuse_a_forged_path(bank):
         assert cb.DENIED in str(feedback)
         feedback, navigate = cb.delete_dataset(1, path)
         assert cb.DENIED in str(feedback)
-        result = cb.save_metadata(1, ["Stolen title"], [{"type": cb.FIELD_TYPE, "name": "title"}], [], [], path)
+        result = cb.save_metadata(1, ["Stolen title"], [{"type": ids.Dataset.FIELD_TYPE, "name": "title"}], [], [], path)
         assert cb.DENIED in str(result)
     with bank.server.app_context():
         dataset = db.session.get(Dataset, dataset_id)
@@ -145,15 +146,17 @@ def test_similarity_callbacks_refuse_a_forged_dataset_id(bank):
 
 
 def test_viewer_file_paths_are_checked_for_every_reader(bank):
-    from callbacks.viewer import readable_file
+    from flask_login import current_user
+
+    from databank.viewer_data import readable_file
 
     file_id = _file_id(bank, "private")
     for user in READERS:
         with as_user(bank, user, f"/file/{file_id}"):
-            assert readable_file(f"/file/{file_id}") is None, user
-            assert readable_file(f"/file/{file_id}", action="download") is None, user
+            assert readable_file(f"/file/{file_id}", current_user) is None, user
+            assert readable_file(f"/file/{file_id}", current_user, action="download") is None, user
     with as_user(bank, "alice", f"/file/{file_id}"):
-        assert readable_file(f"/file/{file_id}").id == file_id
+        assert readable_file(f"/file/{file_id}", current_user).id == file_id
 
 
 @pytest.mark.parametrize("page", ["dataset", "file"])
@@ -180,7 +183,7 @@ def test_a_forged_callback_post_for_another_users_dataset(bank):
             "inputs": [{"id": "dataset-visibility-save", "property": "n_clicks", "value": 1}],
             "state": [{"id": "dataset-visibility-choice", "property": "value", "value": "public"},
                       {"id": "dataset-visibility-users", "property": "value", "value": ""},
-                      {"id": cb.URL_ID, "property": "pathname", "value": f"/dataset/{dataset_id}"}],
+                      {"id": ids.Dataset.URL, "property": "pathname", "value": f"/dataset/{dataset_id}"}],
             "changedPropIds": ["dataset-visibility-save.n_clicks"]}
     response = client.post("/_dash-update-component", json=body, headers={"X-CSRFToken": support.csrf_cookie(client)})
     assert response.status_code == 200 and cb.DENIED in response.text

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+import ids
 from databank import datasets
 from databank.metadata import LONG_TEXT_FIELDS, METADATA_FIELDS, MetadataError, clean_metadata
 from server.routes_upload import CHUNK_BYTES
@@ -100,10 +101,10 @@ def test_upload_form_reports_an_overlong_field(app, user):
     from databank.users import find_user
 
     values = dict(GOOD, protein="P" * 201)
-    ids = [{"type": cb.META, "field": k} for k in values]
+    meta_ids = [{"type": ids.Upload.META, "field": k} for k in values]
     with app.server.test_request_context("/upload"):
         login_user(find_user(user.username))
-        request, result, errors = cb.submit_upload(1, None, None, list(values.values()), ids, [], [], "private", "")
+        request, result, errors = cb.submit_upload(1, None, None, list(values.values()), meta_ids, [], [], "private", "")
     assert request is None or request == cb.no_update
     assert errors["errors"]["protein"] == "is 201 characters long; at most 200 are allowed"
     assert "Protein: is 201 characters long" in str(result)
