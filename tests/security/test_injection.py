@@ -176,3 +176,19 @@ def test_csv_cells_keep_numbers_and_plain_text():
     text = search.results_csv([{"dataset_id": 3, "title": "plain", "density": -1.5, "thinned_mean": 0.8}])
     row = next(csv.DictReader(io.StringIO(text)))
     assert row["title"] == "plain" and row["density_loc_per_um2"] == "-1.5" and row["thinned_lambda_mean"] == "0.8"
+
+
+def test_viewer_result_files_keep_user_file_names_out_of_cells():
+    """The viewer's CSV exports name the input file in '#' header lines: a name holding a comma
+    must not open a cell that starts a formula."""
+    from types import SimpleNamespace
+
+    from databank.analysis_csv import header_lines
+
+    data_file = SimpleNamespace(name='cell,=HYPERLINK("https://evil.example");@SUM(1).csv', sha256="0" * 64)
+    region = SimpleNamespace(label="ROI 1", spec=SimpleNamespace(key="roi:1"), area_um2=12.5, n=100)
+    text = header_lines(data_file, region, {"eps_nm": 50.0}, what="DBSCAN cluster table")
+    for row in csv.reader(io.StringIO(text)):
+        assert row and row[0].startswith("#")
+        assert not any(cell.lstrip().startswith(FORMULA_START) for cell in row), row
+    assert 'HYPERLINK("https://evil.example")' in text                 # the name is still recorded
