@@ -211,6 +211,7 @@ def test_secret_key_is_created_private_and_an_old_readable_one_is_fixed(tmp_path
     settings = load_settings(instance_dir=tmp_path / "new")
     key_file = tmp_path / "new" / "secret_key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and settings.secret_key == key_file.read_text().strip()
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700            # the new instance folder
     old = tmp_path / "old"
     old.mkdir()
     (old / "secret_key").write_text("abc123")
