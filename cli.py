@@ -69,9 +69,10 @@ def _analyse(path: str, rois: list[str] | None, pixel_size: float | None):
 def _region(analysis):
     """Localisations inside the file's ROI union (or its automatic hull), and that region."""
     import shapely
+    from compute.rois import points_in_polygon
     region = shapely.union_all(analysis.polygons)
     table = analysis.table
-    inside = shapely.contains_xy(region, table.x, table.y)
+    inside = points_in_polygon(table.x, table.y, region)
     return table.x[inside], table.y[inside], region
 
 

@@ -15,6 +15,8 @@ import numpy as np
 import shapely
 from numba import njit
 
+from compute.rois import points_in_polygon
+
 TILE_NM = 3000.0
 BIN_NM = 30.0
 INCLUSION_MODES = ("inside", "overlap")
@@ -29,11 +31,14 @@ class TileGrid:
     origins: (n_tiles, 2) float64, lower-left corner (x0, y0) of each tile in nm.
     roi_index: (n_tiles,) int64, index of the polygon that produced the tile.
     tile_nm: side of the square tiles in nm.
+    polygons: the ROI polygons (nm) indexed by roi_index; when given, a tile's localisations are
+        clipped to its polygon (``rois.points_in_polygon``, boundary included). Empty: no clipping.
     """
 
     origins: np.ndarray
     roi_index: np.ndarray
     tile_nm: float = TILE_NM
+    polygons: tuple = ()
 
     def __post_init__(self) -> None:
         self.origins = np.asarray(self.origins, dtype=np.float64).reshape(-1, 2)
@@ -41,6 +46,7 @@ class TileGrid:
         if self.roi_index.shape[0] != self.origins.shape[0]:
             raise ValueError("origins and roi_index must have the same number of tiles")
         self.tile_nm = float(self.tile_nm)
+        self.polygons = tuple(self.polygons)
 
     def __len__(self) -> int:
         return int(self.origins.shape[0])
@@ -53,11 +59,14 @@ def grid_tiles(polygons: Iterable, *, tile_nm: float = TILE_NM, inclusion: str =
     Per polygon, a grid anchored at its bounding-box corner (x_min, y_min). ``inclusion="inside"``
     keeps tiles entirely inside the polygon (``P.buffer(1e-6).contains(tile)``);
     ``inclusion="overlap"`` keeps tiles with area(tile ∩ P) / tile_nm² >= ``min_overlap``.
+    Either way the grid keeps the polygons, so ``points_in_tiles`` clips each tile's localisations
+    to its polygon (boundary included): an overlap tile holds only the points inside P.
     Tiles of overlapping polygons with the same origin are kept once (first polygon wins).
     Order: polygon, then grid row (y), then grid column (x).
     """
     if inclusion not in INCLUSION_MODES:
         raise ValueError(f"inclusion must be one of {INCLUSION_MODES}, got {inclusion!r}")
+    polygons = list(polygons)
     origins, roi_index = [], []
     for roi, polygon in enumerate(polygons):
         if polygon is None or polygon.is_empty:
@@ -67,11 +76,11 @@ def grid_tiles(polygons: Iterable, *, tile_nm: float = TILE_NM, inclusion: str =
         origins.append(kept)
         roi_index.append(np.full(kept.shape[0], roi, dtype=np.int64))
     if not origins:
-        return TileGrid(np.empty((0, 2)), np.empty(0, dtype=np.int64), tile_nm)
+        return TileGrid(np.empty((0, 2)), np.empty(0, dtype=np.int64), tile_nm, polygons)
     origins = np.concatenate(origins)
     roi_index = np.concatenate(roi_index)
     first = _first_occurrences(origins)
-    return TileGrid(origins[first], roi_index[first], tile_nm)
+    return TileGrid(origins[first], roi_index[first], tile_nm, polygons)
 
 
 def _candidate_origins(polygon, tile_nm: float) -> np.ndarray:
@@ -104,9 +113,11 @@ def points_in_tiles(x_nm, y_nm, grid: TileGrid) -> tuple[np.ndarray, np.ndarray]
     """Localisations of every tile, as (order, offsets).
 
     The points of tile k are ``order[offsets[k]:offsets[k + 1]]`` (indices into x_nm, in increasing
-    order), with half-open bounds x0 <= x < x0 + T and y0 <= y < y0 + T. A point lies in several
-    tiles only when tiles of different polygons overlap. Cost: one pass bucketing the points into
-    the cells of a lattice of side T, then each tile scans only the (at most 2 x 2) cells it covers.
+    order), with half-open bounds x0 <= x < x0 + T and y0 <= y < y0 + T, and, when the grid has
+    its polygons, inside the tile's polygon (``rois.points_in_polygon``; only tiles not lying
+    strictly inside it are tested). A point lies in several tiles only when tiles of different
+    polygons overlap. Cost: one pass bucketing the points into the cells of a lattice of side T,
+    then each tile scans only the (at most 2 x 2) cells it covers.
     """
     x = np.ascontiguousarray(x_nm, dtype=np.float64)
     y = np.ascontiguousarray(y_nm, dtype=np.float64)
@@ -122,8 +133,29 @@ def points_in_tiles(x_nm, y_nm, grid: TileGrid) -> tuple[np.ndarray, np.ndarray]
     n_cells = cell_hi.max(axis=0) + 1
     bucket, bucket_x, bucket_y, bucket_starts = _bucket_points(x, y, lattice_origin[0], lattice_origin[1], t,
                                                                n_cells[0], n_cells[1])
-    return _gather_tiles(bucket, bucket_x, bucket_y, bucket_starts, grid.origins, tile_ends, cell_lo, cell_hi,
-                         n_cells[0])
+    order, offsets = _gather_tiles(bucket, bucket_x, bucket_y, bucket_starts, grid.origins, tile_ends, cell_lo,
+                                   cell_hi, n_cells[0])
+    return _clip_to_polygons(x, y, grid, order, offsets)
+
+
+def _clip_to_polygons(x, y, grid: TileGrid, order: np.ndarray, offsets: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the points of each tile that lie outside its polygon (tiles strictly inside are skipped)."""
+    if not grid.polygons:
+        return order, offsets
+    keep = np.ones(order.size, dtype=bool)
+    boxes = shapely.box(grid.origins[:, 0], grid.origins[:, 1], grid.origins[:, 0] + grid.tile_nm,
+                        grid.origins[:, 1] + grid.tile_nm)
+    for k in range(len(grid)):
+        polygon = grid.polygons[grid.roi_index[k]]
+        if shapely.contains_properly(polygon, boxes[k]):
+            continue
+        members = order[offsets[k]:offsets[k + 1]]
+        keep[offsets[k]:offsets[k + 1]] = points_in_polygon(x[members], y[members], polygon)
+    if keep.all():
+        return order, offsets
+    kept_before = np.concatenate(([0], np.cumsum(keep))).astype(np.int64)
+    return order[keep], kept_before[offsets]
 
 
 @njit(cache=True)

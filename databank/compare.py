@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 import numpy as np
 
 from compute import similarity
@@ -22,9 +20,10 @@ MAX_COMPARE = 10        # datasets on the Compare page
 def compare_fingerprint_sets(a: dict, b: dict, *, mode: str | None = None, max_pairs: int | None = None) -> dict:
     """Dataset-vs-dataset lambda summaries for unthinned and each thinning target present in both
     (mode and max_pairs default to the instance settings)."""
-    settings = settings_of()
-    mode = mode or settings.lambda_mode
-    max_pairs = max_pairs or settings.max_pairs
+    if mode is None or max_pairs is None:       # the instance settings need an app context
+        settings = settings_of()
+        mode = mode or settings.lambda_mode
+        max_pairs = max_pairs or settings.max_pairs
     out = {}
     for choice in a:
         if choice in b:

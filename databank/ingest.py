@@ -152,7 +152,8 @@ def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_si
     sha = sha256_of(detection.path)
     prints = similarity.file_fingerprints(table.x, table.y, grid, targets=thinning_targets, seed=_seed_for(sha))
     file_stats = stats.file_statistics(table.x, table.y, table.precision, polygons, grid, prints,
-                                       roi_source=roi_source, precision_source=table.precision_source)
+                                       roi_source=roi_source, precision_source=table.precision_source,
+                                       frame=table.frame)
     _, offsets = tiles.points_in_tiles(table.x, table.y, grid)
     kept = np.zeros(len(grid.origins), dtype=bool)
     kept[prints.tile_index_unthinned] = True
@@ -194,7 +195,8 @@ def _file_row(p: _ProcessedFile) -> DataFile:
     data_file = DataFile(name=a.name, storage_key=p.key, format=a.table.source_format, sha256=a.sha256,
                          size_bytes=p.size_bytes, pixel_size_nm=p.pixel_size_nm, n_locs=len(a.table),
                          n_dropped=a.table.n_dropped, density=a.stats.get("density"), coverage=a.stats.get("coverage"),
-                         precision_median=a.stats.get("precision_median"), roi_source=a.stats.get("roi_source", "file"),
+                         precision_median=a.stats.get("precision_median"),
+                         precision_nena_nm=a.stats.get("precision_nena_nm"), roi_source=a.stats.get("roi_source", "file"),
                          stats_json=json.dumps(a.stats), warnings_json=json.dumps(a.warnings),
                          fingerprints=pack_fingerprints(a.fingerprints))
     data_file.rois = [Roi(index=r["index"], name=r["name"], unit=r["unit"], area_um2=r["area_um2"],

@@ -141,6 +141,7 @@ One row per detection file, with its statistics:
 | localisation density | localisations inside the ROIs per µm² of ROI area |
 | coverage | fraction of the 30 nm bins of the file's tiles that hold at least one localisation |
 | localisation precision | median lateral precision (nm) from the file's uncertainty column, when it has one |
+| NeNA precision | precision (nm) estimated from the data alone when the file has frames: the distance from each localisation to its nearest neighbour in the next frame follows p(d) = d/(2σ²)·exp(−d²/(4σ²)) for repeated localisations of one molecule (Endesfelder et al. 2014); σ is fitted (with a linear term for unrelated neighbours) to the distances up to 150 nm inside the ROIs |
 | ROIs / tiles | polygons found for the file (or *auto*: the convex hull of all localisations when no ROI file was given) and 3 × 3 µm tiles inside them |
 
 **Downloads** (signed-in users, for datasets they may read): the original files as uploaded, the **gridded**

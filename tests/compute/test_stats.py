@@ -5,12 +5,13 @@ import pytest
 from shapely.geometry import box
 
 from compute.similarity import file_fingerprints
-from compute.stats import file_statistics
+from compute.stats import file_statistics, nena_precision, next_frame_neighbour_distances
 from compute.tiles import grid_tiles
 
 KEYS = {"n_locs", "n_locs_roi", "roi_area_um2", "density", "n_tiles", "n_tiles_kept", "n_tiles_dropped",
         "tile_area_um2", "density_tiles", "coverage", "coverage_area", "precision_median", "precision_mean",
-        "precision_sd", "precision_source", "roi_source", "n_tiles_thinned_30", "n_tiles_thinned_100"}
+        "precision_sd", "precision_source", "roi_source", "n_tiles_thinned_30", "n_tiles_thinned_100",
+        "precision_nena_nm", "nena_n_pairs"}
 
 
 def bin_centres(first_bin, n_bins, x0, y0):
@@ -48,11 +49,12 @@ def test_statistics_match_hand_computed_values(case):
         "density_tiles": 300 / 9, "coverage": 200 / 10_000, "coverage_area": 9 / 21,
         "precision_median": 15.0, "precision_mean": 15.0, "precision_sd": 5 * np.sqrt(420 / 419),
         "precision_source": "uncertainty [nm]", "roi_source": "file",
-        "n_tiles_thinned_30": 1, "n_tiles_thinned_100": 0,
+        "n_tiles_thinned_30": 1, "n_tiles_thinned_100": 0, "nena_n_pairs": 0,
     }
     for key, value in expected.items():
         assert stats[key] == pytest.approx(value, rel=1e-12), key
-    assert all(type(v) in (int, float, str) for v in stats.values())
+    assert stats["precision_nena_nm"] is None      # no frame column
+    assert all(type(v) in (int, float, str) for k, v in stats.items() if k != "precision_nena_nm")
 
 
 def test_missing_precision_and_missing_roi_give_none(case):
@@ -79,3 +81,48 @@ def test_bin_size_must_match_the_fingerprints(case):
     xy, precision, polygons, grid, fingerprints = case
     with pytest.raises(ValueError):
         file_statistics(xy[:, 0], xy[:, 1], precision, polygons, grid, fingerprints, bin_nm=60.0)
+
+
+# --- NeNA ---------------------------------------------------------------------------------------
+
+def blinking_emitters(sigma_nm, *, n_emitters=3000, size_nm=20_000.0, n_frames=5000, mean_on_frames=3.0, seed=0):
+    """Emitters at uniform positions, each on for a geometric number of consecutive frames (mean
+    ``mean_on_frames``) from a uniform start frame; every localisation blurred by N(0, sigma_nm²)."""
+    rng = np.random.default_rng(seed)
+    position = rng.uniform(0, size_nm, (n_emitters, 2))
+    start = rng.integers(0, n_frames, n_emitters)
+    on_frames = rng.geometric(1 / mean_on_frames, n_emitters)
+    emitter = np.repeat(np.arange(n_emitters), on_frames)
+    frame = np.repeat(start, on_frames) + np.concatenate([np.arange(k) for k in on_frames])
+    xy = position[emitter] + rng.normal(0, sigma_nm, (emitter.size, 2))
+    return xy[:, 0], xy[:, 1], frame
+
+
+@pytest.mark.parametrize("sigma_nm, n_emitters, n_frames", [(8.0, 3000, 5000), (15.0, 3000, 5000),
+                                                              (25.0, 3000, 5000), (12.0, 40_000, 2000)])
+def test_nena_recovers_the_simulated_precision_within_10_percent(sigma_nm, n_emitters, n_frames):
+    x, y, frame = blinking_emitters(sigma_nm, n_emitters=n_emitters, n_frames=n_frames, seed=int(sigma_nm))
+    result = nena_precision(x, y, frame)
+    assert result.sigma_nm == pytest.approx(sigma_nm, rel=0.10)
+    assert result.n_pairs > 1000 and result.sigma_se_nm < 0.05 * sigma_nm
+
+
+def test_next_frame_distances_match_brute_force():
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(0, 2000, 400), rng.uniform(0, 2000, 400)
+    frame = rng.integers(0, 20, 400)
+    expected = []
+    for i in range(400):
+        later = frame == frame[i] + 1
+        if later.any():
+            d = np.hypot(x[later] - x[i], y[later] - y[i]).min()
+            if d <= 150.0:
+                expected.append(d)
+    np.testing.assert_allclose(np.sort(next_frame_neighbour_distances(x, y, frame, 150.0)), np.sort(expected))
+
+
+def test_nena_needs_enough_adjacent_frame_pairs():
+    x, y, frame = blinking_emitters(10.0, n_emitters=20, seed=1)
+    assert nena_precision(x, y, frame) is None
+    stats_frame = file_statistics(x, y, None, [], grid_tiles([]), file_fingerprints(x, y, grid_tiles([])), frame=frame)
+    assert stats_frame["precision_nena_nm"] is None and stats_frame["nena_n_pairs"] == 0
