@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from shapely.geometry import Polygon, box
+from shapely.geometry import Point, Polygon, box
 
 from compute.tiles import TILE_NM, TileGrid, grid_tiles, points_in_tiles, tile_count_histogram
 
@@ -101,3 +101,25 @@ def test_tile_count_histogram_matches_histogram2d():
 def test_tile_count_histogram_rejects_bins_that_do_not_divide_the_tile():
     with pytest.raises(ValueError):
         tile_count_histogram([1.0], [1.0], 0.0, 0.0, bin_nm=70.0)
+
+
+def test_overlap_tiles_hold_only_points_inside_their_polygon():
+    """inclusion='overlap' tiles are clipped to the polygon (boundary points included), against a
+    point-by-point shapely ``covers`` count; 'inside' tiles are unaffected by the clipping."""
+    polygon = Polygon([(0, 0), (9000, 1000), (11000, 8000), (4000, 11000), (-1000, 6000)])
+    rng = np.random.default_rng(11)
+    vertices = np.asarray(polygon.exterior.coords)[:-1]
+    x = np.concatenate((rng.uniform(-2000, 12000, 40_000), vertices[:, 0]))
+    y = np.concatenate((rng.uniform(-1000, 12000, 40_000), vertices[:, 1]))
+    for inclusion, min_overlap in (("overlap", 0.5), ("inside", 0.95)):
+        grid = grid_tiles([polygon], inclusion=inclusion, min_overlap=min_overlap)
+        order, offsets = points_in_tiles(x, y, grid)
+        in_square = brute_force_members(x, y, grid)
+        clipped = 0
+        for k, members in enumerate(in_square):
+            expected = [i for i in members if polygon.covers(Point(x[i], y[i]))]
+            np.testing.assert_array_equal(order[offsets[k]:offsets[k + 1]], expected)
+            clipped += members.size - len(expected)
+        assert (clipped > 1000) == (inclusion == "overlap")
+        if inclusion == "overlap":           # vertices lie on the boundary and are counted
+            assert np.isin(np.arange(40_000, x.size), order).sum() >= 2
