@@ -12,6 +12,8 @@
 | NANOORG_MAX_PAIRS | 20000 | tile pairs sampled per dataset comparison |
 | NANOORG_THINNING_TARGETS | 30,100 | thinning densities (loc/um^2) computed and stored |
 | NANOORG_DEFAULT_THINNING | 30 | the one shown first (the user guide's figure) |
+| NANOORG_THINNING_REPEATS | 1 | independent thinnings stored per tile and target; comparisons average lambda over them |
+| NANOORG_THINNING_MODE | tile | tile (exact count per tile) or bernoulli (file-level independent thinning) |
 | NANOORG_LAMBDA_MODE | critical | critical (D/D_crit at 5 %) or kolmogorov |
 | NANOORG_CONTACT_EMAIL | (unset) | address behind the footer's contact link |
 | NANOORG_SECURE_COOKIES | 0 | 1 behind HTTPS: session cookies only over TLS |
@@ -60,6 +62,8 @@ class Settings:
     max_pairs: int = 20000
     thinning_targets: tuple[int, ...] = (30, 100)
     default_thinning: int = 30
+    thinning_repeats: int = 1
+    thinning_mode: str = "tile"
     lambda_mode: str = "critical"
     contact_email: str | None = None
     secure_cookies: bool = False
@@ -115,6 +119,8 @@ def load_settings(**overrides) -> Settings:
         max_pairs=int(env.get("NANOORG_MAX_PAIRS", 20000)),
         thinning_targets=_int_list(env.get("NANOORG_THINNING_TARGETS", "30,100")),
         default_thinning=int(env.get("NANOORG_DEFAULT_THINNING", 30)),
+        thinning_repeats=int(env.get("NANOORG_THINNING_REPEATS", 1)),
+        thinning_mode=env.get("NANOORG_THINNING_MODE", "tile"),
         lambda_mode=env.get("NANOORG_LAMBDA_MODE", "critical"),
         contact_email=env.get("NANOORG_CONTACT_EMAIL") or None,
         secure_cookies=env.get("NANOORG_SECURE_COOKIES", "0").lower() in ("1", "true", "yes"),
@@ -131,6 +137,10 @@ def load_settings(**overrides) -> Settings:
         values["secret_key"] = _secret_key(instance_dir)
     if values["default_thinning"] not in values["thinning_targets"]:
         raise ValueError("NANOORG_DEFAULT_THINNING must be one of NANOORG_THINNING_TARGETS")
+    if values["thinning_repeats"] < 1:
+        raise ValueError("NANOORG_THINNING_REPEATS must be 1 or more")
+    if values["thinning_mode"] not in ("tile", "bernoulli"):
+        raise ValueError("NANOORG_THINNING_MODE must be 'tile' or 'bernoulli'")
     return Settings(**values)
 
 

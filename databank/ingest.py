@@ -132,7 +132,8 @@ def _read_rois(roi_files: list[StagedFile], table, pixel_size_nm) -> tuple[list,
 
 
 def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_size_nm: float | None = None,
-                 thinning_targets=similarity.THINNING_TARGETS_PER_UM2) -> FileAnalysis:
+                 thinning_targets=similarity.THINNING_TARGETS_PER_UM2, thinning_repeats: int = 1,
+                 thinning_mode: str = "tile") -> FileAnalysis:
     """Read, check, tile, fingerprint and measure one detection file. Raises IngestError naming the file."""
     try:
         table = formats.read_localisations(detection.path, pixel_size_nm=pixel_size_nm, display_name=detection.name)
@@ -150,7 +151,8 @@ def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_si
                             has_original=False)]
     grid = tiles.grid_tiles(polygons)
     sha = sha256_of(detection.path)
-    prints = similarity.file_fingerprints(table.x, table.y, grid, targets=thinning_targets, seed=_seed_for(sha))
+    prints = similarity.file_fingerprints(table.x, table.y, grid, targets=thinning_targets, seed=_seed_for(sha),
+                                          n_repeats=thinning_repeats, thinning=thinning_mode)
     file_stats = stats.file_statistics(table.x, table.y, table.precision, polygons, grid, prints,
                                        roi_source=roi_source, precision_source=table.precision_source,
                                        frame=table.frame)
@@ -169,7 +171,8 @@ def _stage_file(detection: StagedFile, roi_files: list[StagedFile], folder: Path
                 pixel_size_nm: float | None, settings) -> _ProcessedFile:
     """Analyse one detection file and write its original, ROI files and normalised copy into ``folder``."""
     analysis = analyse_file(detection, roi_files, pixel_size_nm=pixel_size_nm,
-                            thinning_targets=settings.thinning_targets)
+                            thinning_targets=settings.thinning_targets, thinning_repeats=settings.thinning_repeats,
+                            thinning_mode=settings.thinning_mode)
     folder.mkdir(parents=True)
     shutil.copyfile(detection.path, folder / "original")
     for index, roi_file in enumerate(roi_files, start=1):

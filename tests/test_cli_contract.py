@@ -4,6 +4,7 @@ inside the ROI (one inclusion rule: boundary points included)."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -11,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from flask import has_app_context
-from scipy.spatial import ConvexHull
-from scipy.spatial.distance import pdist
+from scipy.spatial import ConvexHull, cKDTree
 
 from cli import main
 from compute import simulate
@@ -50,7 +50,7 @@ def files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cli")
     paths = []
     for k, (density, fraction) in enumerate(((140.0, 0.7), (90.0, 0.0))):
-        pattern = simulate.simulate_clustered(density, 7000.0, 7000.0, fraction_clustered=fraction, seed=10 + k)
+        pattern = simulate.simulate_clustered(density, 9000.0, 9000.0, fraction_clustered=fraction, seed=10 + k)
         paths.append(folder / f"cell{k}.csv")
         write_thunderstorm_csv(paths[-1], pattern)
     return paths
@@ -104,6 +104,25 @@ def test_every_file_command_counts_the_boundary_points(capsys, files):
     assert analysed["n_locs_roi"] == clustered["n_locs"] == radii["n"] == n
     area_nm2 = hull.volume
     assert radii["area_um2"] == pytest.approx(area_nm2 / 1e6) == pytest.approx(analysed["roi_area_um2"])
-    distances = pdist(raw)
+    close = cKDTree(raw).query_pairs(max(radii["r"]), output_type="ndarray")
+    distances = np.hypot(*(raw[close[:, 0]] - raw[close[:, 1]]).T)
     pairs = np.array([2 * np.count_nonzero(distances < r) for r in radii["r"]])
     np.testing.assert_allclose(radii["K"], area_nm2 * pairs / (n * (n - 1)), rtol=1e-9)
+
+
+def test_compare_repeated_thinnings_and_pair_audit_csv(capsys, files, tmp_path):
+    audit = tmp_path / "pairs.csv"
+    result = run_json(capsys, "compare", str(files[0]), str(files[1]), "--repeats", "3", "--pairs", str(audit))
+    assert result["thinned_30"]["n_repeats"] == 3 and result["thinned_30"]["sd_repeats"] is not None
+    assert "n_repeats" not in result["unthinned"]
+    lines = audit.read_text().splitlines()
+    assert lines[0].startswith("# nano-org ") and "repeats=3" in lines[0] and "max_pairs=" in lines[0]
+    rows = list(csv.DictReader(lines[2:]))
+    per_set = {label: sum(r["set"] == label for r in rows) for label in ("unthinned", "thinned_30", "thinned_100")}
+    assert per_set["unthinned"] == result["unthinned"]["n_pairs"]
+    assert per_set["thinned_30"] == 3 * result["thinned_30"]["n_pairs"]
+    first = [r for r in rows if r["set"] == "unthinned"]
+    assert np.mean([float(r["lambda_critical"]) for r in first]) == pytest.approx(result["unthinned"]["mean"])
+    assert all(r["n"] == r["m"] == "10000" for r in first)
+    code = main(["compare", str(files[0]), str(files[1]), "--repeats", "0"])
+    assert code == 2 and "n_repeats" in capsys.readouterr().err

@@ -163,3 +163,19 @@ def test_stored_fingerprints_round_trip():
         np.testing.assert_array_equal(before.hist, after.hist)
         np.testing.assert_array_equal(before.n_locs, after.n_locs)
     np.testing.assert_array_equal(restored.tile_index_thinned[100], original.tile_index_thinned[100])
+
+
+def test_stored_repeated_thinnings_round_trip_and_old_blobs_read_as_one_thinning():
+    pattern = simulate.simulate_csr(150, 9000, 9000, seed=3)
+    grid = tiles.grid_tiles([shapely.box(0, 0, 9000, 9000)])
+    original = file_fingerprints(pattern.x, pattern.y, grid, targets=(30, 100), seed=1, n_repeats=3)
+    restored = unpack_fingerprints(pack_fingerprints(original))
+    for target in (30, 100):
+        assert len(restored.repeats(target)) == 3
+        for before, after in zip(original.repeats(target), restored.repeats(target)):
+            np.testing.assert_array_equal(before.hist, after.hist)
+            np.testing.assert_array_equal(before.n_locs, after.n_locs)
+    single = file_fingerprints(pattern.x, pattern.y, grid, targets=(30, 100), seed=1)
+    old_blob = pack_fingerprints(single)        # what banks stored before repeats existed
+    assert unpack_fingerprints(old_blob).extra_repeats == {}
+    np.testing.assert_array_equal(unpack_fingerprints(old_blob).thinned[30].hist, restored.thinned[30].hist)
