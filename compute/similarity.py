@@ -230,6 +230,7 @@ def file_fingerprints(x_nm, y_nm, grid: TileGrid, *, targets: Sequence[int] = TH
     members = [order[offsets[k]:offsets[k + 1]] for k in range(len(grid))]
     n_in_tile = np.diff(offsets)
     eligible = np.flatnonzero(n_in_tile >= min_locs)
+    closed = grid.closed_ends()
     tile_area_um2 = (grid.tile_nm / 1000.0) ** 2
     density_tiles = n_in_tile[eligible].sum() / (eligible.size * tile_area_um2) if eligible.size else 0.0
 
@@ -238,8 +239,8 @@ def file_fingerprints(x_nm, y_nm, grid: TileGrid, *, targets: Sequence[int] = TH
         for k in tiles:
             points = members[k] if draw is None else members[k][draw(int(k), repeat)]
             x0, y0 = grid.origins[k]
-            histograms.append(tile_count_histogram(x[points], y[points], x0, y0,
-                                                   tile_nm=grid.tile_nm, bin_nm=bin_nm))
+            histograms.append(tile_count_histogram(x[points], y[points], x0, y0, tile_nm=grid.tile_nm,
+                                                   bin_nm=bin_nm, closed_ends=tuple(closed[k])))
             used.append(points.size)
         return Fingerprints.from_histograms(histograms, used)
 
