@@ -90,7 +90,7 @@ def cmd_analyse(args) -> None:
     stats = dict(analysis.stats, file=analysis.name, format=analysis.table.source_format,
                  n_dropped=analysis.table.n_dropped, n_rois=len(analysis.roi_records), warnings=analysis.warnings)
     keys = ("n_locs", "n_locs_roi", "roi_area_um2", "density", "coverage", "coverage_area", "precision_median",
-            "n_tiles", "n_tiles_kept", "n_tiles_dropped")
+            "precision_nena_nm", "n_tiles", "n_tiles_kept", "n_tiles_dropped")
     lines = [f"{analysis.name} ({stats['format']}, {stats['n_rois']} ROI(s), roi source {stats.get('roi_source')})"]
     lines += [f"  {k:18s} {_fmt(stats.get(k))}" for k in keys]
     lines += [f"  warning: {w}" for w in analysis.warnings]
