@@ -32,9 +32,9 @@ def file_statistics(x_nm, y_nm, precision_nm, polygons: Sequence, grid: TileGrid
     holding >= 1 localisation); coverage_area (kept tile area / ROI area); precision_median,
     precision_mean, precision_sd (ddof 1; nm, finite values inside the ROI, None without a precision
     column); precision_source; roi_source; n_tiles_thinned_<target> per thinning target;
-    precision_nena_nm and nena_n_pairs (NeNA precision in nm from the localisations inside the ROI
-    and the number of adjacent-frame pairs fitted; None without a frame column or with fewer than
-    ``NENA_MIN_PAIRS`` pairs).
+    precision_nena_nm, precision_nena_se_nm and nena_n_pairs (NeNA precision and its standard error
+    in nm from the localisations inside the ROI, and the number of adjacent-frame pairs fitted;
+    None and 0 without a frame column or when ``nena_precision`` gives no estimate).
     """
     x = np.asarray(x_nm, dtype=np.float64)
     y = np.asarray(y_nm, dtype=np.float64)
@@ -96,9 +96,11 @@ def _precision_statistics(precision: np.ndarray | None) -> dict:
 
 
 def _nena_statistics(x: np.ndarray, y: np.ndarray, frame: np.ndarray | None) -> dict:
-    """precision_nena_nm and nena_n_pairs (None / 0 when NeNA is not available)."""
+    """precision_nena_nm, its standard error precision_nena_se_nm and nena_n_pairs (None, None, 0
+    when NeNA is not available)."""
     result = None if frame is None else nena_precision(x, y, frame)
     return {"precision_nena_nm": None if result is None else result.sigma_nm,
+            "precision_nena_se_nm": None if result is None else result.sigma_se_nm,
             "nena_n_pairs": 0 if result is None else result.n_pairs}
 
 
@@ -109,6 +111,7 @@ def _nena_statistics(x: np.ndarray, y: np.ndarray, frame: np.ndarray | None) -> 
 NENA_MAX_DISTANCE_NM = 150.0     # distances fitted: 0 < d <= this (a few times sqrt(2) sigma)
 NENA_BIN_NM = 1.0                # histogram bin of the fit
 NENA_MIN_PAIRS = 100             # fewer adjacent-frame pairs: no estimate
+NENA_MAX_RELATIVE_SE = 0.1       # a fit with SE(sigma) above 10 % of sigma is not reported
 
 
 @dataclass(frozen=True)
@@ -158,8 +161,11 @@ def nena_precision(x_nm, y_nm, frame, *, max_distance_nm: float = NENA_MAX_DISTA
     """Localisation precision sigma_NeNA (nm) from nearest neighbours in adjacent frames.
 
     Least-squares fit of ``nena_density`` to the normalised histogram (``bin_nm`` bins) of the
-    distances in (0, max_distance_nm]. None with fewer than ``min_pairs`` pairs or no convergence.
-    (Endesfelder's optional Gaussian term for a second emitter at a fixed distance is not fitted.)
+    distances in (0, max_distance_nm]. None with fewer than ``min_pairs`` pairs, without
+    convergence, or when the standard error of sigma exceeds ``NENA_MAX_RELATIVE_SE`` of it.
+    (Endesfelder's optional Gaussian term for a second emitter at a fixed distance is not fitted.
+    In clustered samples whose molecules do not blink in consecutive frames, the fitted sigma
+    reflects the cluster size rather than the precision.)
     """
     d = next_frame_neighbour_distances(x_nm, y_nm, frame, max_distance_nm)
     if d.size < min_pairs:
@@ -175,7 +181,7 @@ def nena_precision(x_nm, y_nm, frame, *, max_distance_nm: float = NENA_MAX_DISTA
             bounds=((bin_nm / 10, 0.0, 0.0), (max_distance_nm, 2.0, np.inf)))
     except (RuntimeError, ValueError):
         return None
-    if not np.all(np.isfinite(covariance)):
+    if not np.all(np.isfinite(covariance)) or np.sqrt(covariance[0, 0]) > NENA_MAX_RELATIVE_SE * sigma:
         return None
     return NenaResult(sigma_nm=float(sigma), sigma_se_nm=float(np.sqrt(covariance[0, 0])), n_pairs=int(d.size),
                       rayleigh_fraction=float(min(w_r, 1.0)))

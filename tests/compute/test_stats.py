@@ -5,13 +5,14 @@ import pytest
 from shapely.geometry import box
 
 from compute.similarity import file_fingerprints
+from compute.simulate import simulate_blinking, simulate_clustered
 from compute.stats import file_statistics, nena_precision, next_frame_neighbour_distances
 from compute.tiles import grid_tiles
 
 KEYS = {"n_locs", "n_locs_roi", "roi_area_um2", "density", "n_tiles", "n_tiles_kept", "n_tiles_dropped",
         "tile_area_um2", "density_tiles", "coverage", "coverage_area", "precision_median", "precision_mean",
         "precision_sd", "precision_source", "roi_source", "n_tiles_thinned_30", "n_tiles_thinned_100",
-        "precision_nena_nm", "nena_n_pairs"}
+        "precision_nena_nm", "precision_nena_se_nm", "nena_n_pairs"}
 
 
 def bin_centres(first_bin, n_bins, x0, y0):
@@ -53,8 +54,8 @@ def test_statistics_match_hand_computed_values(case):
     }
     for key, value in expected.items():
         assert stats[key] == pytest.approx(value, rel=1e-12), key
-    assert stats["precision_nena_nm"] is None      # no frame column
-    assert all(type(v) in (int, float, str) for k, v in stats.items() if k != "precision_nena_nm")
+    assert stats["precision_nena_nm"] is None and stats["precision_nena_se_nm"] is None     # no frame column
+    assert all(type(v) in (int, float, str) for k, v in stats.items() if not k.startswith("precision_nena"))
 
 
 def test_missing_precision_and_missing_roi_give_none(case):
@@ -85,24 +86,13 @@ def test_bin_size_must_match_the_fingerprints(case):
 
 # --- NeNA ---------------------------------------------------------------------------------------
 
-def blinking_emitters(sigma_nm, *, n_emitters=3000, size_nm=20_000.0, n_frames=5000, mean_on_frames=3.0, seed=0):
-    """Emitters at uniform positions, each on for a geometric number of consecutive frames (mean
-    ``mean_on_frames``) from a uniform start frame; every localisation blurred by N(0, sigma_nm²)."""
-    rng = np.random.default_rng(seed)
-    position = rng.uniform(0, size_nm, (n_emitters, 2))
-    start = rng.integers(0, n_frames, n_emitters)
-    on_frames = rng.geometric(1 / mean_on_frames, n_emitters)
-    emitter = np.repeat(np.arange(n_emitters), on_frames)
-    frame = np.repeat(start, on_frames) + np.concatenate([np.arange(k) for k in on_frames])
-    xy = position[emitter] + rng.normal(0, sigma_nm, (emitter.size, 2))
-    return xy[:, 0], xy[:, 1], frame
-
-
 @pytest.mark.parametrize("sigma_nm, n_emitters, n_frames", [(8.0, 3000, 5000), (15.0, 3000, 5000),
                                                               (25.0, 3000, 5000), (12.0, 40_000, 2000)])
 def test_nena_recovers_the_simulated_precision_within_10_percent(sigma_nm, n_emitters, n_frames):
-    x, y, frame = blinking_emitters(sigma_nm, n_emitters=n_emitters, n_frames=n_frames, seed=int(sigma_nm))
-    result = nena_precision(x, y, frame)
+    """Emitters on for runs of consecutive frames (mean 3), Gaussian blur of known SD."""
+    pattern = simulate_blinking(n_emitters, 20_000.0, 20_000.0, precision_nm=sigma_nm, n_frames=n_frames,
+                                seed=int(sigma_nm))
+    result = nena_precision(pattern.x, pattern.y, pattern.frame)
     assert result.sigma_nm == pytest.approx(sigma_nm, rel=0.10)
     assert result.n_pairs > 1000 and result.sigma_se_nm < 0.05 * sigma_nm
 
@@ -122,7 +112,15 @@ def test_next_frame_distances_match_brute_force():
 
 
 def test_nena_needs_enough_adjacent_frame_pairs():
-    x, y, frame = blinking_emitters(10.0, n_emitters=20, seed=1)
+    pattern = simulate_blinking(20, 20_000.0, 20_000.0, seed=1)
+    x, y, frame = pattern.x, pattern.y, pattern.frame
     assert nena_precision(x, y, frame) is None
     stats_frame = file_statistics(x, y, None, [], grid_tiles([]), file_fingerprints(x, y, grid_tiles([])), frame=frame)
     assert stats_frame["precision_nena_nm"] is None and stats_frame["nena_n_pairs"] == 0
+
+
+def test_nena_gives_no_estimate_when_the_fit_is_undetermined():
+    """Clustered emitters seen in random (not consecutive) frames: few adjacent-frame pairs from the
+    same molecule, so the fit is poorly determined and is not reported."""
+    pattern = simulate_clustered(200, 20_000.0, 20_000.0, n_frames=10_000, seed=1)
+    assert nena_precision(pattern.x, pattern.y, pattern.frame) is None

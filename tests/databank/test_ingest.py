@@ -179,3 +179,20 @@ def test_stored_repeated_thinnings_round_trip_and_old_blobs_read_as_one_thinning
     old_blob = pack_fingerprints(single)        # what banks stored before repeats existed
     assert unpack_fingerprints(old_blob).extra_repeats == {}
     np.testing.assert_array_equal(unpack_fingerprints(old_blob).thinned[30].hist, restored.thinned[30].hist)
+
+
+def test_ingest_stores_nena_precision_of_a_blinking_file(app, users, tmp_path):
+    from databank.datasets import file_record
+    from databank.demo import write_thunderstorm_csv
+    folder = tmp_path / "blink"
+    folder.mkdir()
+    pattern = simulate.simulate_blinking(4000, 12_000.0, 12_000.0, precision_nm=12.0, n_frames=4000, seed=8)
+    write_thunderstorm_csv(folder / "blink.csv", pattern)
+    dataset = ingest_dataset(staged([folder / "blink.csv"]), META, users["alice"])
+    data_file = dataset.files[0]
+    assert data_file.precision_nena_nm == pytest.approx(12.0, rel=0.10)
+    assert data_file.stats["nena_n_pairs"] > 1000
+    assert file_record(data_file)["precision_nena_nm"] == data_file.precision_nena_nm
+    csr = ingest_dataset(staged(write_csr_file(tmp_path / "csr", "cell")), dict(META, title="no frames pairs"),
+                         users["alice"])
+    assert csr.files[0].precision_nena_nm is None      # frames at random: too few adjacent-frame pairs
