@@ -26,16 +26,14 @@ from databank.core import settings_of
 from databank.datasets import dataset_record
 from databank.ingest import IngestError, ingest_dataset, plan_upload
 from databank.metadata import FIELDS_BY_NAME, MetadataError, clean_metadata, clean_visibility
-from databank import datasets, users
+from databank import datasets
 from databank.users import resolve_share_users
 from server import jobs
 from server.routes_upload import UploadError, discard_upload, max_file_bytes, quota_bytes, staged_files
+import ids
 
 log = logging.getLogger(__name__)
 
-META = "upload-meta"
-META_BOOL = "upload-meta-bool"
-META_FEEDBACK = "upload-meta-feedback"
 EXTRA_LABELS = {"visibility": "Visibility", "shared_with": "Share with", "files": "Files"}
 
 
@@ -44,11 +42,6 @@ EXTRA_LABELS = {"visibility": "Visibility", "shared_with": "Share with", "files"
 
 def _signed_in_user():
     return current_user if getattr(current_user, "is_authenticated", False) else None
-
-
-def share_candidates(user) -> list[str]:
-    """User names offered in the "Share with" list (everyone but ``user``)."""
-    return users.usernames(exclude=user)
 
 
 def title_taken(title: str | None) -> bool:
@@ -386,14 +379,14 @@ def register(app) -> None:
     callback = app.callback
     clientside = app.clientside_callback
 
-    callback(Output("upload-dstorm-fields", "is_open"), Input({"type": META, "field": "modality"}, "value"))(
+    callback(Output("upload-dstorm-fields", "is_open"), Input({"type": ids.Upload.META, "field": "modality"}, "value"))(
         toggle_dstorm)
     callback(Output("upload-share-wrap", "is_open"), Input("upload-visibility", "value"))(toggle_share)
     callback(
-        Output({"type": META, "field": ALL}, "invalid"),
-        Output({"type": META_FEEDBACK, "field": ALL}, "children"),
-        Input({"type": META, "field": ALL}, "value"),
-        State({"type": META, "field": ALL}, "id"),
+        Output({"type": ids.Upload.META, "field": ALL}, "invalid"),
+        Output({"type": ids.Upload.META_FEEDBACK, "field": ALL}, "children"),
+        Input({"type": ids.Upload.META, "field": ALL}, "value"),
+        State({"type": ids.Upload.META, "field": ALL}, "id"),
         Input("upload-meta-errors", "data"),
     )(live_feedback)
     callback(Output("upload-plan-view", "children"), Output("upload-plan", "data"),
@@ -409,10 +402,10 @@ def register(app) -> None:
         Input("upload-submit", "n_clicks"),
         State("upload-staged", "data"),
         State("upload-selection", "data"),
-        State({"type": META, "field": ALL}, "value"),
-        State({"type": META, "field": ALL}, "id"),
-        State({"type": META_BOOL, "field": ALL}, "value"),
-        State({"type": META_BOOL, "field": ALL}, "id"),
+        State({"type": ids.Upload.META, "field": ALL}, "value"),
+        State({"type": ids.Upload.META, "field": ALL}, "id"),
+        State({"type": ids.Upload.META_BOOL, "field": ALL}, "value"),
+        State({"type": ids.Upload.META_BOOL, "field": ALL}, "id"),
         State("upload-visibility", "value"),
         State("upload-share-with", "value"),
         prevent_initial_call=True,

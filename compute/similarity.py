@@ -1,4 +1,4 @@
-"""Tile fingerprints, thinning and the KS dissimilarity lambda (SCIENCE.md §2, §3).
+"""Tile fingerprints, thinning and the KS dissimilarity lambda (docs/SCIENCE.md §2, §3).
 
 A tile's fingerprint is the histogram of its per-bin localisation counts (see ``tiles``); two tiles
 are compared with the two-sample Kolmogorov-Smirnov statistic D between the empirical CDFs of their
@@ -208,11 +208,11 @@ def bernoulli_keep(n: int, probability: float, seed: int) -> np.ndarray:
 def file_fingerprints(x_nm, y_nm, grid: TileGrid, *, targets: Sequence[int] = THINNING_TARGETS_PER_UM2,
                       min_locs: int = MIN_TILE_LOCS, seed: int = 0, bin_nm: float = BIN_NM,
                       n_repeats: int = 1, thinning: str = "tile") -> FileFingerprints:
-    """Unthinned and thinned fingerprints of every eligible tile of one file (SCIENCE §2.2 steps 2-4).
+    """Unthinned and thinned fingerprints of every eligible tile of one file (docs/SCIENCE.md §2.1-§2.3).
 
     ``thinning="tile"`` (default): each tile holding >= max(min_locs, N) localisations keeps
     exactly N = round(target x 9 um²) of them, drawn uniformly without replacement; sparser tiles
-    are excluded. ``thinning="bernoulli"`` (SCIENCE §2.2 step 3, option B): every localisation of
+    are excluded. ``thinning="bernoulli"`` (docs/SCIENCE.md §2.3): every localisation of
     the file is kept independently with p = target / density_tiles (density over the tiles with
     >= min_locs localisations), keeping the differences in density between tiles; all those tiles
     are used, and a file whose density_tiles is below the target has no thinned tiles.
@@ -511,7 +511,7 @@ def compare_sets(a: Fingerprints, b: Fingerprints, *, mode: str = "critical", ma
 
 @dataclass
 class RepeatedSummary:
-    """lambda of two tile sets thinned ``n_repeats`` times independently (SCIENCE §2.2 step 3).
+    """lambda of two tile sets thinned ``n_repeats`` times independently (docs/SCIENCE.md §2.3).
 
     summary: mean, SD, median, fraction > 1 and count over tile pairs of the per-pair lambda
         averaged over the repeats (repeat r of one set is compared with repeat r of the other).
@@ -566,7 +566,7 @@ def _pairs_d(ea, ia, eb, ib):
 
 def pair_audit(a: Fingerprints, b: Fingerprints, *, max_pairs: int = 20000, seed: int = 0,
                alpha: float = DEFAULT_ALPHA) -> dict[str, np.ndarray]:
-    """Per compared pair (the pairs of ``compare_sets``), for audit (SCIENCE §2.2 step 6):
+    """Per compared pair (the pairs of ``compare_sets``), for audit (docs/SCIENCE.md §2.4, §2.5):
     tile_a, tile_b (row indices), D, n, m (bins of each tile) and both lambda variants
     lambda_critical = D / (c(alpha) sqrt((n + m) / (n m))) and lambda_kolmogorov = sqrt(n m / (n + m)) D."""
     ia, ib = compared_pairs(len(a), len(b), max_pairs, seed)
@@ -655,7 +655,7 @@ def _split_by_flag(values, flags):
 
 def self_similarity(f: Fingerprints, file_ids: np.ndarray | None = None, *, mode: str = "critical",
                     max_pairs: int = 20000, seed: int = 0) -> SelfSimilarity:
-    """lambda over all unordered tile pairs i < j of one dataset (SCIENCE §3).
+    """lambda over all unordered tile pairs i < j of one dataset (docs/SCIENCE.md §3).
 
     Pairs are in row-major upper-triangle order; when there are more than ``max_pairs`` pairs,
     that many are sampled uniformly without replacement (seeded), kept in the same order.
