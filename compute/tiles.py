@@ -156,6 +156,23 @@ def points_in_tiles(x_nm, y_nm, grid: TileGrid) -> tuple[np.ndarray, np.ndarray]
     return _clip_to_polygons(x, y, grid, order, offsets)
 
 
+def points_in_tile(x_nm, y_nm, grid: TileGrid, k: int) -> np.ndarray:
+    """Indices (increasing) of the localisations of tile k alone, by the rule of ``points_in_tiles``
+    (half-open square, far edge closed where no tile follows, clipped to the tile's polygon)."""
+    x = np.asarray(x_nm, dtype=np.float64)
+    y = np.asarray(y_nm, dtype=np.float64)
+    (x0, y0), (x1, y1) = grid.origins[k], grid.origins[k] + grid.tile_nm
+    closed_x, closed_y = grid.closed_ends()[k]
+    inside = ((x >= x0) & ((x < x1) | (closed_x & (x == x1)))
+              & (y >= y0) & ((y < y1) | (closed_y & (y == y1))))
+    index = np.flatnonzero(inside)
+    if grid.polygons:
+        polygon = grid.polygons[grid.roi_index[k]]
+        if not shapely.covers(polygon, shapely.box(x0, y0, x1, y1)):
+            index = index[points_in_polygon(x[index], y[index], polygon)]
+    return index
+
+
 def _clip_to_polygons(x, y, grid: TileGrid, order: np.ndarray, offsets: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
     """Drop the points of each tile that lie outside its polygon (tiles covered by it are skipped)."""

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from shapely.geometry import Point, Polygon, box
 
-from compute.tiles import TILE_NM, TileGrid, grid_tiles, points_in_tiles, tile_count_histogram
+from compute.tiles import TILE_NM, TileGrid, grid_tiles, points_in_tile, points_in_tiles, tile_count_histogram
 
 T = TILE_NM
 
@@ -151,3 +151,14 @@ def test_tiles_filling_a_roi_hold_each_roi_point_once_boundary_included():
     inside = points_in_polygon(x, y, roi)
     assert len(grid) == 4 and inside.sum() == np.unique(order).size == order.size
     np.testing.assert_array_equal(np.sort(order), np.flatnonzero(inside))
+
+
+def test_points_in_tile_equals_points_in_tiles_per_tile():
+    polygon = Polygon([(0, 0), (9000, 1000), (11000, 8000), (4000, 11000), (-1000, 6000)])
+    rng = np.random.default_rng(12)
+    x = np.concatenate((rng.uniform(-2000, 12000, 20_000), np.asarray(polygon.exterior.coords)[:-1, 0]))
+    y = np.concatenate((rng.uniform(-1000, 12000, 20_000), np.asarray(polygon.exterior.coords)[:-1, 1]))
+    for grid in (grid_tiles([polygon], inclusion="overlap", min_overlap=0.5), grid_tiles([box(0, 0, 6000, 6000)])):
+        order, offsets = points_in_tiles(x, y, grid)
+        for k in range(len(grid)):
+            np.testing.assert_array_equal(points_in_tile(x, y, grid, k), order[offsets[k]:offsets[k + 1]])
