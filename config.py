@@ -40,6 +40,8 @@ class Settings:
     max_pairs: int = 20000
     thinning_targets: tuple[int, ...] = (30, 100)
     default_thinning: int = 30
+    thinning_repeats: int = 1                 # independent thinnings stored per tile and target
+    thinning_mode: str = "tile"               # "tile" (exact count per tile) or "bernoulli" (file-level)
     lambda_mode: str = "critical"
     contact_email: str | None = None
     secure_cookies: bool = False
@@ -60,6 +62,10 @@ class Settings:
             self.secret_key = _secret_key(self.instance_dir)
         if self.default_thinning not in self.thinning_targets:
             raise ValueError("NANOORG_DEFAULT_THINNING must be one of NANOORG_THINNING_TARGETS")
+        if self.thinning_repeats < 1:
+            raise ValueError("NANOORG_THINNING_REPEATS must be 1 or more")
+        if self.thinning_mode not in ("tile", "bernoulli"):
+            raise ValueError("NANOORG_THINNING_MODE must be 'tile' or 'bernoulli'")
 
     @property
     def store_dir(self) -> Path:
@@ -91,6 +97,8 @@ ENVIRONMENT: dict[str, tuple[str, object]] = {
     "NANOORG_MAX_PAIRS": ("max_pairs", int),
     "NANOORG_THINNING_TARGETS": ("thinning_targets", _int_list),
     "NANOORG_DEFAULT_THINNING": ("default_thinning", int),
+    "NANOORG_THINNING_REPEATS": ("thinning_repeats", int),
+    "NANOORG_THINNING_MODE": ("thinning_mode", str),
     "NANOORG_LAMBDA_MODE": ("lambda_mode", str),
     "NANOORG_CONTACT_EMAIL": ("contact_email", str),
     "NANOORG_SECURE_COOKIES": ("secure_cookies", _flag),

@@ -129,6 +129,7 @@ class DataFile(db.Model):
     density: Mapped[float | None] = mapped_column(Float, nullable=True)            # loc/um^2 in ROIs
     coverage: Mapped[float | None] = mapped_column(Float, nullable=True)           # 0-1
     precision_median: Mapped[float | None] = mapped_column(Float, nullable=True)   # nm
+    precision_nena_nm: Mapped[float | None] = mapped_column(Float, nullable=True)  # nm, NeNA (needs frames)
     roi_source: Mapped[str] = mapped_column(String(16), default="file")
     stats_json: Mapped[str] = mapped_column(Text, default="{}")
     warnings_json: Mapped[str] = mapped_column(Text, default="[]")
