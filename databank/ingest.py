@@ -148,7 +148,11 @@ def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_si
         roi_records = [dict(index=1, name="auto (convex hull of all localisations)", unit="nm",
                             area_um2=hull.area / 1e6, vertices=np.asarray(hull.exterior.coords)[:-1].tolist(),
                             has_original=False)]
-    grid = tiles.grid_tiles(polygons)
+    try:
+        grid = tiles.grid_tiles(polygons)
+    except tiles.GridTooLarge as error:
+        regions = "the convex hull of its localisations (no ROI file)" if roi_source == "auto" else "its ROIs"
+        raise IngestError(detection.name, f"{detection.name}: cannot tile {regions}: {error}.") from error
     sha = sha256_of(detection.path)
     prints = similarity.file_fingerprints(table.x, table.y, grid, targets=thinning_targets, seed=_seed_for(sha))
     file_stats = stats.file_statistics(table.x, table.y, table.precision, polygons, grid, prints,
