@@ -75,14 +75,14 @@ def check_grid_size(regions: Iterable, *, tile_nm: float = TILE_NM, max_extent_n
             raise GridTooLarge(
                 f"region {number} spans {width / 1e3:,.0f} x {height / 1e3:,.0f} um; the limit is "
                 f"{max_extent_nm / 1e3:,.0f} um per side, because every {tile_nm / 1e3:g} x {tile_nm / 1e3:g} um "
-                "tile of it is held in memory and fingerprinted. Check that the coordinates are in nm "
+                "tile of it is held in memory and fingerprinted. Fix: check that the coordinates are in nm "
                 "(not pixels or um read as nm) and that no row holds a stray far-away position")
         total += int(np.ceil(width / tile_nm)) * int(np.ceil(height / tile_nm))
         if total > max_tiles:
             raise GridTooLarge(
                 f"the regions need {total:,} or more candidate tiles of {tile_nm / 1e3:g} x {tile_nm / 1e3:g} um; "
                 f"the limit is {max_tiles:,} per file, because every tile is held in memory and fingerprinted. "
-                "Draw ROIs around the cells instead of the whole field, or split the file")
+                "Fix: draw ROIs around the cells instead of the whole field, or split the file")
     return total
 
 

@@ -151,6 +151,20 @@ def _read_rois(roi_files: list[StagedFile], table, pixel_size_nm) -> tuple[list,
     return polygons, records, warnings
 
 
+def _require_spread(name: str, table) -> None:
+    """IngestError when the localisations cannot outline an area: one point, or all on one x or y."""
+    n = len(table)
+    if n < 3:
+        raise IngestError(name, f"{name}: the file holds only {n} localisation{'s' if n > 1 else ''}; at least 3 "
+                          "spread over an area are needed to measure and tile it. Fix: upload the complete table "
+                          "exported by the localisation software.")
+    for axis, values in (("x", table.x), ("y", table.y)):
+        if values.min() == values.max():
+            raise IngestError(name, f"{name}: all {n:,} localisations have the same {axis} ({values[0]:g} nm), so "
+                              "they cover no area. Fix: check that the x and y columns hold the coordinates and "
+                              "export the table again.")
+
+
 def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_size_nm: float | None = None,
                  thinning_targets=similarity.THINNING_TARGETS_PER_UM2) -> FileAnalysis:
     """Read, check, tile, fingerprint and measure one detection file. Raises IngestError naming the file."""
@@ -158,6 +172,7 @@ def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_si
         table = formats.read_localisations(detection.path, pixel_size_nm=pixel_size_nm, display_name=detection.name)
         if len(table) == 0:
             raise IngestError(detection.name, "no localisations left after dropping invalid rows.")
+        _require_spread(detection.name, table)
         polygons, roi_records, warnings = _read_rois(roi_files, table, pixel_size_nm)
     except (formats.FormatError, rois.RoiError) as error:
         raise IngestError(getattr(error, "file", None) or detection.name, str(error)) from error
@@ -172,7 +187,7 @@ def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_si
         grid = tiles.grid_tiles(polygons)
     except tiles.GridTooLarge as error:
         regions = "the convex hull of its localisations (no ROI file)" if roi_source == "auto" else "its ROIs"
-        raise IngestError(detection.name, f"{detection.name}: cannot tile {regions}: {error}.") from error
+        raise IngestError(detection.name, f"{detection.name}: cannot tile {regions}: {error}") from error
     sha = sha256_of(detection.path)
     prints = similarity.file_fingerprints(table.x, table.y, grid, targets=thinning_targets, seed=_seed_for(sha))
     file_stats = stats.file_statistics(table.x, table.y, table.precision, polygons, grid, prints,
