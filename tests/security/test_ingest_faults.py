@@ -26,7 +26,7 @@ import pytest
 from config import load_settings
 from databank.core import make_data_app
 from databank.ingest import IngestCancelled, StagedFile, cancel_ingest, ingest_dataset, new_ingest_key
-from databank.models import Dataset, db
+from databank.models import db
 from databank.users import create_user, find_user
 from tests.databank.conftest import rectangle_um, write_csr_file
 
