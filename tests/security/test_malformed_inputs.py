@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sqlite3
 import tracemalloc
 from pathlib import Path
@@ -115,8 +116,10 @@ def test_a_60_byte_csv_spanning_5_mm_allocates_no_tile_grid(tmp_path, capsys):
 def alice(make_user, signed_in, settings):
     saved = settings.max_upload_mb, settings.upload_quota_mb
     settings.max_upload_mb, settings.upload_quota_mb = 64, None
+    shutil.rmtree(routes_upload.uploads_root(settings), ignore_errors=True)
     yield signed_in(make_user("alice"))
     settings.max_upload_mb, settings.upload_quota_mb = saved
+    shutil.rmtree(routes_upload.uploads_root(settings), ignore_errors=True)
 
 
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
