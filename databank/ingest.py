@@ -257,6 +257,41 @@ def _is_cancelled(handle) -> bool:
     return os.fstat(handle.fileno()).st_size > 0
 
 
+def _hold_lock(lock_path: Path, *, wait_s: float | None = None, mark: bytes = b""):
+    """The open lock file at ``lock_path``, exclusively flock-ed; None if another process holds it
+    (after waiting up to ``wait_s`` seconds; None = do not wait). ``mark`` is appended first.
+
+    Whoever removes a lock file does so while holding it; a lock taken on a file that was removed or
+    replaced meanwhile is dropped and taken again on the current file.
+    """
+    deadline = time.monotonic() + (wait_s or 0.0)
+    while True:
+        handle = open(lock_path, "ab")
+        try:
+            if mark:
+                handle.write(mark)
+                handle.flush()
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError:
+                    if wait_s is None or time.monotonic() > deadline:
+                        handle.close()
+                        return None
+                    time.sleep(CANCEL_POLL_SECONDS)
+            try:
+                current = os.stat(lock_path).st_ino == os.fstat(handle.fileno()).st_ino
+            except FileNotFoundError:
+                current = False
+        except BaseException:
+            handle.close()
+            raise
+        if current:
+            return handle
+        handle.close()
+
+
 def ingest_dataset(files: Sequence[StagedFile], metadata: dict, owner: User, *, visibility: str = "private",
                    shared_with: Sequence[str] = (), pixel_size_nm: float | None = None, is_simulated: bool = False,
                    progress: Progress | None = None, settings=None, key: str | None = None,
@@ -273,11 +308,10 @@ def ingest_dataset(files: Sequence[StagedFile], metadata: dict, owner: User, *, 
     staging_root = Path(staging_root or settings.staging_dir)
     lock_path = _lock_path(staging_root, key)
     staging_root.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "ab") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise IngestCancelled(f"ingest {key} is running already") from None
+    lock = _hold_lock(lock_path)
+    if lock is None:
+        raise IngestCancelled(f"ingest {key} is running already")
+    with lock:
         try:
             if _is_cancelled(lock):
                 raise IngestCancelled("the upload was cancelled before it started")
@@ -354,18 +388,10 @@ def cancel_ingest(key: str, owner: User, *, staging_root: Path | None = None, se
     staging_root = Path(staging_root or settings.staging_dir)
     lock_path = _lock_path(staging_root, key)
     staging_root.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "ab") as lock:
-        lock.write(CANCEL_MARK)
-        lock.flush()
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise IngestStillRunning("the upload is still being stopped") from None
-                time.sleep(CANCEL_POLL_SECONDS)
+    lock = _hold_lock(lock_path, wait_s=wait_s, mark=CANCEL_MARK)
+    if lock is None:
+        raise IngestStillRunning("the upload is still being stopped")
+    with lock:
         db.session.expire_all()
         dataset = db.session.scalar(select(Dataset).where(Dataset.storage_key == key, Dataset.owner_id == owner.id))
         shutil.rmtree(staging_root / f"ingest-{key}", ignore_errors=True)
@@ -375,45 +401,49 @@ def cancel_ingest(key: str, owner: User, *, staging_root: Path | None = None, se
     return dataset
 
 
-def _lock_is_free(lock_path: Path) -> bool:
-    """True when no process holds the ingest lock at ``lock_path`` (its ingest ended or died)."""
-    try:
-        with open(lock_path, "rb") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-    except FileNotFoundError:
-        return True
-    except OSError:
-        return False
-
-
 def sweep_orphans(settings, *, min_age_s: float = 3600.0) -> list[str]:
     """Remove what an interrupted ingest can leave: staging folders and lock files (in the staging
     folder and in every user's upload folder), and store folders that no dataset row owns.
 
-    A leftover whose ingest lock file is still there is removed as soon as that lock is free (the
-    process died); one without a lock file only when older than ``min_age_s``. Nothing of an ingest
-    that is running (its lock is held) is touched.
+    Leftovers of an ingest whose lock file is still there are removed as soon as that lock is free
+    (the process died), at any age; a folder without a lock file only when older than ``min_age_s``.
+    Nothing of an ingest that is running (its lock is held) is touched.
     """
-    now = time.time()
-    known = set(db.session.scalars(select(Dataset.storage_key)))
     staging = Path(settings.staging_dir)
     roots = [staging] + sorted(p for p in (staging / "uploads").glob("*") if p.is_dir())
-    locks = {p.name[len("ingest-"):-len(".lock")]: p for root in roots for p in root.glob("ingest-*.lock")}
+    removed = []
+    for root in roots:
+        removed += remove_dead_ingests(root, settings)
+    now = time.time()
+    known = set(db.session.scalars(select(Dataset.storage_key)))
+    live = {p.name[len("ingest-"):-len(".lock")] for root in roots for p in root.glob("ingest-*.lock")}
     candidates = [(p, p.name[len("ingest-"):]) for root in roots for p in root.glob("ingest-*") if p.is_dir()]
     candidates += [(p, p.name) for p in Path(settings.store_dir).iterdir() if p.is_dir() and p.name not in known]
-    removed = []
     for folder, key in candidates:
-        lock = locks.get(key)
-        if lock is not None:
-            orphan = _lock_is_free(lock)
-        else:
-            orphan = now - folder.stat().st_mtime > min_age_s
-        if orphan:
+        if key not in live and folder.exists() and now - folder.stat().st_mtime > min_age_s:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(str(folder))
-    for key, lock in locks.items():
-        if _lock_is_free(lock):
-            lock.unlink(missing_ok=True)
-            removed.append(str(lock))
+    return removed
+
+
+def remove_dead_ingests(staging_root: Path, settings) -> list[str]:
+    """Remove the staging folder, lock file and uncommitted store folder of every ingest under
+    ``staging_root`` whose lock file is not held by a process (it was killed). Returns the folders removed."""
+    removed = []
+    for lock_path in sorted(Path(staging_root).glob("ingest-*.lock")):
+        key = lock_path.name[len("ingest-"):-len(".lock")]
+        if not INGEST_KEY_RE.match(key):
+            continue
+        lock = _hold_lock(lock_path)
+        if lock is None:
+            continue                                   # running
+        with lock:
+            folders = [Path(staging_root) / f"ingest-{key}"]
+            if db.session.scalar(select(Dataset.id).where(Dataset.storage_key == key)) is None:
+                folders.append(FileStore(settings).dataset_dir(key))
+            for folder in folders:
+                if folder.exists():
+                    shutil.rmtree(folder, ignore_errors=True)
+                    removed.append(str(folder))
+            lock_path.unlink(missing_ok=True)
     return removed

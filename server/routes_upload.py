@@ -42,7 +42,7 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms.validators import ValidationError
 
 from databank.core import settings_of
-from databank.ingest import StagedFile
+from databank.ingest import StagedFile, remove_dead_ingests
 
 CHUNK_BYTES = 8 * 1024 * 1024          # what the browser sends per request
 READ_BYTES = 1024 * 1024               # what the server reads from the stream at a time
@@ -289,6 +289,8 @@ def start_upload():
     settings = settings_of(current_app)
     uid = int(current_user.get_id())
     remove_stale_uploads(settings, uid)
+    if user_dir(settings, uid).is_dir():
+        remove_dead_ingests(user_dir(settings, uid), settings)     # a killed ingest's copy leaves the quota
     open_uploads = sorted(_open_uploads(settings, uid), key=_last_touched)
     while len(open_uploads) >= MAX_OPEN_UPLOADS and time.time() - _last_touched(open_uploads[0]) > IDLE_UPLOAD_SECONDS:
         shutil.rmtree(open_uploads.pop(0), ignore_errors=True)

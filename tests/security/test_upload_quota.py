@@ -152,3 +152,25 @@ def test_cancel_before_the_commit_says_nothing_was_added_and_removes_everything(
     # the job, if it starts after all, finds the cancel: nothing is added
     (card, _, consumed), _ = run_job(app, alice, request)
     assert consumed["outcome"] == "failed" and "failed" in text_of(card)
+
+
+def test_a_killed_ingest_copy_leaves_the_quota_at_the_next_upload(alice, app, settings):
+    from databank.ingest import _hold_lock, new_ingest_key
+
+    start(alice)
+    folder = alice_dir(app, settings)
+    dead, running = new_ingest_key(), new_ingest_key()
+    for key in (dead, running):
+        (folder / f"ingest-{key}" / "file").mkdir(parents=True)
+        (folder / f"ingest-{key}" / "file" / "original").write_bytes(b"x" * 50_000)
+    (folder / f"ingest-{dead}.lock").write_bytes(b"")          # its process was killed: the lock is free
+    held = _hold_lock(folder / f"ingest-{running}.lock")        # a running ingest holds its lock
+    try:
+        used_before, _ = routes_upload.staged_usage(folder)
+        assert start(alice)
+        used_after, _ = routes_upload.staged_usage(folder)
+        assert not (folder / f"ingest-{dead}").exists() and not (folder / f"ingest-{dead}.lock").exists()
+        assert (folder / f"ingest-{running}" / "file" / "original").exists()
+        assert used_before - used_after >= 50_000
+    finally:
+        held.close()
