@@ -46,7 +46,7 @@ from components.footer import footer
 from components.navbar import navbar
 from databank.demo import seed_demo
 from databank.ingest import sweep_orphans
-from databank.search import warm_bank_index
+from databank.similarity_index import warm_bank_index
 from server import api, auth
 
 CSRF_COOKIE = "_csrf_token"

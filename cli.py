@@ -156,7 +156,7 @@ def _fingerprint_sets_for(ref: str, args) -> tuple[str, dict]:
     if ref.isdigit() and not Path(ref).exists():
         from databank.access import get_dataset, AccessDenied
         from databank.models import Dataset, db
-        from databank.search import dataset_fingerprint_sets
+        from databank.compare import dataset_fingerprint_sets
         dataset = db.session.get(Dataset, int(ref))
         user = _user(args.as_user) if args.as_user else (dataset.owner if dataset else None)
         try:
@@ -170,7 +170,7 @@ def _fingerprint_sets_for(ref: str, args) -> tuple[str, dict]:
 
 
 def cmd_compare(args) -> None:
-    from databank.search import compare_fingerprint_sets
+    from databank.compare import compare_fingerprint_sets
     from config import load_settings
     settings = load_settings()
     name_a, a = _fingerprint_sets_for(args.a, args)

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 from compute.similarity import FileFingerprints, Fingerprints  # noqa: E402
 from config import load_settings  # noqa: E402
 from databank import search  # noqa: E402
+from databank import similarity_index
 from databank.core import make_data_app  # noqa: E402
 from databank.models import DataFile, Dataset, User, bump_bank_version, db  # noqa: E402
 from databank.store import pack_fingerprints  # noqa: E402
@@ -141,7 +142,7 @@ def clear_results(settings) -> None:
 
 
 def forget_index() -> None:
-    search.forget_bank_index()
+    similarity_index.forget_bank_index()
 
 
 def naive_reference(runs_pairs: int = 60) -> float:
@@ -192,9 +193,9 @@ def main() -> None:
             alice = db.session.scalars(db.select(User).where(User.username == "alice")).one()
             ids = sorted(classes)
             query_ids = [i for i in ids if db.session.get(Dataset, i).visibility == "public"]
-            n_tiles = sum(len(search.bank_index().sets[None].prints) for _ in [0])
+            n_tiles = sum(len(similarity_index.bank_index().sets[None].prints) for _ in [0])
             print(f"bank: {len(ids)} datasets, {n_tiles} unthinned tiles "
-                  f"({len(search.bank_index().sets[100].prints)} thinned to 100), built in {build_s:.1f} s")
+                  f"({len(similarity_index.bank_index().sets[100].prints)} thinned to 100), built in {build_s:.1f} s")
 
             # warm numba (compiled functions are cached on disk after the first run)
             search.similar_datasets(alice, query_ids[0], target=100)
@@ -207,7 +208,7 @@ def main() -> None:
             t_index_cold, _ = median_time(lambda: search.similar_datasets(alice, fresh_query(), target=100),
                                           args.runs, setup=forget_index)
             t_disk_cold, _ = median_time(lambda: search.similar_datasets(alice, fresh_query(), target=100),
-                                         args.runs, setup=lambda: (clear_results(settings), search.forget_bank_index(memory_only=True)))
+                                         args.runs, setup=lambda: (clear_results(settings), similarity_index.forget_bank_index(memory_only=True)))
             t_cold, table = median_time(lambda: search.similar_datasets(alice, fresh_query(), target=100), args.runs)
             q = query_ids[0]
             t_warm, table = median_time(lambda: search.similar_datasets(alice, q, target=100), args.runs)
@@ -266,7 +267,7 @@ def main() -> None:
 
             # naive reference
             per_pair = naive_reference()
-            index = search.bank_index()
+            index = similarity_index.bank_index()
             n_query_tiles = min(search.MAX_QUERY_TILES, args.tiles_per_dataset)
             pairs = n_query_tiles * (len(index.sets[None].prints) + len(index.sets[100].prints))
             rows.append((f"naive ks_2samp loop, {pairs:,} pairs (extrapolated from {per_pair * 1e3:.2f} ms/pair)",

@@ -20,7 +20,6 @@ from __future__ import annotations
 import logging
 import time
 
-import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, ClientsideFunction, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
@@ -31,16 +30,14 @@ from databank.datasets import dataset_record
 from databank.ingest import (INGEST_KEY_RE, IngestCancelled, IngestError, IngestStillRunning, cancel_ingest as
                              stop_ingest, ingest_dataset, new_ingest_key, plan_upload)
 from databank.metadata import FIELDS_BY_NAME, MetadataError, clean_metadata, clean_visibility
-from databank import datasets, users
+from databank import datasets
 from databank.users import resolve_share_users
 from server import jobs
 from server.routes_upload import UploadError, discard_upload, max_file_bytes, quota_bytes, staged_files, user_dir
+import ids
 
 log = logging.getLogger(__name__)
 
-META = "upload-meta"
-META_BOOL = "upload-meta-bool"
-META_FEEDBACK = "upload-meta-feedback"
 EXTRA_LABELS = {"visibility": "Visibility", "shared_with": "Share with", "files": "Files"}
 
 
@@ -49,11 +46,6 @@ EXTRA_LABELS = {"visibility": "Visibility", "shared_with": "Share with", "files"
 
 def _signed_in_user():
     return current_user if getattr(current_user, "is_authenticated", False) else None
-
-
-def share_candidates(user) -> list[str]:
-    """User names offered in the "Share with" list (everyone but ``user``)."""
-    return users.usernames(exclude=user)
 
 
 def title_taken(title: str | None) -> bool:
@@ -435,14 +427,14 @@ def register(app) -> None:
     callback = app.callback
     clientside = app.clientside_callback
 
-    callback(Output("upload-dstorm-fields", "is_open"), Input({"type": META, "field": "modality"}, "value"))(
+    callback(Output("upload-dstorm-fields", "is_open"), Input({"type": ids.Upload.META, "field": "modality"}, "value"))(
         toggle_dstorm)
     callback(Output("upload-share-wrap", "is_open"), Input("upload-visibility", "value"))(toggle_share)
     callback(
-        Output({"type": META, "field": ALL}, "invalid"),
-        Output({"type": META_FEEDBACK, "field": ALL}, "children"),
-        Input({"type": META, "field": ALL}, "value"),
-        State({"type": META, "field": ALL}, "id"),
+        Output({"type": ids.Upload.META, "field": ALL}, "invalid"),
+        Output({"type": ids.Upload.META_FEEDBACK, "field": ALL}, "children"),
+        Input({"type": ids.Upload.META, "field": ALL}, "value"),
+        State({"type": ids.Upload.META, "field": ALL}, "id"),
         Input("upload-meta-errors", "data"),
     )(live_feedback)
     callback(Output("upload-plan-view", "children"), Output("upload-plan", "data"),
@@ -458,10 +450,10 @@ def register(app) -> None:
         Input("upload-submit", "n_clicks"),
         State("upload-staged", "data"),
         State("upload-selection", "data"),
-        State({"type": META, "field": ALL}, "value"),
-        State({"type": META, "field": ALL}, "id"),
-        State({"type": META_BOOL, "field": ALL}, "value"),
-        State({"type": META_BOOL, "field": ALL}, "id"),
+        State({"type": ids.Upload.META, "field": ALL}, "value"),
+        State({"type": ids.Upload.META, "field": ALL}, "id"),
+        State({"type": ids.Upload.META_BOOL, "field": ALL}, "value"),
+        State({"type": ids.Upload.META_BOOL, "field": ALL}, "id"),
         State("upload-visibility", "value"),
         State("upload-share-with", "value"),
         prevent_initial_call=True,

@@ -14,6 +14,7 @@ import dash
 from dash import dcc, html
 from flask import current_app, request
 
+from databank.core import settings_of
 from databank.metadata import METADATA_FIELDS, DSTORM_ONLY
 
 GUIDE_PAGES = [
@@ -232,10 +233,8 @@ After several wrong passwords in a row, logging in to that account is paused for
 # /guide/similarity
 
 def similarity_layout(**_query):
-    settings = current_app.extensions.get("nanoorg")
-    mode = getattr(settings, "lambda_mode", "critical")
-    targets = getattr(settings, "thinning_targets", (30, 100))
-    default = getattr(settings, "default_thinning", 30)
+    settings = settings_of()
+    mode, targets, default = settings.lambda_mode, settings.thinning_targets, settings.default_thinning
     body = [_md(f"""
 The **Similarity Search Results** table compares one dataset (the *query*) with every other dataset you may
 read. Each row is one dataset, with its mean dissimilarity **λ̄** and standard deviation, **thinned** and

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -56,7 +55,7 @@ def thomas_points(rng, n_parents, per_parent, sigma_nm, bounds):
 
 
 # ------------------------------------------------------------------------------------------
-# Brute force Ripley, straight from the formulas (SCIENCE 5.1)
+# Brute force Ripley, straight from the formulas (docs/SCIENCE.md §5.1)
 # ------------------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from compute import similarity
 from databank import search
+from databank import compare
 from databank.datasets import set_visibility
 from databank.ingest import StagedFile, ingest_dataset
 
@@ -32,7 +33,7 @@ def test_search_numbers_equal_direct_comparison(app, users, tmp_path):
     a = make(users, tmp_path, "alice", "A", "public", 1)
     b = make(users, tmp_path, "alice", "B", "public", 2)
     row = search.similar_datasets(users["alice"], a.id, target=100)[0]
-    sa, sb = search.dataset_fingerprint_sets(a), search.dataset_fingerprint_sets(b)
+    sa, sb = compare.dataset_fingerprint_sets(a), compare.dataset_fingerprint_sets(b)
     for label, choice in (("unthinned", None), ("thinned", 100)):
         lambdas = similarity.lambda_matrix(sa[choice], sb[choice]).ravel()
         assert row[f"{label}_n_pairs"] == lambdas.size

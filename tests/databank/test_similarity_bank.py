@@ -1,4 +1,4 @@
-"""Verification of the similarity search on a simulated bank with known classes (SCIENCE.md §2).
+"""Verification of the similarity search on a simulated bank with known classes (docs/SCIENCE.md §2).
 
 Three organisation classes, each at three densities (two datasets per density) and spread over
 three "cell types":
@@ -10,11 +10,11 @@ three "cell types":
 Inside a class the datasets differ in density the way real acquisitions of the same structure do:
 the same cluster pattern (same cluster centre density and size) seen with a different detection or
 labelling efficiency, i.e. more or fewer localisations per cluster. That is exactly the difference
-thinning removes (SCIENCE §2.1: the thinned lambda is density-independent), so
+thinning removes (docs/SCIENCE.md §2.3: the thinned lambda is density-independent), so
 
 - thinned to 100 loc/um², the search ranks same-class datasets first: precision at k = class size - 1
   (the other members of the query's class) >= 0.9;
-- unthinned, lambda inside a class grows with the density difference (SCIENCE §2.4: 300 vs 60
+- unthinned, lambda inside a class grows with the density difference (docs/SCIENCE.md §2.6: 300 vs 60
   loc/um² gives lambda ~ 8 unthinned and ~ 0.1 thinned).
 
 Fields are small (2 files x 6 x 6 um = 8 tiles per dataset) to keep the test fast. Fingerprints are
@@ -34,6 +34,8 @@ from shapely.geometry import box
 from compute import similarity, simulate, tiles
 from config import load_settings
 from databank import search
+from databank import compare
+from databank import similarity_index
 from databank.core import make_data_app
 from databank.models import DataFile, Dataset, bump_bank_version, db
 from databank.store import pack_fingerprints
@@ -165,7 +167,7 @@ def test_compare_matrix_orders_classes_together(bank):
     labels, owner = bank["labels"], bank["owner"]
     picks = [next(d for d, (c, dens) in labels.items() if c == cls and dens == density)
              for cls in CLASSES for density in (150.0, 600.0)]
-    result = search.compare_datasets(owner, picks, target=100)
+    result = compare.compare_datasets(owner, picks, target=100)
     order = [labels[picks[k]][0] for k in result["order"]]
     # each class occupies two neighbouring positions of the hierarchical order
     for cls in CLASSES:
@@ -178,7 +180,7 @@ def test_compare_matrix_orders_classes_together(bank):
 
 def test_index_updates_incrementally_and_matches_full_build(bank):
     owner = bank["owner"]
-    before = search.bank_index()
+    before = similarity_index.bank_index()
     added = insert_dataset(owner, "late arrival", [simulate_file("csr", 200.0, 5)], visibility="private",
                            cell_type="HeLa")
     removed_id = next(iter(bank["labels"]))
@@ -187,10 +189,10 @@ def test_index_updates_incrementally_and_matches_full_build(bank):
     bump_bank_version()
     db.session.commit()
     bank["labels"].pop(removed_id)
-    after = search.bank_index()
+    after = similarity_index.bank_index()
     assert after is not before and added.id in after.dataset_ids.tolist()
     assert removed_id not in after.dataset_ids.tolist()
-    full = search.build_bank_index(0)
+    full = similarity_index.build_bank_index(0)
     np.testing.assert_array_equal(after.dataset_ids, full.dataset_ids)
     for choice, tile_set in full.sets.items():
         mine = after.sets[choice]
@@ -208,12 +210,12 @@ def test_index_updates_incrementally_and_matches_full_build(bank):
         np.testing.assert_allclose(reused.values, fresh.values, rtol=0, atol=1e-15)
         np.testing.assert_array_equal(reused.start, fresh.start)
     # a fresh process (no index in memory) loads the on-disk copy of the same content
-    search.wait_for_index_saves()
-    saved = list(search._index_folder().glob("*.npz"))
-    assert len(saved) == 1 and saved[0].stem == search._index_name(search._bank_files())
-    search.forget_bank_index(memory_only=True)
-    assert search._load_index(saved[0]) is not None
-    reloaded = search.bank_index()
+    similarity_index.wait_for_index_saves()
+    saved = list(similarity_index._index_folder().glob("*.npz"))
+    assert len(saved) == 1 and saved[0].stem == similarity_index._index_name(similarity_index._bank_files())
+    similarity_index.forget_bank_index(memory_only=True)
+    assert similarity_index._load_index(saved[0]) is not None
+    reloaded = similarity_index.bank_index()
     np.testing.assert_array_equal(reloaded.sets[None].file_id, full.sets[None].file_id)
     assert "ecdf" in reloaded.sets[None].prints.__dict__          # ECDFs come from the disk copy too
     np.testing.assert_array_equal(reloaded.sets[None].prints.ecdf.values, full.sets[None].prints.ecdf.values)
@@ -224,13 +226,13 @@ def test_index_never_reuses_tiles_of_a_deleted_file_whose_id_comes_back(bank):
     owner = bank["owner"]
     first = insert_dataset(owner, "short-lived", [simulate_file("csr", 200.0, 6)], visibility="private")
     first_ids = (first.id, [f.id for f in first.files])
-    search.bank_index()
+    similarity_index.bank_index()
     db.session.delete(first)
     bump_bank_version()
     db.session.commit()
     second = insert_dataset(owner, "successor", [simulate_file("small_dense", 600.0, 7)], visibility="private")
-    index = search.bank_index()
-    full = search.build_bank_index(0)
+    index = similarity_index.bank_index()
+    full = similarity_index.build_bank_index(0)
     reused = (second.id, [f.id for f in second.files]) == first_ids     # what SQLite does without AUTOINCREMENT
     assert reused or first_ids[0] != second.id
     tiles, reference = index.tiles_of(second.id, None), full.tiles_of(second.id, None)
@@ -240,6 +242,6 @@ def test_index_never_reuses_tiles_of_a_deleted_file_whose_id_comes_back(bank):
 
 
 def test_warm_index_in_the_background(bank):
-    search.forget_bank_index(memory_only=True)
-    search.warm_bank_index(bank["app"]).join(60)
-    assert search._index_cache                               # the next search finds it in memory
+    similarity_index.forget_bank_index(memory_only=True)
+    similarity_index.warm_bank_index(bank["app"]).join(60)
+    assert similarity_index._index_cache                               # the next search finds it in memory

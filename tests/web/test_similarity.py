@@ -25,7 +25,8 @@ from databank.datasets import delete_dataset, set_visibility
 from databank.models import Dataset, User, db
 from databank.users import create_api_token
 from callbacks import similarity as cb
-from components import similarity_section as ids
+from components import similarity_section as section
+import ids
 
 from .helpers_datasets import (Bank, client_as, find_ids, fresh_bank, ingest, make_files, page_layout,
                                text_of)
@@ -277,9 +278,9 @@ def test_filter_choices_come_from_readable_datasets_only(bank):
 
 def test_quick_filter_buttons(bank):
     own = {"protein": "EGFR", "cell_type": "COS-7", "modality": "dSTORM"}
-    out = call(bank, "alice", cb.apply_quick_filters, 1, None, None, None, own, triggered=ids.SAME_CELL_TYPE)
+    out = call(bank, "alice", cb.apply_quick_filters, 1, None, None, None, own, triggered=ids.Similarity.SAME_CELL_TYPE)
     assert out[1] == "COS-7" and all(v is cb.no_update for k, v in enumerate(out) if k != 1)
-    assert call(bank, "alice", cb.apply_quick_filters, 1, 1, 1, 1, own, triggered=ids.CLEAR_FILTERS) == (None, None, None, "")
+    assert call(bank, "alice", cb.apply_quick_filters, 1, 1, 1, 1, own, triggered=ids.Similarity.CLEAR_FILTERS) == (None, None, None, "")
     assert cb.build_filters("EGFR", " ", None, " drug ") == {"protein": "EGFR", "tags": {"type": "contains", "filter": "drug"}}
 
 
@@ -318,10 +319,10 @@ def test_columns_follow_the_metric_switch():
 
 def test_section_layout(bank):
     with bank.server.test_request_context("/"):
-        layout = ids.similarity_section(bank.datasets["query"])
+        layout = section.similarity_section(bank.datasets["query"])
     found = find_ids(layout)
-    for ident in (ids.SELF_THINNED, ids.SELF_UNTHINNED, ids.GRID, ids.TARGET, ids.SPLIT, ids.METRIC,
-                  ids.FILTER_PROTEIN, ids.FILTER_CELL_TYPE, ids.FILTER_MODALITY, ids.CANCEL, ids.PROGRESS,
+    for ident in (ids.Similarity.SELF_THINNED, ids.Similarity.SELF_UNTHINNED, ids.Similarity.GRID, ids.Similarity.TARGET, ids.Similarity.SPLIT, ids.Similarity.METRIC,
+                  ids.Similarity.FILTER_PROTEIN, ids.Similarity.FILTER_CELL_TYPE, ids.Similarity.FILTER_MODALITY, ids.Similarity.CANCEL, ids.Similarity.PROGRESS,
                   "sim-download-login"):
         assert ident in found, ident
     text = str(layout)

@@ -25,6 +25,7 @@ from databank.users import find_user
 from server import jobs, routes_upload
 from callbacks import upload as cb
 from tests.web import support
+import ids
 
 MiB = 1024 * 1024
 
@@ -377,10 +378,10 @@ def _form(metadata):
     text_fields = [f for f in METADATA_FIELDS if f.kind != "bool"]
     bool_fields = [f for f in METADATA_FIELDS if f.kind == "bool"]
     values = [metadata.get(f.name, "" if f.kind != "float" else None) for f in text_fields]
-    ids = [{"type": cb.META, "field": f.name} for f in text_fields]
+    field_ids = [{"type": ids.Upload.META, "field": f.name} for f in text_fields]
     bools = [bool(metadata.get(f.name)) for f in bool_fields]
-    bool_ids = [{"type": cb.META_BOOL, "field": f.name} for f in bool_fields]
-    return values, ids, bools, bool_ids
+    bool_ids = [{"type": ids.Upload.META_BOOL, "field": f.name} for f in bool_fields]
+    return values, field_ids, bools, bool_ids
 
 
 def test_upl012_submit_checks_before_anything_is_consumed(alice, bob, app, settings, files):
