@@ -829,8 +829,12 @@ def _detect(src: _Source) -> str:
         raise src.error("a zip archive without manifest.json (not a .smlm file)",
                         fix="upload the localisation table itself (CSV, HDF5 or .smlm), not a zip or Excel file")
     with open(src.path, "rb") as handle:
-        if handle.read(6) == b"MATLAB":
-            return "smap_mat"
+        magic = handle.read(6)
+    if magic == b"MATLAB":
+        return "smap_mat"
+    if magic.startswith(b"PK\x03\x04"):
+        raise src.error("the zip archive is incomplete or damaged (its directory at the end is missing)",
+                        fix="check that the upload completed; otherwise " + _REEXPORT_FIX)
     return _detect_text(src)
 
 

@@ -206,7 +206,8 @@ CASES: list[Case] = [
          ("cell.smlm", "manifest.json", "Fix:")),
     Case("smlm-rows-disagree", lambda: {"cell.smlm": smlm(100, payload=bytes(8 * 50))},
          ("cell.smlm", "table.bin", "Fix:")),
-    Case("smlm-truncated-zip", lambda: {"cell.smlm": smlm(2000)[:-200]}, ("cell.smlm", "Fix:")),
+    Case("smlm-truncated-zip", lambda: {"cell.smlm": smlm(2000)[:-200]}, ("cell.smlm", "zip archive is incomplete",
+                                                                           "Fix:")),
     Case("mat-junk", lambda: {"cell.mat": b"MATLAB 5.0 MAT-file" + _JUNK}, ("cell.mat", "Fix:")),
     # --- ROI files
     Case("roi-two-vertices", lambda: with_roi(thunderstorm(), roi([(1, 1), (10, 10)])),
