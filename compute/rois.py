@@ -16,6 +16,8 @@ import numpy as np
 import shapely
 from scipy.spatial import ConvexHull, QhullError
 
+from compute.formats import text_problem
+
 
 class RoiError(ValueError):
     """An unusable ROI. str(err) names the ROI file, the line if relevant, and the fix."""
@@ -106,8 +108,17 @@ def read_roi_vertices(path, *, display_name: str | None = None) -> np.ndarray:
     return vertices
 
 
+MAX_ROI_FILE_BYTES = 10 * 1024 * 1024     # a Fiji polygon export is a few kB; 10 MB is ~500,000 vertices
+
+
 def _non_blank_lines(path, name: str) -> list[tuple[int, str]]:
+    if Path(path).stat().st_size > MAX_ROI_FILE_BYTES:
+        raise RoiError(name, f"the ROI file is larger than {MAX_ROI_FILE_BYTES // 1024 // 1024} MB", _DRAW_FIX)
     raw = Path(path).read_bytes()
+    problem = text_problem(raw[:64 * 1024])
+    if problem:
+        raise RoiError(name, problem[0], "upload the polygon as a UTF-8 CSV with header X,Y (one vertex per row); "
+                       + _DRAW_FIX)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -208,11 +219,22 @@ def roi_polygon(vertices, x_nm, y_nm, *, name: str = "ROI", units: str = "auto",
         raise RoiError(name, f"unknown ROI unit '{units}'", "use one of: auto, um, nm, px")
     vertices_nm = vertices * scales[unit]
     polygon, repaired = _valid_polygon(vertices_nm, name, warnings)
+    _require_localisations_inside(polygon, unit, x_nm, y_nm, name)
     area_um2 = polygon.area / _NM_PER_UM ** 2
     if area_um2 < MIN_ROI_AREA_UM2:
         warnings.append(f"area {area_um2:.2f} um^2 is below {MIN_ROI_AREA_UM2:g} um^2; "
                         "it cannot host a 3 x 3 um tile")
     return RoiPolygon(polygon, vertices_nm, unit, repaired, warnings)
+
+
+def _require_localisations_inside(polygon, unit: str, x_nm, y_nm, name: str) -> None:
+    """RoiError when the polygon (nm) holds none of the localisations: wrong unit or wrong file."""
+    x_nm, y_nm = np.asarray(x_nm, dtype=np.float64), np.asarray(y_nm, dtype=np.float64)
+    if x_nm.size and not shapely.contains_xy(polygon, x_nm, y_nm).any():
+        raise RoiError(name, f"the ROI (read in {unit}, {polygon.area / _NM_PER_UM ** 2:.3g} um^2) contains none of "
+                       f"the {x_nm.size:,} localisations",
+                       "check that the ROI belongs to this detection file and that its coordinates are in um on "
+                       "the rendered image (not mm, nm or pixels)")
 
 
 def _checked_vertices(vertices, name: str) -> np.ndarray:
@@ -222,6 +244,9 @@ def _checked_vertices(vertices, name: str) -> np.ndarray:
     n_distinct = len(np.unique(vertices, axis=0))
     if n_distinct < 3:
         raise RoiError(name, f"the polygon has {n_distinct} distinct vertices; at least 3 are needed", _DRAW_FIX)
+    centred = vertices - vertices.mean(axis=0)
+    if np.linalg.matrix_rank(centred, tol=1e-9 * max(np.abs(centred).max(), 1e-300)) < 2:
+        raise RoiError(name, f"all {len(vertices)} vertices lie on one line: the polygon encloses no area", _DRAW_FIX)
     return vertices
 
 

@@ -23,6 +23,16 @@ BIN_NM = 30.0
 INCLUSION_MODES = ("inside", "overlap")
 _INSIDE_TOLERANCE_NM = 1e-6          # polygon buffer so that tiles touching the boundary count as inside
 _DEDUPLICATION_DECIMALS = 6          # tile origins equal to 1e-6 nm are the same tile
+# Bounds on the work one file may ask for, checked before any tile is allocated. A camera field of
+# view is at most a few hundred um across (2048 px x 108 nm = 221 um); 1 mm per side leaves room for
+# stitched mosaics. Each candidate tile costs a shapely box (~0.5 kB) and a containment test, so
+# 150,000 candidates (1 mm x 1 mm in 3 um tiles is 111,556) stay below ~100 MB and a few seconds.
+MAX_EXTENT_NM = 1_000_000.0
+MAX_GRID_TILES = 150_000
+
+
+class GridTooLarge(ValueError):
+    """The region to tile is wider than ``max_extent_nm`` or needs more than ``max_tiles`` candidate tiles."""
 
 
 @dataclass(eq=False)
@@ -66,8 +76,39 @@ class TileGrid:
         return closed
 
 
+def check_grid_size(regions: Iterable, *, tile_nm: float = TILE_NM, max_extent_nm: float = MAX_EXTENT_NM,
+                    max_tiles: int = MAX_GRID_TILES) -> int:
+    """Number of candidate tiles the grids of ``regions`` need; raises GridTooLarge above the limits.
+
+    ``regions``: polygons (anything with ``.bounds``) or (x_min, y_min, x_max, y_max) tuples, nm.
+    Each region's bounding box must be finite and at most ``max_extent_nm`` (default 1 mm) per side,
+    and all grids together at most ``max_tiles`` (default 150,000) tiles of ``tile_nm``. Only the
+    bounds are read: nothing proportional to the tile count is allocated.
+    """
+    total = 0
+    for number, region in enumerate(regions, start=1):
+        if region is None or getattr(region, "is_empty", False):
+            continue
+        x_min, y_min, x_max, y_max = (float(v) for v in getattr(region, "bounds", region))
+        width, height = x_max - x_min, y_max - y_min
+        if not (np.isfinite(width) and np.isfinite(height)) or max(width, height) > max_extent_nm:
+            raise GridTooLarge(
+                f"region {number} spans {width / 1e3:,.0f} x {height / 1e3:,.0f} um; the limit is "
+                f"{max_extent_nm / 1e3:,.0f} um per side, because every {tile_nm / 1e3:g} x {tile_nm / 1e3:g} um "
+                "tile of it is held in memory and fingerprinted. Fix: check that the coordinates are in nm "
+                "(not pixels or um read as nm) and that no row holds a stray far-away position")
+        total += int(np.ceil(width / tile_nm)) * int(np.ceil(height / tile_nm))
+        if total > max_tiles:
+            raise GridTooLarge(
+                f"the regions need {total:,} or more candidate tiles of {tile_nm / 1e3:g} x {tile_nm / 1e3:g} um; "
+                f"the limit is {max_tiles:,} per file, because every tile is held in memory and fingerprinted. "
+                "Fix: draw ROIs around the cells instead of the whole field, or split the file")
+    return total
+
+
 def grid_tiles(polygons: Iterable, *, tile_nm: float = TILE_NM, inclusion: str = "inside",
-               min_overlap: float = 0.95) -> TileGrid:
+               min_overlap: float = 0.95, max_extent_nm: float = MAX_EXTENT_NM,
+               max_tiles: int = MAX_GRID_TILES) -> TileGrid:
     """Square tiles of side ``tile_nm`` (nm) inside each polygon (docs/SCIENCE.md §2.1).
 
     Per polygon, a grid anchored at its bounding-box corner (x_min, y_min). ``inclusion="inside"``
@@ -76,11 +117,13 @@ def grid_tiles(polygons: Iterable, *, tile_nm: float = TILE_NM, inclusion: str =
     Either way the grid keeps the polygons, so ``points_in_tiles`` clips each tile's localisations
     to its polygon (boundary included): an overlap tile holds only the points inside P.
     Tiles of overlapping polygons with the same origin are kept once (first polygon wins).
-    Order: polygon, then grid row (y), then grid column (x).
+    Order: polygon, then grid row (y), then grid column (x). Raises GridTooLarge, before
+    allocating anything, when the grids exceed ``max_extent_nm`` or ``max_tiles`` (check_grid_size).
     """
     if inclusion not in INCLUSION_MODES:
         raise ValueError(f"inclusion must be one of {INCLUSION_MODES}, got {inclusion!r}")
     polygons = list(polygons)
+    check_grid_size(polygons, tile_nm=tile_nm, max_extent_nm=max_extent_nm, max_tiles=max_tiles)
     origins, roi_index = [], []
     for roi, polygon in enumerate(polygons):
         if polygon is None or polygon.is_empty:

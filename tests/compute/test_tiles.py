@@ -162,3 +162,42 @@ def test_points_in_tile_equals_points_in_tiles_per_tile():
         order, offsets = points_in_tiles(x, y, grid)
         for k in range(len(grid)):
             np.testing.assert_array_equal(points_in_tile(x, y, grid, k), order[offsets[k]:offsets[k + 1]])
+
+
+def test_check_grid_size_counts_the_candidate_tiles_of_every_region():
+    from compute.tiles import check_grid_size
+    regions = [box(0, 0, 9000, 6000), (100, 100, 3100.5, 400)]        # 3 x 2 and 2 x 1 cells
+    assert check_grid_size(regions) == 6 + 2
+    # the count grid_tiles enumerates before its inclusion test, independently: cells of the bounding box
+    polygon = Polygon([(0, 0), (9500, 0), (0, 7000)])
+    assert check_grid_size([polygon]) == 4 * 3
+
+
+@pytest.mark.parametrize("extent_mm", [5, 50])
+def test_huge_extent_is_refused_before_any_tile_is_allocated(extent_mm):
+    import tracemalloc
+    from compute.tiles import GridTooLarge, MAX_EXTENT_NM
+    side = extent_mm * 1e6
+    triangle = Polygon([(0, 0), (side, 0), (0, side)])
+    tracemalloc.start()
+    try:
+        with pytest.raises(GridTooLarge, match=r"spans [\d,]+ x [\d,]+ um; the limit is 1,000 um per side") as error:
+            grid_tiles([triangle])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert f"{side / 1e3:,.0f} x" in str(error.value) and "nm" in str(error.value)
+    assert peak < 1_000_000            # bytes: (side / 3 um)^2 tiles would be >= 2.8 M x 16 bytes
+    assert MAX_EXTENT_NM == 1e6
+
+
+def test_tile_count_limit_sums_over_regions_and_is_an_argument():
+    from compute.tiles import GridTooLarge
+    ten_tiles = box(0, 0, 5 * T, 2 * T)
+    assert len(grid_tiles([ten_tiles] * 3, max_tiles=30)) == 10            # overlapping: deduplicated
+    with pytest.raises(GridTooLarge, match="31 or more candidate tiles.*limit is 30 per file"):
+        grid_tiles([ten_tiles] * 3 + [box(0, 0, T, T)], max_tiles=30)
+    with pytest.raises(GridTooLarge, match="limit is 10 um per side"):
+        grid_tiles([box(0, 0, 10_001, 10)], max_extent_nm=10_000)
+    with pytest.raises(GridTooLarge, match="spans"):
+        grid_tiles([(0, 0, np.inf, 1)])

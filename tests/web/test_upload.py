@@ -151,7 +151,8 @@ def unique_title(metadata=None):
 
 def request_for(upload_id, names, metadata=None, **extra):
     return dict(upload_id=upload_id, files=list(names), metadata=unique_title(metadata),
-                visibility=extra.get("visibility", "private"), shared_with=extra.get("shared_with", []))
+                visibility=extra.get("visibility", "private"), shared_with=extra.get("shared_with", []),
+                ingest_key=uuid.uuid4().hex)
 
 
 def text_of(component) -> str:
