@@ -6,12 +6,16 @@ from flask import Flask, current_app
 
 from config import Settings, load_settings
 from databank.models import db
+from databank.schema import check_schema, upgrade_schema
 
 EXTENSION_KEY = "nanoorg"
 
 
-def init_databank(app: Flask, settings: Settings) -> None:
-    """Configure the database on ``app``, create missing tables and remember the settings."""
+def init_databank(app: Flask, settings: Settings, *, migrate: bool = True) -> None:
+    """Configure the database on ``app`` and remember the settings.
+
+    ``migrate``: bring the schema to the newest revision (``databank.schema``); off in web and job
+    workers of a scaled-out deployment, which only check it (the migration ran once before them)."""
     settings.ensure_dirs()
     app.config.setdefault("SQLALCHEMY_DATABASE_URI", settings.database_url)
     engine_options = {"pool_pre_ping": True}
@@ -30,7 +34,10 @@ def init_databank(app: Flask, settings: Settings) -> None:
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.close()
-        db.create_all()
+        if migrate:
+            upgrade_schema(db.engine)
+        else:
+            check_schema(db.engine)
 
 
 def settings_of(app: Flask | None = None) -> Settings:

@@ -10,6 +10,7 @@ Any failure removes the staging folder and rolls back: nothing half written rema
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -30,6 +31,7 @@ from databank.users import resolve_share_users
 from databank.datasets import title_taken
 
 Progress = Callable[[float, str], None]
+log = logging.getLogger(__name__)
 
 
 class IngestError(ValueError):
@@ -224,6 +226,8 @@ def ingest_dataset(files: Sequence[StagedFile], metadata: dict, owner: User, *, 
     staging = Path(settings.staging_dir) / f"ingest-{dataset_key}"
     final = FileStore(settings).dataset_dir(dataset_key)
     moved = False
+    started = time.perf_counter()
+    log.info("ingest %s started: user %s, title %r, %d file(s)", dataset_key, owner.username, meta["title"], len(files))
     try:
         processed = []
         names = list(plan.detections)
@@ -242,12 +246,16 @@ def ingest_dataset(files: Sequence[StagedFile], metadata: dict, owner: User, *, 
         os.replace(staging, final)
         moved = True
         db.session.commit()
-    except BaseException:
+    except BaseException as exc:
         db.session.rollback()
         shutil.rmtree(staging, ignore_errors=True)
         if moved:
             shutil.rmtree(final, ignore_errors=True)
+        log.warning("ingest %s failed after %.1f s, nothing kept: %s: %s", dataset_key,
+                    time.perf_counter() - started, type(exc).__name__, exc)
         raise
+    log.info("ingest %s done in %.1f s: dataset %d, %d file(s), %d localisations", dataset_key,
+             time.perf_counter() - started, dataset.id, len(processed), dataset.n_locs)
     report(1.0, f"Done: {len(processed)} file(s), {dataset.n_locs:,} localisations")
     return dataset
 
