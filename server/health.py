@@ -4,6 +4,9 @@ JSON: ``status`` ("ok", or "degraded" with HTTP 503), ``database`` ({ok, backend
 ``bank_version``, ``redis`` ({ok, error}; null without REDIS_URL), ``job_workers`` ({ok, names,
 error}: Celery workers answering a ping; null without REDIS_URL), ``pid`` (this web worker's
 process id: tells the gunicorn workers of one deployment apart). Nothing private: no user, no dataset.
+
+With more than one web worker (NANOORG_WEB_WORKERS > 1), every response also carries the answering
+worker's pid in ``X-Nanoorg-Worker-Pid``, to see which worker served what (logs, load balancing, tests).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from databank.models import bank_version, db
 from databank.schema import check_schema
 
 JOB_WORKER_PING_SECONDS = 1.0
+WORKER_PID_HEADER = "X-Nanoorg-Worker-Pid"
 
 
 def _problem(exc: Exception) -> str:
@@ -69,3 +73,9 @@ def register(server: Flask, celery_app=None) -> None:
         body = dict(status="ok" if healthy else "degraded", database=database, bank_version=version,
                     redis=redis_state, job_workers=workers, pid=os.getpid())
         return jsonify(body), 200 if healthy else 503
+
+    if settings_of(server).web_workers > 1:
+        @server.after_request
+        def worker_pid_header(response):
+            response.headers[WORKER_PID_HEADER] = str(os.getpid())
+            return response
