@@ -33,7 +33,7 @@ start() {
 
   # 1. Database: a PostgreSQL cluster on 127.0.0.1, and an empty database 'nanoorg'
   as_postgres initdb -D "$PGDATA" -U nanoorg --auth=trust -E UTF8 >/dev/null
-  as_postgres pg_ctl -D "$PGDATA" -l "$SCALE_DIR/logs/postgres.log" -w -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $SCALE_DIR/postgres" start >/dev/null
+  as_postgres pg_ctl -D "$PGDATA" -l "$SCALE_DIR/postgres/server.log" -w -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $SCALE_DIR/postgres" start >/dev/null
   createdb -h 127.0.0.1 -p "$PG_PORT" -U nanoorg nanoorg
 
   # 2. Redis: the job queue and job results (nothing is kept on disk)

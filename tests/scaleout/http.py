@@ -6,11 +6,18 @@
 - ``worker_pids(url, n)``: the pids of the deployment's n web workers.
 - ``WebClient.callback(input_id, prop, value, state)``: a Dash callback POST, found by its input in
   /_dash-dependencies (as the renderer does it), with the CSRF header.
+- ``WebClient.upload(paths)``: the browser's chunked upload (/upload/start, /upload/chunk), -> upload id.
+- ``WebClient.start_background(...)`` / ``poll_background(job)``: a Dash background callback as the
+  renderer runs it: the first POST answers signed job handles (bound to the page load's ``endId``),
+  the polls answer ``progress`` until the result (``BackgroundJob``).
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import requests
 
@@ -48,8 +55,7 @@ class WebClient:
             self.get("/")
         return self.session.cookies["_csrf_token"]
 
-    def callback(self, input_id: str, prop: str, value, state: dict | None = None) -> requests.Response:
-        """Fire the callback triggered by ``input_id.prop``; ``state``: {"id.prop": value}."""
+    def _callback_body(self, input_id: str, prop: str, value, state: dict | None) -> dict:
         if self._dependencies is None:
             self._dependencies = self.get("/_dash-dependencies").json()
         spec = next(c for c in self._dependencies
@@ -58,15 +64,81 @@ class WebClient:
         for part in spec["output"].strip(".").split("..."):
             component, _, prop_name = part.partition(".")
             outputs.append({"id": component, "property": prop_name.split("@")[0]})
-        state = state or {}
-        body = {
+        values = {**(state or {}), f"{input_id}.{prop}": value}
+        return {
             "output": spec["output"],
             "outputs": outputs if spec["output"].startswith("..") else outputs[0],
-            "inputs": [{"id": input_id, "property": prop, "value": value}],
-            "state": [{**s, "value": state.get(f"{s['id']}.{s['property']}")} for s in spec["state"]],
+            "inputs": [{**i, "value": values.get(f"{i['id']}.{i['property']}")} for i in spec["inputs"]],
+            "state": [{**s, "value": values.get(f"{s['id']}.{s['property']}")} for s in spec["state"]],
             "changedPropIds": [f"{input_id}.{prop}"],
         }
-        return self.post("/_dash-update-component", json=body, headers={"X-CSRFToken": self.csrf()})
+
+    def callback(self, input_id: str, prop: str, value, state: dict | None = None, params=None) -> requests.Response:
+        """Fire the callback triggered by ``input_id.prop``; ``state``: {"id.prop": value} (other inputs too)."""
+        body = self._callback_body(input_id, prop, value, state)
+        return self.post("/_dash-update-component", json=body, params=params, headers={"X-CSRFToken": self.csrf()})
+
+    # ---- uploads and background callbacks
+
+    def upload(self, paths: list[Path], chunk_bytes: int = 256 * 1024) -> str:
+        """Send ``paths`` as the browser does (in chunks); returns the upload id."""
+        headers = {"X-CSRFToken": self.csrf()}
+        upload_id = self.post("/upload/start", headers=headers).json()["upload_id"]
+        for index, path in enumerate(paths):
+            data = path.read_bytes()
+            for offset in range(0, max(len(data), 1), chunk_bytes):
+                chunk = data[offset:offset + chunk_bytes]
+                last = int(offset + chunk_bytes >= len(data))
+                response = self.post(f"/upload/chunk/{upload_id}", data=chunk, headers=headers, params=dict(
+                    index=index, offset=offset, size=len(data), last=last, name=path.name))
+                assert response.status_code == 200, response.text
+        return upload_id
+
+    def page_end_id(self) -> str:
+        """The server-signed token of one page load (Dash binds background job handles to it)."""
+        page = self.get("/")
+        config = re.search(r'<script id="_dash-config" type="application/json">(.*?)</script>', page.text, re.S)
+        return json.loads(config.group(1))["end_id"]
+
+    def start_background(self, input_id: str, prop: str, value, state: dict | None = None) -> "BackgroundJob":
+        job = BackgroundJob(self, self._callback_body(input_id, prop, value, state), self.page_end_id())
+        response = self.post("/_dash-update-component", params={"endId": job.end_id}, json=job.body,
+                             headers={"X-CSRFToken": self.csrf()})
+        assert response.status_code in (200, 202), response.text
+        handles = response.json()
+        job.cache_key, job.job = handles["cacheKey"], handles["job"]
+        return job
+
+
+@dataclass
+class BackgroundJob:
+    """A running Dash background callback; ``poll()`` -> (progress dict or None, result or None)."""
+    client: WebClient
+    body: dict
+    end_id: str
+    cache_key: str = ""
+    job: str = ""
+    progress: list = field(default_factory=list)      # every progress update seen, in order
+
+    def cancel(self, cancel_input_id: str) -> None:
+        """Press the job's Cancel button (Dash's cancel callback, with the signed job handle)."""
+        response = self.client.callback(cancel_input_id, "n_clicks", 1,
+                                        params={"endId": self.end_id, "cancelJob": self.job})
+        assert response.status_code in (200, 204), response.text
+
+    def poll(self):
+        params = {"endId": self.end_id, "cacheKey": self.cache_key, "job": self.job}
+        body = {**self.body, "inputs": [{**i, "value": None} for i in self.body["inputs"]],
+                "state": [{**s, "value": None} for s in self.body["state"]]}
+        response = self.client.post("/_dash-update-component", params=params, json=body,
+                                    headers={"X-CSRFToken": self.client.csrf()})
+        if response.status_code == 204:                # nothing to update: ended without output
+            return None, {}
+        assert response.status_code in (200, 202), response.text
+        answer = response.json()
+        if answer.get("progress"):
+            self.progress.append(answer["progress"])
+        return answer.get("progress"), answer.get("response")
 
 
 def worker_pids(base_url: str, workers: int) -> list[int]:
