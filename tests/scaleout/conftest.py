@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.browser.conftest import pytest_configure, pytest_setup_options  # noqa: F401  (dash_duo: Debian Chromium, offline)
 from tests.scaleout.http import worker_pids
 
 ROOT = Path(__file__).resolve().parents[2]

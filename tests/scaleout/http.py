@@ -55,11 +55,12 @@ class WebClient:
             self.get("/")
         return self.session.cookies["_csrf_token"]
 
-    def _callback_body(self, input_id: str, prop: str, value, state: dict | None) -> dict:
+    def _callback_body(self, input_id: str, prop: str, value, state: dict | None, output: str = "") -> dict:
         if self._dependencies is None:
             self._dependencies = self.get("/_dash-dependencies").json()
         spec = next(c for c in self._dependencies
-                    if {"id": input_id, "property": prop} in c["inputs"] and not c.get("clientside_function"))
+                    if {"id": input_id, "property": prop} in c["inputs"] and not c.get("clientside_function")
+                    and output in c["output"])
         outputs = []
         for part in spec["output"].strip(".").split("..."):
             component, _, prop_name = part.partition(".")
@@ -73,9 +74,11 @@ class WebClient:
             "changedPropIds": [f"{input_id}.{prop}"],
         }
 
-    def callback(self, input_id: str, prop: str, value, state: dict | None = None, params=None) -> requests.Response:
-        """Fire the callback triggered by ``input_id.prop``; ``state``: {"id.prop": value} (other inputs too)."""
-        body = self._callback_body(input_id, prop, value, state)
+    def callback(self, input_id: str, prop: str, value, state: dict | None = None, params=None,
+                 output: str = "") -> requests.Response:
+        """Fire the callback triggered by ``input_id.prop`` (whose outputs contain ``output``);
+        ``state``: {"id.prop": value} for its other inputs and states."""
+        body = self._callback_body(input_id, prop, value, state, output)
         return self.post("/_dash-update-component", json=body, params=params, headers={"X-CSRFToken": self.csrf()})
 
     # ---- uploads and background callbacks
