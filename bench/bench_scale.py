@@ -24,7 +24,6 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,23 +39,10 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 
 from tests.databank.conftest import rectangle_um, write_csr_file  # noqa: E402
-from tests.scaleout.http import WebClient  # noqa: E402
+from tests.scaleout.http import WebClient, free_ports  # noqa: E402
 
 PASSWORD = "correct horse battery"
 READ_KINDS = ("page", "grid", "api", "similarity")
-
-
-def free_ports(count: int, start: int) -> list[int]:
-    ports, port = [], start
-    while len(ports) < count:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-                ports.append(port)
-            except OSError:
-                pass
-        port += 1
-    return ports
 
 
 def base_env(folder: Path, port: int) -> dict:

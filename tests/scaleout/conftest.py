@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,7 @@ import pytest
 import requests
 
 from tests.browser.conftest import pytest_configure, pytest_setup_options  # noqa: F401  (dash_duo: Debian Chromium, offline)
-from tests.scaleout.http import worker_pids
+from tests.scaleout.http import free_ports, worker_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bin" / "scale-out-example.sh"
@@ -36,20 +35,6 @@ MISSING_SERVICES = ("tests/scaleout needs PostgreSQL and Redis from Debian: run 
                     "or `apt-get install -y postgresql redis-server`")
 
 pytestmark = pytest.mark.scaleout
-
-
-def _free_ports(count: int, start: int) -> list[int]:
-    ports = []
-    port = start
-    while len(ports) < count:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-                ports.append(port)
-            except OSError:
-                pass
-        port += 1
-    return ports
 
 
 @dataclass
@@ -111,7 +96,7 @@ def deployment():
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("redis-server") is None:
         pytest.fail(MISSING_SERVICES)
     base = int(os.environ.get("NANOORG_TEST_PORT_BASE", "58050")) + 60
-    pg_port, redis_port, web_port = _free_ports(3, base)
+    pg_port, redis_port, web_port = free_ports(3, base)
     scale_dir = Path(tempfile.mkdtemp(prefix="nanoorg-scaleout-"))
     venv_bin = str(Path(sys.executable).parent)
     env = {key: value for key, value in os.environ.items()

@@ -3,7 +3,7 @@
 - ``WebClient``: a ``requests.Session`` (cookies: anonymous, or signed in through the real /login
   form). ``get(path, worker=PID)`` is answered by that gunicorn worker: the request is sent on fresh
   connections until the ``X-Nanoorg-Worker-Pid`` response header names it (reads only).
-- ``worker_pids(url, n)``: the pids of the deployment's n web workers.
+- ``worker_pids(url, n)``: the pids of the deployment's n web workers; ``free_ports(n, start)``.
 - ``WebClient.callback(input_id, prop, value, state)``: a Dash callback POST, found by its input in
   /_dash-dependencies (as the renderer does it), with the CSRF header.
 - ``WebClient.upload(paths)``: the browser's chunked upload (/upload/start, /upload/chunk), -> upload id.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -152,3 +153,17 @@ def worker_pids(base_url: str, workers: int) -> list[int]:
         if len(seen) == workers:
             return sorted(seen)
     raise AssertionError(f"only {len(seen)} of {workers} web workers answered in {TRIES} connections")
+
+
+def free_ports(count: int, start: int) -> list[int]:
+    """``count`` local TCP ports, from ``start`` upwards, that nothing listens on now."""
+    ports, port = [], start
+    while len(ports) < count:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+                ports.append(port)
+            except OSError:
+                pass
+        port += 1
+    return ports
