@@ -52,11 +52,11 @@ from components.navbar import navbar
 from databank.demo import retire_documented_password, seed_demo
 from databank.ingest import sweep_orphans
 from databank.similarity_index import warm_bank_index
-from server import api, auth, headers
+from server import api, auth, headers, health
 
 CSRF_COOKIE = "_csrf_token"
-# Requests for static files need neither a session nor a CSRF cookie.
-STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico")
+# Requests for static files and the health check need neither a session nor a CSRF cookie.
+STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico", "/healthz")
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,7 +89,7 @@ class _Request(Request):
         raise BadRequest(f"The request body is not valid JSON: {e}.")
 
 
-def _make_server(settings: Settings) -> Flask:
+def _make_server(settings: Settings, migrate_schema: bool) -> Flask:
     server = Flask(__name__)
     server.request_class = _Request
     server.json = _JSONProvider(server)
@@ -109,7 +109,7 @@ def _make_server(settings: Settings) -> Flask:
     )
     if settings.proxy_hops:
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
-    init_databank(server, settings)
+    init_databank(server, settings, migrate=migrate_schema)
     _init_login(server)
     _init_csrf(server)
     _init_errors(server)
@@ -263,15 +263,19 @@ def _register_route_modules(server: Flask) -> None:
     api_similarity.register(server)
 
 
-def create_app(settings: Settings | None = None) -> Dash:
-    """Build the nano-org web app (Dash) on a fresh Flask server for ``settings``."""
+def create_app(settings: Settings | None = None, *, migrate_schema: bool = True) -> Dash:
+    """Build the nano-org web app (Dash) on a fresh Flask server for ``settings``.
+
+    ``migrate_schema``: upgrade the database schema first (default); False only checks it (the
+    web and job workers of a deployment, whose schema was migrated once before they started)."""
     settings = settings or load_settings()
-    server = _make_server(settings)
+    server = _make_server(settings, migrate_schema)
     auth.register_routes(server)
     api.register(server)
     _register_route_modules(server)
 
     job_manager = _background_manager(settings)
+    health.register(server, job_manager.handle if isinstance(job_manager, dash.CeleryManager) else None)
     app = Dash(
         __name__,                           # finds pages/ and assets/ beside this file
         server=server,
@@ -317,11 +321,14 @@ def prepare_bank(app: Dash, *, warm_index: bool = True) -> None:
 _default_app: Dash | None = None
 
 
-def default_app() -> Dash:
-    """The process's app for the settings in the environment, built once (its index warmed)."""
+def default_app(*, migrate_schema: bool = False) -> Dash:
+    """The process's app for the settings in the environment, built once (its index warmed).
+
+    Gunicorn and Celery workers only check the schema: it was migrated before they started
+    (``nanoorg migrate``, or gunicorn's master in ``on_starting``), so workers never race on it."""
     global _default_app
     if _default_app is None:
-        _default_app = create_app(load_settings())
+        _default_app = create_app(load_settings(), migrate_schema=migrate_schema)
         warm_bank_index(_default_app.server)
     return _default_app
 
@@ -339,7 +346,7 @@ def __getattr__(name: str):
 
 
 if __name__ == "__main__":
-    development_app = default_app()
+    development_app = default_app(migrate_schema=True)
     prepare_bank(development_app, warm_index=False)
     settings = development_app.nanoorg_settings
     print(f"nano-org (development server) on http://{settings.host}:{settings.port}/", flush=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -42,6 +43,7 @@ Progress = Callable[[float, str], None]
 INGEST_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 CANCEL_MARK = b"cancelled\n"
 CANCEL_POLL_SECONDS = 0.05
+log = logging.getLogger(__name__)
 
 
 class IngestError(ValueError):
@@ -349,6 +351,8 @@ def _ingest_locked(files, metadata, owner, *, visibility, shared_with, pixel_siz
     pixel = pixel_size_nm or meta.get("pixel_size_nm")
     final = FileStore(settings).dataset_dir(key)
     moved = False
+    started = time.perf_counter()
+    log.info("ingest %s started: user %s, title %r, %d file(s)", key, owner.username, meta["title"], len(files))
     try:
         processed = []
         names = list(plan.detections)
@@ -367,12 +371,16 @@ def _ingest_locked(files, metadata, owner, *, visibility, shared_with, pixel_siz
         os.replace(staging, final)
         moved = True
         db.session.commit()
-    except BaseException:
+    except BaseException as exc:
         db.session.rollback()
         shutil.rmtree(staging, ignore_errors=True)
         if moved:
             shutil.rmtree(final, ignore_errors=True)
+        log.warning("ingest %s failed after %.1f s, nothing kept: %s: %s", key,
+                    time.perf_counter() - started, type(exc).__name__, exc)
         raise
+    log.info("ingest %s done in %.1f s: dataset %d, %d file(s), %d localisations", key,
+             time.perf_counter() - started, dataset.id, len(processed), dataset.n_locs)
     try:
         report(1.0, f"Done: {len(processed)} file(s), {dataset.n_locs:,} localisations")
     except IngestCancelled:

@@ -29,10 +29,6 @@ class User(UserMixin, db.Model):
     email: Mapped[str] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    # superseded by LoginThrottle (no longer read); kept because databases made before it have
-    # these columns NOT NULL without a server default, so inserts must still fill them
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    last_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # bumped by logout: a session cookie signed for an older generation no longer signs anyone in
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 

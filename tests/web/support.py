@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from config import load_settings
+from tests.databases import database_overrides
 
 PASSWORD = "correct horse battery"
 _SHARED: dict = {}
@@ -39,7 +40,7 @@ def make_test_settings(root: Path | None = None):
         root = Path(tempfile.mkdtemp(prefix="nanoorg-web-"))
         atexit.register(shutil.rmtree, root, ignore_errors=True)
     return load_settings(instance_dir=root / "instance", seed_demo=False, secret_key="test-secret-web",
-                         contact_email="help@nano-org.test")
+                         contact_email="help@nano-org.test", **database_overrides())
 
 
 def shared_app():
