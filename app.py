@@ -6,6 +6,7 @@ the Dash pages (``pages/``, found by Dash next to this file) and the Flask route
 Entry points (built lazily on first access, so that importing ``create_app`` has no side effects):
 - ``app:server``: the WSGI application (``gunicorn 'app:server'``; ``make run``);
 - ``app:celery_app``: the Celery application when ``REDIS_URL`` is set (``celery -A app:celery_app worker``);
+  without it, background jobs run in threads of the web process (``server.dash_jobs``);
 - ``python app.py``: Flask's debug server (``make dev``), for development only.
 On start, leftovers of interrupted ingests are swept away; on first start, when the bank is empty and
 NANOORG_SEED_DEMO is on (default), the demo bank is seeded (``prepare_bank``).
@@ -27,7 +28,6 @@ entries). Pages hold layout only; every callback is registered on the app being 
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlencode
 
 import dash
@@ -48,6 +48,7 @@ from databank.demo import seed_demo
 from databank.ingest import sweep_orphans
 from databank.similarity_index import warm_bank_index
 from server import api, auth
+from server.dash_jobs import CeleryJobManager, make_job_manager
 
 CSRF_COOKIE = "_csrf_token"
 # Requests for static files need neither a session nor a CSRF cookie.
@@ -170,19 +171,6 @@ def _init_csrf(server: Flask) -> None:
 # --------------------------------------------------------------------------------------------
 # Dash app
 
-def _background_manager(settings: Settings):
-    if settings.redis_url:
-        from celery import Celery
-
-        celery_app = Celery("nanoorg", broker=settings.redis_url, backend=settings.redis_url)
-        return dash.CeleryManager(celery_app)
-    import diskcache
-
-    jobs_dir = Path(settings.cache_dir) / "jobs"
-    jobs_dir.mkdir(parents=True, exist_ok=True)
-    return dash.DiskcacheManager(diskcache.Cache(str(jobs_dir)))
-
-
 def serve_layout():
     """The app shell, built per page load so the navbar shows the current user."""
     contact = current_app.config.get("NANOORG_CONTACT_EMAIL")
@@ -211,7 +199,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     api.register(server)
     _register_route_modules(server)
 
-    job_manager = _background_manager(settings)
+    job_manager = make_job_manager(settings)      # threads of this process, or Celery (REDIS_URL)
     app = Dash(
         __name__,                           # finds pages/ and assets/ beside this file
         server=server,
@@ -271,7 +259,7 @@ def __getattr__(name: str):
         return default_app()
     if name == "celery_app":
         manager = default_app().nanoorg_job_manager
-        return manager.handle if isinstance(manager, dash.CeleryManager) else None
+        return manager.handle if isinstance(manager, CeleryJobManager) else None
     raise AttributeError(f"module 'app' has no attribute {name!r}")
 
 
