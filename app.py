@@ -47,6 +47,7 @@ from components.navbar import navbar
 from databank.demo import seed_demo
 from databank.ingest import sweep_orphans
 from databank.similarity_index import warm_bank_index
+from compute.warm_up import start_warm_up
 from server import api, auth
 from server.dash_jobs import CeleryJobManager, make_job_manager
 
@@ -199,7 +200,7 @@ def create_app(settings: Settings | None = None) -> Dash:
     api.register(server)
     _register_route_modules(server)
 
-    job_manager = make_job_manager(settings)      # threads of this process, or Celery (REDIS_URL)
+    job_manager = make_job_manager(settings, server)      # threads of this process, or Celery (REDIS_URL)
     app = Dash(
         __name__,                           # finds pages/ and assets/ beside this file
         server=server,
@@ -222,8 +223,8 @@ def create_app(settings: Settings | None = None) -> Dash:
 # --------------------------------------------------------------------------------------------
 # Entry points
 
-def prepare_bank(app: Dash, *, warm_index: bool = True) -> None:
-    """Sweep leftovers of interrupted ingests, seed the demo bank on first start, warm the index.
+def prepare_bank(app: Dash) -> None:
+    """Sweep leftovers of interrupted ingests, seed the demo bank on first start.
 
     Run once per deployment before serving (gunicorn's master does it, see gunicorn.conf.py)."""
     settings = app.nanoorg_settings
@@ -235,19 +236,29 @@ def prepare_bank(app: Dash, *, warm_index: bool = True) -> None:
             created = seed_demo(settings, progress=lambda message: print("  seeding demo bank " + message, flush=True))
             if created:
                 print(f"Demo bank ready: {len(created)} datasets.", flush=True)
-    if warm_index:
-        warm_bank_index(app.server)  # load the similarity index and compile its kernels in the background
+
+
+def warm_process(app: Dash) -> None:
+    """Load the similarity index and compile the viewer's kernels in background threads.
+
+    Only in a process that serves and will not fork again (a gunicorn worker, ``python app.py``):
+    a fork taken while such a thread holds a lock (SQLite's, numba's) hangs the child (see
+    ``server.dash_jobs``). So never in gunicorn's master nor in a Celery worker's parent."""
+    warm_bank_index(app.server)
+    if app.nanoorg_settings.viewer_warmup:
+        start_warm_up()
 
 
 _default_app: Dash | None = None
 
 
-def default_app() -> Dash:
-    """The process's app for the settings in the environment, built once (its index warmed)."""
+def default_app(*, warm: bool = True) -> Dash:
+    """The process's app for the settings in the environment, built once (warmed if ``warm``)."""
     global _default_app
     if _default_app is None:
         _default_app = create_app(load_settings())
-        warm_bank_index(_default_app.server)
+        if warm:
+            warm_process(_default_app)
     return _default_app
 
 
@@ -257,15 +268,15 @@ def __getattr__(name: str):
         return default_app().server
     if name == "app":
         return default_app()
-    if name == "celery_app":
-        manager = default_app().nanoorg_job_manager
+    if name == "celery_app":             # a Celery worker's parent forks its pool: no warm-up threads
+        manager = default_app(warm=False).nanoorg_job_manager
         return manager.handle if isinstance(manager, CeleryJobManager) else None
     raise AttributeError(f"module 'app' has no attribute {name!r}")
 
 
 if __name__ == "__main__":
     development_app = default_app()
-    prepare_bank(development_app, warm_index=False)
+    prepare_bank(development_app)
     settings = development_app.nanoorg_settings
     print(f"nano-org (development server) on http://{settings.host}:{settings.port}/", flush=True)
     development_app.run(host=settings.host, port=settings.port, debug=False)

@@ -20,4 +20,4 @@ errorlog = "-"
 def on_starting(_server):
     from app import create_app, prepare_bank
 
-    prepare_bank(create_app(_settings), warm_index=False)
+    prepare_bank(create_app(_settings))         # no warm-up threads here: the master forks the workers

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 
 import numpy as np
@@ -30,7 +29,6 @@ import ids
 from callbacks.viewer_jobs import dbscan_job, envelope_job, sweep_job
 from server.dash_jobs import job_callback
 from components.viewer_figures import alert, fmt_number, histogram_figure, pending_card, ripley_figure, stats_card, SMALL_LAYOUT
-from compute.warm_up import warm_up, is_warm
 from databank.viewer_data import DEFAULT_CANVAS_PX, DENIED, file_extent, load_table, readable_file, region_of, result_cache
 
 
@@ -311,17 +309,6 @@ def download(n_clusters, n_labels, n_ripley, eps, min_samples, r_max, dr, edge, 
     return dict(content=text, filename=name, type="text/csv"), ""
 
 
-def _start_warm_up(settings) -> None:
-    if not settings.viewer_warmup or is_warm():
-        return
-    def run():
-        try:
-            warm_up()
-        except Exception:                     # never break the app for a warm-up
-            log.exception("viewer warm-up failed")
-    threading.Thread(target=run, name="viewer-warm-up", daemon=True).start()
-
-
 def _running(prefix, button):
     return [(Output(f"{prefix}-row", "style"), {"display": "flex"}, {"display": "none"}),
             (Output(button, "disabled"), True, False)]
@@ -349,7 +336,6 @@ def register(app) -> None:
         decorate = dash_callback(*args, **kwargs)
         return lambda fn: decorate(_timed(fn))
 
-    _start_warm_up(app.nanoorg_settings)
     clientside = app.clientside_callback
 
     clientside(ClientsideFunction("nanoorg_viewer", "view_request"), Output(ids.Viewer.VIEW_REQUEST, "data"), Input(ids.Viewer.GRAPH, "relayoutData"),

@@ -308,20 +308,28 @@ class CeleryJobManager(OwnedResultKeys, dash.CeleryManager):
     """The Celery backend: Dash's Celery manager, results owned by the request that started them."""
 
 
-def make_celery(settings):
+def make_celery(settings, server):
     """The Celery application for ``settings.redis_url`` (broker and result backend).
 
-    A worker (``celery -A app:celery_app worker``) runs ``settings.job_workers`` jobs at once."""
+    A worker (``celery -A app:celery_app worker``) runs ``settings.job_workers`` jobs at once, each
+    in a pool process forked from the worker's parent (which has no warm-up threads, ``app.py``);
+    a pool process drops the database connections it inherited before its first job."""
     from celery import Celery
+    from celery.signals import worker_process_init
 
     celery_app = Celery("nanoorg", broker=settings.redis_url, backend=settings.redis_url)
-    celery_app.conf.update(worker_concurrency=int(settings.job_workers), task_acks_late=False,
-                           worker_hijack_root_logger=False, result_expires=RESULT_TTL_SECONDS)
+    celery_app.conf.update(worker_concurrency=int(settings.job_workers), worker_hijack_root_logger=False,
+                           result_expires=RESULT_TTL_SECONDS, broker_connection_retry_on_startup=True)
+
+    def fresh_connections(**_):
+        with server.app_context():
+            db.engine.dispose(close=False)      # SQLAlchemy's rule for a forked child: never share the pool
+    worker_process_init.connect(fresh_connections, weak=False)
     return celery_app
 
 
-def make_job_manager(settings) -> BaseBackgroundCallbackManager:
+def make_job_manager(settings, server) -> BaseBackgroundCallbackManager:
     """The app's background-job manager: Celery when ``settings.redis_url`` is set, else threads."""
     if settings.redis_url:
-        return CeleryJobManager(make_celery(settings), expire=RESULT_TTL_SECONDS)
+        return CeleryJobManager(make_celery(settings, server), expire=RESULT_TTL_SECONDS)
     return ThreadJobManager(Path(settings.cache_dir) / "jobs")
