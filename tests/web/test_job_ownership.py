@@ -13,6 +13,8 @@ client replaying the owner's handles (even with the owner's ``endId``) gets noth
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 
 import pytest
@@ -76,7 +78,8 @@ def text(value) -> str:
 
 
 @pytest.mark.parametrize("other", ["other", "anonymous"])
-def test_similarity_search_result_goes_to_its_requester_only(app, clients, ingest, other):
+def test_similarity_search_result_goes_to_its_requester_only(app, clients, ingest, other, caplog):
+    caplog.set_level(logging.INFO, logger="nanoorg.jobs")
     accounts = clients["accounts"]
     query_id = ingest(accounts["owner"], title="Public query", visibility="public", seed=1)
     ingest(accounts["owner"], title=SECRET_TITLE, visibility="private", seed=2, protein="SECRETPROT")
@@ -91,6 +94,14 @@ def test_similarity_search_result_goes_to_its_requester_only(app, clients, inges
     assert SECRET_TITLE in {row["title"] for row in owner_rows}
     assert SECRET_TITLE not in text(theirs) and "SECRETPROT" not in text(theirs)
     assert len(other_rows) == len(owner_rows) - 1
+    # one start and one outcome line per job, with kind, user and duration
+    lines = [r.getMessage() for r in caplog.records if r.name == "nanoorg.jobs"]
+    owner_id = clients["accounts"]["owner"].id
+    other_user = "anonymous" if other == "anonymous" else str(clients["accounts"]["other"].id)
+    for user in (str(owner_id), other_user):
+        assert sum(f"start: kind=similarity-search user={user}" in line for line in lines) == 1, lines
+        assert sum(re.search(rf"done: kind=similarity-search user={user} duration=\d+\.\d\ds$", line) is not None
+                   for line in lines) == 1, lines
 
 
 @pytest.mark.parametrize("other", ["other", "anonymous"])
@@ -175,3 +186,38 @@ def test_manager_key_mixes_the_cookie_user_and_a_nonce(app, clients, tmp_path):
     assert first.startswith(f"user{owner_id}-") and second.startswith(f"user{owner_id}-")
     assert first != second                                 # same request twice: two jobs, two keys
     assert forged.startswith("anonymous-")                 # a forged cookie is nobody
+
+
+# --------------------------------------------------------------------------------------------
+# every job goes through the job layer
+
+def test_every_background_callback_is_a_recorded_job(app):
+    from dash.background_callback.managers import BaseBackgroundCallbackManager
+
+    background = [k for k, spec in app.callback_map.items() if spec.get("background")]
+    assert len(background) == 7             # ingest; search, own file, compare; DBSCAN, envelope, sweep
+    ours = [fn for _, fn, _ in BaseBackgroundCallbackManager.functions
+            if getattr(fn, "__module__", "").startswith("callbacks.")]
+    kinds = {getattr(fn, "nanoorg_job_kind", None) for fn in ours}
+    assert kinds == {"ingest", "similarity-search", "similarity-own-file", "similarity-compare", "viewer-dbscan",
+                     "viewer-envelope", "viewer-sweep"}
+
+
+def test_job_record_logs_each_outcome_once(caplog):
+    caplog.set_level(logging.INFO, logger="nanoorg.jobs")
+    with jobs.recorded("test-kind", 5):
+        pass
+    with pytest.raises(jobs.JobCancelled):
+        with jobs.recorded("test-kind", None):
+            raise jobs.JobCancelled()
+    with pytest.raises(ValueError):
+        with jobs.recorded("test-kind", 6):
+            raise ValueError("bad input")
+    lines = [r.getMessage() for r in caplog.records if r.name == "nanoorg.jobs"]
+    outcomes = [re.sub(r"job \w+ ", "", line) for line in lines]
+    assert [o.split(" duration=")[0] for o in outcomes] == [
+        "start: kind=test-kind user=5", "done: kind=test-kind user=5",
+        "start: kind=test-kind user=anonymous", "cancelled: kind=test-kind user=anonymous",
+        "start: kind=test-kind user=6", "failed: kind=test-kind user=6"]
+    assert outcomes[-1].endswith("(ValueError: bad input)")
+    assert [r.levelname for r in caplog.records if r.name == "nanoorg.jobs"][-1] == "WARNING"
