@@ -22,7 +22,6 @@ from databank.search import cache_key, result_cache, search_with_fingerprints
 QUERY_TTL_SECONDS = 3600          # an analysed query file's fingerprints are kept this long (not the file)
 
 
-QUERY_MAX_BYTES = 256 * 2 ** 20   # all files of one query together
 
 
 _TOKEN_CHARS = set("0123456789abcdef")
@@ -84,8 +83,9 @@ def stage_query_files(user, files) -> dict:
     if not files:
         raise QueryFileError("Choose one detection file, and its ROI files if it has any.")
     total = sum(len(data) for _, data in files)
-    if total > QUERY_MAX_BYTES:
-        raise QueryFileError(f"The files hold {total / 2 ** 20:.0f} MB; at most {QUERY_MAX_BYTES // 2 ** 20} MB "
+    limit_mb = settings_of().query_max_mb
+    if total > limit_mb * 2 ** 20:
+        raise QueryFileError(f"The files hold {total / 2 ** 20:.0f} MB; at most {limit_mb} MB "
                              "can be searched this way. Upload large files to the databank instead.")
     plan = plan_upload([name for name, _ in files])
     if plan.rejected or plan.unmatched_rois or not plan.detections:

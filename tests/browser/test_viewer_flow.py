@@ -11,7 +11,7 @@ from dash.testing.wait import until
 from selenium.webdriver.common.keys import Keys
 
 from compute import simulate
-from databank import analysis
+from databank import viewer_render
 from databank.demo import write_fiji_roi, write_thunderstorm_csv
 from databank.ingest import StagedFile, ingest_dataset
 from databank.models import User, db
@@ -45,7 +45,7 @@ def _cluster_count(dash_duo) -> str:
 
 def test_bview001_eps_slider_and_zoom(dash_duo, nanoorg_app, browser_user, tmp_path, monkeypatch):
     # few points per view: the first plot is a density image, a zoom renders a new one
-    monkeypatch.setattr(analysis, "SCATTER_MAX_POINTS", 3000)
+    monkeypatch.setattr(viewer_render, "SCATTER_MAX_POINTS", 3000)
     file_id = _public_file(nanoorg_app, browser_user.id, tmp_path)
     dash_duo.start_server(nanoorg_app)
     dash_duo.driver.get(f"{dash_duo.server_url}/file/{file_id}")          # anonymous visitor, public data
