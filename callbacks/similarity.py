@@ -5,12 +5,12 @@ Rules followed here:
 - every callback that touches data calls the data layer with the *current* user, which re-checks
   access (``AccessDenied`` for missing and forbidden alike); ids and values coming from the
   browser are hints, never trusted;
-- heavy work runs as background callbacks (progress bar, Cancel button) on the thread manager of
-  ``server.job_threads`` (no fork: see there why), or the app's manager when REDIS_URL is set. Inside
-  a job there is no request: the user is re-derived from the signed session cookie
-  (``dash.ctx.cookies``) inside an app context of the Flask server; should a job run in a forked
-  process (Diskcache manager), the inherited database pool is dropped first (``jobs.job_app_context``);
-- no result is cached by Dash (no ``cache_by``): caching happens in the data layer, keyed by user.
+- heavy work runs as background jobs (progress bar, Cancel button; ``server.dash_jobs``: threads of
+  the web process, or Celery workers when REDIS_URL is set), in one of the host's job slots
+  (``databank.jobs.slot``). Inside a job there is no request: the user is re-derived from the
+  signed session cookie of the starting request (``job_user``) inside an app context;
+- a job's result belongs to the request that started it (``databank.jobs.result_key``); caching
+  of scores happens in the data layer, keyed by user.
 
 ``register(app)`` wires everything (``app.callback``); ``register_section``, ``register_search_page`` and ``register_compare_page`` wire one part.
 The plain functions are importable and callable in tests.
@@ -33,8 +33,8 @@ from databank import compare
 from databank.access import AccessDenied, get_dataset
 from databank.models import bank_version
 import ids
-from server.job_threads import similarity_manager
-from server.jobs import job_app_context, job_user
+from databank import jobs
+from server.dash_jobs import job_app_context, job_callback, job_user
 from components.similarity_figures import (compare_heatmap, result_columns, self_similarity_figure,
                                              self_similarity_overlay, summary_table)
 
@@ -156,9 +156,10 @@ def run_search(set_progress, _n_clicks, target, protein, cell_type, modality, ta
         user = job_user(app_server)
         report(0.0, "Starting")
         try:
-            rows = search.similar_datasets(user, dataset_id, target=target,
-                                           filters=build_filters(protein, cell_type, modality, tags),
-                                           progress=report)
+            with jobs.slot(report):
+                rows = search.similar_datasets(user, dataset_id, target=target,
+                                               filters=build_filters(protein, cell_type, modality, tags),
+                                               progress=report)
         except AccessDenied:
             return [], _alert(NOT_FOUND)
         except ValueError as exc:
@@ -229,12 +230,13 @@ def register_section(app) -> None:
         return run_search(set_progress, n_clicks, target, protein, cell_type, modality, tags, dataset_id,
                           server=server)
 
-    callback(
+    job_callback(
+        app, "similarity-search",
         Output(ids.Similarity.GRID, "rowData"), Output(ids.Similarity.STATUS, "children"),
         Input(ids.Similarity.RUN, "n_clicks"), Input(ids.Similarity.TARGET, "value"), Input(ids.Similarity.FILTER_PROTEIN, "value"),
         Input(ids.Similarity.FILTER_CELL_TYPE, "value"), Input(ids.Similarity.FILTER_MODALITY, "value"), Input(ids.Similarity.FILTER_TAGS, "value"),
         State(ids.Similarity.DATASET, "data"),
-        background=True, interval=JOB_INTERVAL_MS, manager=similarity_manager(),
+        interval=JOB_INTERVAL_MS,
         progress=[Output(ids.Similarity.PROGRESS, "value"), Output(ids.Similarity.PROGRESS, "label"), Output(ids.Similarity.PROGRESS_TEXT, "children")],
         progress_default=[0, "", ""],
         running=[(Output(ids.Similarity.RUN, "disabled"), True, False),
@@ -328,12 +330,13 @@ def run_query(set_progress, _n_clicks, token, target, pixel_size, protein, cell_
         try:
             target = search.check_target(target)
             pixel = float(pixel_size) if pixel_size not in (None, "") else None
-            report(0.02, "Reading, tiling and fingerprinting your file")
-            summary = query_files.analyse_query(user, token, pixel_size_nm=pixel)
-            report(0.5, "Comparing with the bank")
-            rows = query_files.search_query(user, token, target=target,
-                                       filters=build_filters(protein, cell_type, modality, tags),
-                                       progress=lambda f, m: report(0.5 + f / 2, m))
+            with jobs.slot(report):
+                report(0.02, "Reading, tiling and fingerprinting your file")
+                summary = query_files.analyse_query(user, token, pixel_size_nm=pixel)
+                report(0.5, "Comparing with the bank")
+                rows = query_files.search_query(user, token, target=target,
+                                                filters=build_filters(protein, cell_type, modality, tags),
+                                                progress=lambda f, m: report(0.5 + f / 2, m))
         except (query_files.QueryFileError, IngestError, ValueError) as exc:
             return [], _alert(str(exc), "danger"), None
         return rows, _status(rows, target, query_label="your file"), _query_summary(summary, target)
@@ -372,13 +375,14 @@ def register_search_page(app) -> None:
         return run_query(set_progress, n_clicks, token, target, pixel, protein, cell_type, modality, tags,
                          server=server)
 
-    callback(
+    job_callback(
+        app, "similarity-own-file",
         Output(ids.SearchFile.GRID, "rowData"), Output(ids.SearchFile.STATUS, "children"), Output(ids.SearchFile.SUMMARY, "children"),
         Input(ids.SearchFile.RUN, "n_clicks"),
         State(ids.SearchFile.TOKEN, "data"), State(ids.SearchFile.TARGET, "value"), State(ids.SearchFile.PIXEL, "value"),
         State(ids.SearchFile.PROTEIN, "value"), State(ids.SearchFile.CELL_TYPE, "value"), State(ids.SearchFile.MODALITY, "value"),
         State(ids.SearchFile.TAGS, "value"),
-        background=True, interval=JOB_INTERVAL_MS, manager=similarity_manager(), prevent_initial_call=True,
+        interval=JOB_INTERVAL_MS, prevent_initial_call=True,
         progress=[Output(ids.SearchFile.PROGRESS, "value"), Output(ids.SearchFile.PROGRESS, "label"), Output(ids.SearchFile.PROGRESS_TEXT, "children")],
         progress_default=[0, "", ""],
         running=[(Output(ids.SearchFile.RUN, "disabled"), True, False),
@@ -433,7 +437,8 @@ def run_compare(set_progress, dataset_ids, target, kind, server=None):
     with job_app_context(server) as app_server:
         user = job_user(app_server)
         try:
-            result = compare.compare_datasets(user, dataset_ids, target=target, progress=report)
+            with jobs.slot(report):
+                result = compare.compare_datasets(user, dataset_ids, target=target, progress=report)
         except AccessDenied:
             return no_update, no_update, _alert("One of the chosen datasets is not available to you."), None
         except ValueError as exc:
@@ -474,12 +479,13 @@ def register_compare_page(app) -> None:
     def _run(set_progress, _n_clicks, dataset_ids, target, kind):
         return run_compare(set_progress, dataset_ids, target, kind, server=server)
 
-    callback(
+    job_callback(
+        app, "similarity-compare",
         Output(ids.Compare.HEATMAP, "figure"), Output(ids.Compare.OVERLAY, "figure"), Output(ids.Compare.MESSAGE, "children"),
         Output(ids.Compare.TABLE, "children"),
         Input(ids.Compare.RUN, "n_clicks"), Input(ids.Compare.PICKER, "value"), Input(ids.Compare.TARGET, "value"),
         Input(ids.Compare.KIND, "value"),
-        background=True, interval=JOB_INTERVAL_MS, manager=similarity_manager(),
+        interval=JOB_INTERVAL_MS,
         progress=[Output(ids.Compare.PROGRESS, "value"), Output(ids.Compare.PROGRESS, "label"), Output(ids.Compare.PROGRESS_TEXT, "children")],
         progress_default=[0, "", ""],
         running=[(Output(ids.Compare.RUN, "disabled"), True, False),

@@ -191,7 +191,8 @@ def file_record(data_file) -> dict:
     stats = data_file.stats
     return dict(id=data_file.id, name=data_file.name, format=data_file.format, n_locs=data_file.n_locs,
                 n_dropped=data_file.n_dropped, density=data_file.density, coverage=data_file.coverage,
-                precision_median=data_file.precision_median, roi_source=data_file.roi_source,
+                precision_median=data_file.precision_median, precision_nena_nm=data_file.precision_nena_nm,
+                roi_source=data_file.roi_source,
                 n_rois=len(data_file.rois), n_tiles=stats.get("n_tiles"), n_tiles_kept=stats.get("n_tiles_kept"),
                 sha256=data_file.sha256, size_bytes=data_file.size_bytes, stats=stats, warnings=data_file.warnings)
 

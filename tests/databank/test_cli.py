@@ -100,3 +100,13 @@ def test_users_ingest_similar_compare(capsys, instance_env, tmp_path):
     bad_meta.write_text(json.dumps(dict(META, title="Bad", doi="nope")))
     code, _, err = run(capsys, "ingest", str(tmp_path / "ds0"), "--metadata", str(bad_meta), "--owner", "alice")
     assert code == 2 and "DOI" in err
+
+
+def test_migrate_creates_then_keeps_the_schema(capsys, instance_env, monkeypatch):
+    from databank.schema import head_revision
+
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    code, out, _ = run(capsys, "migrate", "--json")
+    assert code == 0 and json.loads(out) == dict(previous=None, revision=head_revision())
+    code, out, _ = run(capsys, "migrate", "--json")
+    assert code == 0 and json.loads(out) == dict(previous=head_revision(), revision=head_revision())

@@ -16,8 +16,6 @@ from contextvars import copy_context
 from pathlib import Path
 
 import pytest
-from dash._callback_context import context_value
-from dash._utils import AttributeDict
 from flask_login import login_user, logout_user
 
 from databank import search
@@ -26,6 +24,7 @@ from databank.models import Dataset, User, db
 from databank.users import create_api_token
 from callbacks import similarity as cb
 from components import similarity_section as section
+from server.dash_jobs import callback_context
 import ids
 
 from .helpers_datasets import (Bank, client_as, find_ids, fresh_bank, ingest, make_files, page_layout,
@@ -83,14 +82,12 @@ def as_caller(bank, name, *, triggered=None):
     with bank.server.test_request_context("/_dash-update-component", method="POST"):
         if name is not None:
             login_user(db.session.get(User, bank.users[name]))
-        values = AttributeDict(cookies=session_cookie(bank, name) if name else {},
-                               triggered_inputs=[{"prop_id": f"{triggered}.n_clicks", "value": 1}] if triggered
-                               else [])
-        token = context_value.set(values)
         try:
-            yield
+            with callback_context(cookies=session_cookie(bank, name) if name else {},
+                                  triggered_inputs=[{"prop_id": f"{triggered}.n_clicks", "value": 1}] if triggered
+                                  else []):
+                yield
         finally:
-            context_value.reset(token)
             if name is not None:
                 logout_user()
             db.session.remove()
@@ -459,13 +456,13 @@ def test_compare_page_layout(bank):
 # --------------------------------------------------------------------------------------------
 # the thread job manager (background callbacks without fork)
 
-def test_thread_job_manager_runs_reports_cancels_and_reports_errors(bank):
+def test_thread_job_manager_runs_reports_cancels_and_reports_errors(bank, tmp_path):
     import threading
     import time
 
-    from server.job_threads import ThreadJobManager
+    from server.dash_jobs import ThreadJobManager
 
-    manager = ThreadJobManager(max_workers=1, folder_name="jobs-threads-test")
+    manager = ThreadJobManager(tmp_path / "jobs")
     seen = {}
 
     def job(set_progress, steps):
@@ -483,28 +480,33 @@ def test_thread_job_manager_runs_reports_cancels_and_reports_errors(bank):
 
     spec = manager.make_job_fn(job, True)
 
-    def wait_done(job_id, timeout=10.0):
+    def wait_done(key, job_id, timeout=10.0):
         end = time.time() + timeout
+        while manager.job_running(job_id) and not manager.result_ready(key) and time.time() < end:
+            time.sleep(0.02)
+
+    with bank.server.test_request_context("/"):
+        job_id = manager.call_job_fn("anonymous-k-ok", spec, [3], {"cookies": {"session": "x"}})
+        wait_done("anonymous-k-ok", job_id)
+        assert manager.job_running(job_id)                 # finished, result not yet collected
+        assert manager.get_result("anonymous-k-ok", job_id) == ["done", 3]
+        assert not manager.job_running(job_id)             # collected: the job is gone
+        assert manager.get_result("anonymous-k-ok", job_id) is manager.UNDEFINED     # collected once only
+        assert seen == {"app_context": True, "cookies": {"session": "x"}}
+
+        job_id = manager.call_job_fn("anonymous-k-cancel", spec, [10_000], {})
+        end = time.time() + 10
+        while not manager.get_progress("anonymous-k-cancel") and time.time() < end:
+            time.sleep(0.02)
+        manager.terminate_job(job_id)
+        end = time.time() + 10
         while manager.job_running(job_id) and time.time() < end:
             time.sleep(0.02)
         assert not manager.job_running(job_id)
+        assert manager.get_result("anonymous-k-cancel", job_id) is manager.UNDEFINED      # cancelled: no result
 
-    with bank.server.test_request_context("/"):
-        job_id = manager.call_job_fn("k-ok", spec, [3], {"cookies": {"session": "x"}})
-        wait_done(job_id)
-        assert manager.get_result("k-ok", job_id) == ["done", 3]
-        assert seen == {"app_context": True, "cookies": {"session": "x"}}
-
-        job_id = manager.call_job_fn("k-cancel", spec, [10_000], {})
-        end = time.time() + 10
-        while not manager.get_progress("k-cancel") and time.time() < end:
-            time.sleep(0.02)
-        manager.terminate_job(job_id)
-        wait_done(job_id)
-        assert manager.get_result("k-cancel", job_id) is manager.UNDEFINED      # cancelled: no result
-
-        job_id = manager.call_job_fn("k-error", spec, [0], {})
-        wait_done(job_id)
-        error = manager.get_result("k-error", job_id)
+        job_id = manager.call_job_fn("anonymous-k-error", spec, [0], {})
+        wait_done("anonymous-k-error", job_id)
+        error = manager.get_result("anonymous-k-error", job_id)
         assert "broken job" in error["background_callback_error"]["msg"]
-    assert not [t for t in threading.enumerate() if t.name.startswith("dash-job-") and t.is_alive()]
+    assert not [t for t in threading.enumerate() if t.name.startswith("nanoorg-job-") and t.is_alive()]
