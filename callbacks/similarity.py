@@ -74,14 +74,20 @@ def _progress_reporter(set_progress):
     return report
 
 
-def _status(rows, target, *, query_label="this dataset") -> html.Div:
+def _status(rows, target, *, query_label="this dataset", reason=None) -> html.Div:
+    """Counts of scored datasets, and why there are none: ``reason`` is ``search.no_scores_reason`` of the query."""
     scored = sum(1 for r in rows if r.get("thinned_mean") is not None)
     scored_unthinned = sum(1 for r in rows if r.get("unthinned_mean") is not None)
     parts = [html.Span(f"{len(rows):,} dataset(s) compared", className="fw-semibold"),
              f" · thinned to {target} loc/µm²: {scored:,} with scores · unthinned: {scored_unthinned:,} with scores"
              f" · bank version {bank_version()}"]
     children = [html.Div(parts)]
-    if rows and scored == 0 and scored_unthinned:
+    reason = reason or {}
+    if reason.get("unthinned"):
+        children.append(_alert(f"No similarity scores: {reason['unthinned']}.", "warning"))
+    elif reason.get("thinned"):
+        children.append(_alert(f"No thinned scores: {reason['thinned']}.", "warning"))
+    elif rows and scored == 0 and scored_unthinned:
         children.append(_alert(f"No thinned scores: {query_label} (or every other dataset) has no tile holding "
                                f"{target * 9} localisations, needed to thin to {target} loc/µm². Choose a lower "
                                "target or rank by unthinned λ̄."))
@@ -124,11 +130,17 @@ def show_self_similarity(target, split, dataset_id):
         raise PreventUpdate from exc
     split = bool(split)
     thinned_label = f"Thinned to {result['target']} loc/µm²"
+    reason = search.dataset_no_scores_reason(user, dataset_id, result["target"])
+    message = None
+    if reason["self"]:
+        message = _alert(f"No self-similarity: {reason['self']}.")
+    elif reason["thinned"]:
+        message = _alert(f"No thinned self-similarity: {reason['thinned']}.")
     return (self_similarity_figure(result["thinned"], label=thinned_label, split=split),
             self_similarity_figure(result["unthinned"], label="Unthinned", split=split),
             summary_table(result["thinned"], split=split, id="sim-self-table-thinned"),
             summary_table(result["unthinned"], split=split, id="sim-self-table-unthinned"),
-            None)
+            message)
 
 
 def apply_quick_filters(_protein_clicks, _cell_clicks, _modality_clicks, _clear_clicks, own):
@@ -159,11 +171,13 @@ def run_search(set_progress, _n_clicks, target, protein, cell_type, modality, ta
             rows = search.similar_datasets(user, dataset_id, target=target,
                                            filters=build_filters(protein, cell_type, modality, tags),
                                            progress=report)
+            target = search.check_target(target)
+            reason = search.dataset_no_scores_reason(user, dataset_id, target)
         except AccessDenied:
             return [], _alert(NOT_FOUND)
         except ValueError as exc:
             return [], _alert(str(exc))
-        return rows, _status(rows, search.check_target(target))
+        return rows, _status(rows, target, reason=reason)
 
 
 def set_columns(metric, target):
@@ -336,7 +350,8 @@ def run_query(set_progress, _n_clicks, token, target, pixel_size, protein, cell_
                                        progress=lambda f, m: report(0.5 + f / 2, m))
         except (query_files.QueryFileError, IngestError, ValueError) as exc:
             return [], _alert(str(exc), "danger"), None
-        return rows, _status(rows, target, query_label="your file"), _query_summary(summary, target)
+        reason = search.no_scores_reason([summary.get("stats") or {}], target, label="your file")
+        return rows, _status(rows, target, query_label="your file", reason=reason), _query_summary(summary, target)
 
 
 def download_query_results(n_clicks, rows, target, metric):

@@ -508,3 +508,40 @@ def test_thread_job_manager_runs_reports_cancels_and_reports_errors(bank):
         error = manager.get_result("k-error", job_id)
         assert "broken job" in error["background_callback_error"]["msg"]
     assert not [t for t in threading.enumerate() if t.name.startswith("dash-job-") and t.is_alive()]
+
+
+def test_why_no_similarity_on_the_dataset_page_own_file_search_and_api(bank, tmp_path):
+    """Issue 12 item 3: a 2 x 2 um field gives no tile, and every place says so instead of '–'."""
+    small_roi = [(0.5, 0.5), (2.5, 0.5), (2.5, 2.5), (0.5, 2.5)]
+    with bank.server.app_context():
+        small = ingest(bank, "small", "carol", title="Carol public small field", visibility="public",
+                       files=make_files(tmp_path / "small", "small", n=DENSE, seed=5, roi=small_roi))
+        db.session.remove()
+    try:
+        body = api(bank, "dave", "small").get_json()
+        reason = body["no_scores_reason"]
+        assert "no 3 × 3 µm tile fits inside the ROI(s)" in reason["unthinned"] and "4.0 µm² of ROI" in reason["unthinned"]
+        assert reason["thinned"] == reason["unthinned"] == reason["self"]
+        assert all(r["thinned_mean"] is None and r["unthinned_mean"] is None for r in body["results"])
+        assert api(bank, "dave", "query").get_json()["no_scores_reason"] == {"unthinned": None, "thinned": None,
+                                                                             "self": None}
+        # sparse dataset: scores at 30, none at 100, with the reason
+        sparse = api(bank, "dave", "carol_sparse", "?target=100").get_json()["no_scores_reason"]
+        assert sparse["unthinned"] is None and "900 localisations needed to thin to 100 loc/µm²" in sparse["thinned"]
+        # the dataset page: self-similarity message and the search status
+        *_, message = call(bank, "dave", cb.show_self_similarity, 30, False, str(small))
+        assert "No self-similarity: no 3 × 3 µm tile fits" in text_of(message)
+        rows, status, _ = run_search(bank, "dave", small)
+        assert "No similarity scores: no 3 × 3 µm tile fits" in text_of(status)
+        # own-file search with the same small field
+        files = make_files(tmp_path / "mine", "tiny", n=DENSE, seed=6, roi=small_roi)
+        contents, names = upload_contents([f.path for f in files])
+        token, _ = call(bank, "alice", cb.receive_query_files, contents, names)
+        rows, status, summary = call(bank, "alice", cb.run_query, Progress(), 1, token, 30, None, None, None, None,
+                                     None, server=bank.server)
+        assert "No similarity scores: no 3 × 3 µm tile fits inside the ROI(s) of your file" in text_of(status)
+    finally:
+        with bank.server.app_context():
+            delete_dataset(db.session.get(User, bank.users["carol"]), small)
+            db.session.remove()
+        bank.datasets.pop("small")
