@@ -164,3 +164,14 @@ class Compare:
     OVERLAY = "cmp-overlay"
     TABLE = "cmp-table"
     RESULT = "cmp-result"
+
+
+class Contact:
+    """Contact the administrators (/contact): the message form."""
+    PREFIX = "contact-"
+    PAGE = "contact-page"
+    EMAIL = "contact-email"
+    REPLY_TO = "contact-reply-to"
+    BODY = "contact-body"
+    SEND = "contact-send"
+    RESULT = "contact-result"

@@ -87,9 +87,11 @@ OVERVIEW_TOC = [
 
 def overview_layout(**_query):
     contact = current_app.config.get("NANOORG_CONTACT_EMAIL")
-    contact_text = ([html.A(contact, href=f"mailto:{contact}", id="guide-contact-email")] if contact else
-                    ["write to the administrators of this nano-org instance (the address is set with the ",
-                     html.Code("NANOORG_CONTACT_EMAIL"), " setting)"])
+    contact_text = ([html.A(contact, href=f"mailto:{contact}", id="guide-contact-email"),
+                     " or use the ", dcc.Link("contact form", href="/contact", id="guide-contact-form")] if contact else
+                    ["use the ", dcc.Link("contact form", href="/contact", id="guide-contact-form"),
+                     " (this instance has no public contact address; messages are stored for the administrators, "
+                     "who answer by email)"])
     body = [
         _section("about", "About nano-org", _md("""
 nano-org is a publicly accessible, curated and functional databank of **single-molecule localisation
