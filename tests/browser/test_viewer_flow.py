@@ -75,3 +75,24 @@ def test_bview001_eps_slider_and_zoom(dash_duo, nanoorg_app, browser_user, tmp_p
 
     time.sleep(0.5)
     assert dash_duo.get_logs() == []
+
+
+def test_bview002_enter_applies_a_typed_eps(dash_duo, nanoorg_app, browser_user, tmp_path):
+    """Issue 12 item 6: a typed eps confirmed with Enter (no Tab, no click) re-runs DBSCAN."""
+    file_id = _public_file(nanoorg_app, browser_user.id, tmp_path)
+    dash_duo.start_server(nanoorg_app)
+    dash_duo.driver.get(f"{dash_duo.server_url}/file/{file_id}")
+    dash_duo.wait_for_element("#viewer-n-clusters", timeout=60)
+    until(lambda: "eps 100 nm" in dash_duo.find_element("#viewer-dbscan-status").text, timeout=30)
+    box = dash_duo.find_element("#viewer-eps input[type=number]")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("40", Keys.ENTER)
+    until(lambda: "eps 40 nm" in dash_duo.find_element("#viewer-dbscan-status").text, timeout=30)
+    # the focus stays in the box: the next value can be typed straight away
+    assert dash_duo.driver.execute_script("return document.activeElement.type") == "number"
+    minpts = dash_duo.find_element("#viewer-minpts input[type=number]")
+    minpts.send_keys(Keys.CONTROL, "a")
+    minpts.send_keys("5", Keys.ENTER)
+    until(lambda: "minPts 5" in dash_duo.find_element("#viewer-dbscan-status").text, timeout=30)
+    time.sleep(0.5)
+    assert dash_duo.get_logs() == []
