@@ -76,6 +76,7 @@ class Databank:
     COUNT = "databank-count"
     COLUMNS = "databank-columns"
     NAV = "databank-nav"
+    URL_STATE = "databank-url-state"
 
 
 class Similarity:
