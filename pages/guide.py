@@ -146,7 +146,8 @@ One row per detection file, with its statistics:
 | ROIs / tiles | polygons found for the file (or *auto*: the convex hull of all localisations when no ROI file was given) and 3 × 3 µm tiles inside them |
 
 **Downloads** (signed-in users, for datasets they may read): the original files as uploaded, the **gridded**
-data (one CSV per 3 × 3 µm tile with columns `x [nm]`, `y [nm]`), PNG density images with the ROIs drawn on
+data (one CSV per kept 3 × 3 µm tile, named by file, ROI and tile, with columns `x [nm]`, `y [nm]`, and
+`manifest.csv` listing every tile with its origin, count and kept/dropped), PNG density images with the ROIs drawn on
 them, and the **ROI** files (`X,Y` vertices in µm, as from Fiji). Each file also has its own download link.
 Anonymous visitors can browse and analyse public datasets but not download them.
 """)),
@@ -499,7 +500,7 @@ Signed-in users (or a token) can download what they may read; anonymous callers 
 | request | answer |
 |---|---|
 | `GET /api/datasets/<id>/download/originals` | zip of the files as uploaded, with their ROI files |
-| `GET /api/datasets/<id>/download/gridded` | zip, one CSV per 3 × 3 µm tile (`x [nm]`, `y [nm]`) |
+| `GET /api/datasets/<id>/download/gridded` | zip, one CSV per kept 3 × 3 µm tile (`x [nm]`, `y [nm]`) and `manifest.csv` |
 | `GET /api/datasets/<id>/download/images` | zip, one density PNG per file |
 | `GET /api/datasets/<id>/download/rois` | zip of the ROI CSVs (`X,Y` in µm) |
 | `GET /api/files/<file_id>/download` | one original file (`?kind=image` for its PNG) |
