@@ -121,6 +121,13 @@ def _number_column(field: str, header: str, *, digits: int = 3, width: int = 105
     }
 
 
+def _percent_column(field: str, header: str, *, tooltip: str) -> dict:
+    """A fraction (0-1) shown as a percentage with one decimal ('12.5 %')."""
+    column = _number_column(field, header, width=105, tooltip=tooltip)
+    column["valueFormatter"] = {"function": "params.value == null ? '–' : (100 * Number(params.value)).toFixed(1) + ' %'"}
+    return column
+
+
 def _pairs_column(field: str) -> dict:
     return {"field": field, "headerName": "Pairs", "type": "numericColumn", "filter": False,
             "valueFormatter": {"function": "params.value == null ? '–' : Number(params.value).toLocaleString('en')"},
@@ -135,8 +142,8 @@ def _lambda_group(kind: str, target: int, *, first: bool) -> dict:
     return {"headerName": label, "marryChildren": True, "headerClass": f"nanoorg-group-{kind}", "children": [
         mean,
         _number_column(f"{kind}_sd", "SD", tooltip=f"{label}: standard deviation of λ"),
-        _number_column(f"{kind}_fraction_above_1", "λ>1", digits=2, width=80,
-                       tooltip=f"{label}: fraction of tile pairs with λ > 1 (significantly different)"),
+        _percent_column(f"{kind}_fraction_above_1", "% pairs λ > 1",
+                        tooltip=f"{label}: percentage of tile pairs with λ > 1 (significantly different)"),
         _pairs_column(f"{kind}_n_pairs"),
     ]}
 

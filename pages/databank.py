@@ -35,11 +35,11 @@ NUMBER_FILTER = {"filter": "agNumberColumnFilter",
 
 
 def _text(field, header, width=150, **extra):
-    return {"field": field, "headerName": header, "minWidth": width, **TEXT_FILTER, **extra}
+    return {"field": field, "headerName": header, "headerTooltip": header, "minWidth": width, **TEXT_FILTER, **extra}
 
 
 def _number(field, header, fmt=NUMBER_FORMAT, width=120, **extra):
-    return {"field": field, "headerName": header, "minWidth": width, "type": "rightAligned",
+    return {"field": field, "headerName": header, "headerTooltip": header, "minWidth": width, "type": "rightAligned",
             "valueFormatter": fmt, **NUMBER_FILTER, **extra}
 
 
@@ -67,7 +67,7 @@ def column_defs() -> list[dict]:
         if field.name in taken:
             continue
         if field.kind == "bool":
-            hidden.append({"field": field.name, "headerName": field.label, "minWidth": 120,
+            hidden.append({"field": field.name, "headerName": field.label, "headerTooltip": field.label, "minWidth": 120,
                            "valueFormatter": BOOL_FORMAT, "filter": False, "hide": True})
         elif field.kind == "float":
             hidden.append(_number(field.name, field.label, DECIMAL_FORMAT, hide=True))
@@ -126,7 +126,7 @@ def layout(q: str | None = None, sort: str | None = None, f: str | None = None, 
         columnDefs=columns,
         filterModel=filters,
         defaultColDef={"sortable": True, "resizable": True, "floatingFilter": False, "flex": 1,
-                       "suppressHeaderMenuButton": False},
+                       "suppressHeaderMenuButton": False, "wrapHeaderText": True, "autoHeaderHeight": True},
         getRowId="params.data.row_id",
         dashGridOptions={
             "pagination": True,

@@ -25,6 +25,8 @@ def test_bdb001_search_sort_and_filter_survive_back(dash_duo, nanoorg_app, brows
     dash_duo.start_server(nanoorg_app)
     dash_duo.driver.get(f"{dash_duo.server_url}/databank")
     until(lambda: len(_link_titles(dash_duo)) == 4, timeout=30)
+    # issue 12 item 10: no header is cut ('Density (loc/…', 'Localisati…')
+    assert dash_duo.driver.execute_script(support.TRUNCATED_HEADERS_JS, "#databank-grid") == []
     search = dash_duo.find_element("#databank-search")
     search.send_keys("EGFR")
     until(lambda: len(_link_titles(dash_duo)) == 3, timeout=30)
