@@ -165,6 +165,8 @@ class Compare:
     OVERLAY = "cmp-overlay"
     TABLE = "cmp-table"
     RESULT = "cmp-result"
+    LINK_MESSAGE = "cmp-link-message"
+    URL_STATE = "cmp-url-state"
 
 
 class Contact:

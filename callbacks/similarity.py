@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, ctx, html, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
@@ -412,7 +412,7 @@ def register_search_page(app) -> None:
 
 
 def parse_ids(search_string) -> list[int]:
-    """Dataset ids from a query string like ``?ids=3,5,8`` (invalid parts ignored, at most 10)."""
+    """Dataset ids from a query string like ``?ids=3,5,8`` (invalid parts and repeats ignored, in order)."""
     from urllib.parse import parse_qs
 
     raw = parse_qs(str(search_string or "").lstrip("?")).get("ids", [""])[0]
@@ -421,19 +421,30 @@ def parse_ids(search_string) -> list[int]:
         part = part.strip()
         if part.isdigit() and int(part) not in out:
             out.append(int(part))
-    return out[:compare.MAX_COMPARE]
+    return out
 
 
 def load_compare_options(search_string):
-    """Dropdown options (datasets the user may read) and the preselection from ``?ids=``."""
+    """Dropdown options (datasets the user may read), the preselection from ``?ids=`` (at most
+    MAX_COMPARE) and a note when the link names datasets that are not chosen, and why."""
     from databank.datasets import list_datasets
 
     user = request_user()
     rows, _ = list_datasets(user, sort=[("title", "asc")], limit=1000)
     options = [{"label": f"{r['title']} (#{r['id']})", "value": r["id"]} for r in rows]
     readable = {r["id"] for r in rows}
-    wanted = [i for i in parse_ids(search_string) if i in readable]
-    return options, wanted
+    asked = parse_ids(search_string)
+    available = [i for i in asked if i in readable]
+    wanted = available[:compare.MAX_COMPARE]
+    notes = []
+    if len(available) < len(asked):
+        missing = len(asked) - len(available)
+        notes.append(f"{missing} dataset(s) named in the link are not available to you (or do not exist).")
+    if len(available) > compare.MAX_COMPARE:
+        left = ", ".join(f"#{i}" for i in available[compare.MAX_COMPARE:])
+        notes.append(f"The link names {len(available)} datasets; at most {compare.MAX_COMPARE} can be compared at "
+                     f"once, so the first {compare.MAX_COMPARE} are chosen and {left} are left out.")
+    return options, wanted, (_alert(" ".join(notes), "warning") if notes else None)
 
 
 def run_compare(set_progress, dataset_ids, target, kind, server=None):
@@ -484,7 +495,11 @@ def register_compare_page(app) -> None:
     callback = app.callback
     server = app.server
     callback(Output(ids.Compare.PICKER, "options"), Output(ids.Compare.PICKER, "value"),
+             Output(ids.Compare.LINK_MESSAGE, "children"),
              Input(ids.Compare.URL, "search"))(load_compare_options)
+    # the chosen datasets go into the address (?ids=...), replaced in place: the comparison is a link
+    app.clientside_callback(ClientsideFunction("nanoorg_compare", "ids_to_url"), Output(ids.Compare.URL_STATE, "data"),
+                            Input(ids.Compare.PICKER, "value"), prevent_initial_call=True)
 
     def _run(set_progress, _n_clicks, dataset_ids, target, kind):
         return run_compare(set_progress, dataset_ids, target, kind, server=server)

@@ -426,11 +426,27 @@ def test_search_page_layout(bank):
 # /compare
 
 def test_compare_options_are_readable_datasets(bank):
-    options, chosen = call(bank, "alice", cb.load_compare_options,
-                           f"?ids={bank.datasets['query']},{bank.datasets['bob_private']},{bank.datasets['carol_public']}")
+    options, chosen, note = call(bank, "alice", cb.load_compare_options,
+                                 f"?ids={bank.datasets['query']},{bank.datasets['bob_private']},"
+                                 f"{bank.datasets['carol_public']}")
     values = {o["value"] for o in options}
     assert bank.datasets["bob_private"] not in values and bank.datasets["alice_private"] in values
     assert chosen == [bank.datasets["query"], bank.datasets["carol_public"]]
+    assert "1 dataset(s) named in the link are not available" in text_of(note)
+    _, _, note = call(bank, "alice", cb.load_compare_options, f"?ids={bank.datasets['query']}")
+    assert note is None
+
+
+def test_compare_link_with_more_than_ten_ids_says_what_is_left_out(bank, monkeypatch):
+    """Issue 12 item 11: more than MAX_COMPARE ids in the link were cut silently."""
+    from databank import compare
+
+    readable = [bank.datasets[k] for k in ("query", "alice_private", "bob_shared", "carol_public", "carol_sparse")]
+    monkeypatch.setattr(compare, "MAX_COMPARE", 3)
+    _, chosen, note = call(bank, "alice", cb.load_compare_options, "?ids=" + ",".join(map(str, readable)))
+    assert chosen == readable[:3]
+    text = text_of(note)
+    assert "names 5 datasets; at most 3" in text and f"#{readable[3]}, #{readable[4]} are left out" in text
 
 
 def test_compare_job(bank):
