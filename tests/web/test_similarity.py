@@ -561,3 +561,31 @@ def test_why_no_similarity_on_the_dataset_page_own_file_search_and_api(bank, tmp
             delete_dataset(db.session.get(User, bank.users["carol"]), small)
             db.session.remove()
         bank.datasets.pop("small")
+
+
+def test_self_similarity_binning_follows_the_number_of_pairs():
+    """Issue 12 item 12: 3-28 pairs in 0.01-wide bins looked like a barcode."""
+    import numpy as np
+
+    from components.similarity_figures import MAX_BINS, STRIP_BELOW, bins_for, self_similarity_figure
+
+    rng = np.random.default_rng(1)
+
+    def part(n):
+        lambdas = rng.gamma(4.0, 0.1, n)
+        return {"lambdas": lambdas.tolist(), "within_file": [bool(k % 2) for k in range(n)],
+                "summary": {"n_pairs": n}, "n_tiles": 10}
+
+    few = self_similarity_figure(part(12), label="Thinned to 30 loc/µm²")
+    assert [t.type for t in few.data] == ["box"] and few.data[0].boxpoints == "all" and len(few.data[0].x) == 12
+    assert "each pair shown" in few.layout.title.text
+    split = self_similarity_figure(part(STRIP_BELOW - 2), label="Unthinned", split=True)
+    assert [len(t.x) for t in split.data] == [14, 14]
+    for n in (STRIP_BELOW, 200, 20_000):
+        figure = self_similarity_figure(part(n), label="Unthinned")
+        (bars,) = figure.data
+        occupied = np.count_nonzero(bars.y)
+        assert bars.type == "bar" and sum(bars.y) == n
+        assert len(bars.y) <= max(bins_for(n), 12)                   # the 0..1.2 axis at the step chosen
+        assert n / occupied >= n / bins_for(n)           # no barcode: occupied bins hold several pairs each
+    assert bins_for(27) == 6 and bins_for(200) == 12 and bins_for(10 ** 7) == MAX_BINS
