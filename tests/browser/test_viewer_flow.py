@@ -94,5 +94,21 @@ def test_bview002_enter_applies_a_typed_eps(dash_duo, nanoorg_app, browser_user,
     minpts.send_keys(Keys.CONTROL, "a")
     minpts.send_keys("5", Keys.ENTER)
     until(lambda: "minPts 5" in dash_duo.find_element("#viewer-dbscan-status").text, timeout=30)
+
+    # issue 12 item 13: the plot toolbar sits above the image, not on it
+    toolbar, plot_area = dash_duo.driver.execute_script(
+        "const g = document.querySelector('#viewer-graph');"
+        "g.dispatchEvent(new MouseEvent('mousemove', {bubbles: true}));"
+        "const r = e => { const b = e.getBoundingClientRect(); return {top: b.top, bottom: b.bottom}; };"
+        "return [r(g.querySelector('.modebar-container')), r(g.querySelector('.nsewdrag'))];")
+    assert toolbar["bottom"] <= plot_area["top"] + 1, (toolbar, plot_area)
+    # ... and the plot stays in view while the taller analysis panel scrolls
+    dash_duo.driver.execute_script("document.querySelector('#viewer-dbscan-hist').style.height = '1600px';")
+    dash_duo.driver.execute_script("window.scrollTo(0, 1200);")
+    time.sleep(0.3)
+    top = dash_duo.driver.execute_script(
+        "return document.querySelector('#viewer-graph').getBoundingClientRect().top;")
+    assert dash_duo.driver.execute_script("return window.scrollY;") > 1000
+    assert 0 <= top < 200, top
     time.sleep(0.5)
     assert dash_duo.get_logs() == []

@@ -370,3 +370,18 @@ def test_images_zip_has_one_png_per_file(bank):
         assert pixels.std() > 5                       # not a blank picture
         assert ((pixels[..., 0] < 40) & (pixels[..., 1] > 200) & (pixels[..., 2] > 200)).any()  # cyan ROI
 
+
+
+def test_file_names_break_only_between_words():
+    """Issue 12 item 13: 'COS7_tubulin_cell3.csv' wrapped mid-word in Data Files."""
+    from dash import html
+
+    from components.file_table import breakable, file_row
+
+    parts = breakable("COS7_tubulin_cell3-final.v2 copy.csv")
+    assert [p for p in parts if isinstance(p, str)] == ["COS7_", "tubulin_", "cell3-", "final.", "v2 ", "copy.", "csv"]
+    assert sum(isinstance(p, html.Wbr) for p in parts) == 6
+    row = file_row({"id": 1, "name": "cell_one.csv"}, can_download=False)
+    name = row.children[0].children[0]
+    assert name.className == "fw-semibold nanoorg-file-name" and "text-break" not in name.className
+    assert "".join(p for p in name.children if isinstance(p, str)) == "cell_one.csv"
