@@ -298,6 +298,15 @@ def cmd_migrate(args) -> None:
           [f"database schema: {previous or '(none)'} -> {revision}"])
 
 
+def cmd_messages(args) -> None:
+    from databank.contact import list_messages
+    messages = [dict(id=m.id, created=m.created_at.isoformat(), user_id=m.user_id, reply_to=m.reply_to, body=m.body)
+                for m in list_messages(args.limit)]
+    lines = [f"#{m['id']} {m['created']} from {m['reply_to']}" + (f" (user {m['user_id']})" if m["user_id"] else "")
+             + "\n" + m["body"] + "\n" for m in messages] or ["no messages"]
+    _emit(args, dict(messages=messages), lines)
+
+
 # ---------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -363,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("seed-demo", cmd_seed_demo, "create the demo bank (real shared files + simulated datasets)")
     p.add_argument("--force", action="store_true", help="add missing demo datasets even if the bank is not empty")
     p.add_argument("--quiet", action="store_true")
+    p = add("messages", cmd_messages, "messages sent with the contact form (/contact), newest first")
+    p.add_argument("--limit", type=int, help="show only the newest N")
     return parser
 
 

@@ -187,6 +187,16 @@ class Tile(db.Model):
     kept: Mapped[bool] = mapped_column(Boolean)              # eligible for unthinned similarity
 
 
+class ContactMessage(db.Model):
+    """A message sent with the contact form, kept for the administrators (``nanoorg messages``)."""
+    __tablename__ = "contact_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    reply_to: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
+
+
 class BankState(db.Model):
     """One row: a counter bumped whenever the searchable bank changes (ingest, delete, visibility)."""
     __tablename__ = "bank_state"
