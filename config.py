@@ -35,17 +35,22 @@ class Settings:
     redis_url: str | None = None
     demo_data_dir: Path = DATA_DIR
     max_upload_mb: int = 1024
-    query_max_mb: int = 100                   # "search with your own file": all its files together
+    query_max_mb: int = 20                    # "search with your own file": all its files together (sent
+                                              # base64 in one callback POST: must fit max_request_mb)
     seed_demo: bool = True
     max_pairs: int = 20000
     thinning_targets: tuple[int, ...] = (30, 100)
     default_thinning: int = 30
+    thinning_repeats: int = 1                 # independent thinnings stored per tile and target
+    thinning_mode: str = "tile"               # "tile" (exact count per tile) or "bernoulli" (file-level)
     lambda_mode: str = "critical"
     contact_email: str | None = None
     secure_cookies: bool = False
     upload_quota_mb: int | None = None        # None = 4 x max_upload_mb
     max_concurrent_jobs: int = 2
-    demo_password: str = "nanoorg-demo"
+    demo_password: str | None = None          # None = generated at first seed, kept in <instance>/demo_password
+    max_request_mb: int = 32                  # largest HTTP request body; files go through the chunked upload
+    proxy_hops: int = 0                       # reverse proxies whose X-Forwarded-For is trusted
     host: str = "127.0.0.1"
     port: int = 8050
     web_workers: int = 1
@@ -60,6 +65,14 @@ class Settings:
             self.secret_key = _secret_key(self.instance_dir)
         if self.default_thinning not in self.thinning_targets:
             raise ValueError("NANOORG_DEFAULT_THINNING must be one of NANOORG_THINNING_TARGETS")
+        if self.thinning_repeats < 1:
+            raise ValueError("NANOORG_THINNING_REPEATS must be 1 or more")
+        if self.thinning_mode not in ("tile", "bernoulli"):
+            raise ValueError("NANOORG_THINNING_MODE must be 'tile' or 'bernoulli'")
+        if self.query_max_mb * 4 / 3 + 1 > self.max_request_mb:
+            raise ValueError(f"NANOORG_QUERY_MAX_MB={self.query_max_mb} does not fit in one request of "
+                             f"NANOORG_MAX_REQUEST_MB={self.max_request_mb} (files travel base64-encoded, "
+                             "4/3 of their size): lower the first or raise the second")
 
     @property
     def store_dir(self) -> Path:
@@ -74,7 +87,9 @@ class Settings:
         return self.instance_dir / "cache"
 
     def ensure_dirs(self) -> None:
-        for folder in (self.instance_dir, self.store_dir, self.staging_dir, self.cache_dir):
+        if not self.instance_dir.exists():
+            self.instance_dir.mkdir(parents=True, mode=0o700)      # a new instance is the owner's alone
+        for folder in (self.store_dir, self.staging_dir, self.cache_dir):
             folder.mkdir(parents=True, exist_ok=True)
 
 
@@ -91,12 +106,16 @@ ENVIRONMENT: dict[str, tuple[str, object]] = {
     "NANOORG_MAX_PAIRS": ("max_pairs", int),
     "NANOORG_THINNING_TARGETS": ("thinning_targets", _int_list),
     "NANOORG_DEFAULT_THINNING": ("default_thinning", int),
+    "NANOORG_THINNING_REPEATS": ("thinning_repeats", int),
+    "NANOORG_THINNING_MODE": ("thinning_mode", str),
     "NANOORG_LAMBDA_MODE": ("lambda_mode", str),
     "NANOORG_CONTACT_EMAIL": ("contact_email", str),
     "NANOORG_SECURE_COOKIES": ("secure_cookies", _flag),
     "NANOORG_UPLOAD_QUOTA_MB": ("upload_quota_mb", int),
     "NANOORG_MAX_JOBS": ("max_concurrent_jobs", int),
     "NANOORG_DEMO_PASSWORD": ("demo_password", str),
+    "NANOORG_MAX_REQUEST_MB": ("max_request_mb", int),
+    "NANOORG_PROXY_HOPS": ("proxy_hops", int),
     "NANOORG_HOST": ("host", str),
     "NANOORG_PORT": ("port", int),
     "NANOORG_WEB_WORKERS": ("web_workers", int),
@@ -104,12 +123,26 @@ ENVIRONMENT: dict[str, tuple[str, object]] = {
 }
 
 
+def private_file(path: Path, make_text=None) -> Path:
+    """Make ``path`` readable by its owner only (0600), creating it first with ``make_text()`` if it
+    does not exist (created 0600 from the start, never briefly readable by others)."""
+    if make_text is not None and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:        # another process made it first: keep theirs
+            pass
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(make_text())
+    if path.exists() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    return path
+
+
 def _secret_key(instance_dir: Path) -> str:
-    """A key generated once and kept in the instance folder (when SECRET_KEY is not set)."""
-    key_file = instance_dir / "secret_key"
-    if not key_file.exists():
-        instance_dir.mkdir(parents=True, exist_ok=True)
-        key_file.write_text(secrets.token_hex(32))
+    """A key generated once and kept (0600) in the instance folder (when SECRET_KEY is not set)."""
+    key_file = private_file(instance_dir / "secret_key", lambda: secrets.token_hex(32))
     return key_file.read_text().strip()
 
 

@@ -12,8 +12,8 @@ from compute.formats import FORMAT_LABELS
 from server.routes_downloads import dataset_download_url, file_download_url
 from components.metadata_table import EMPTY, format_number
 
-COLUMNS = ("File", "Format", "Localisations", "Density (loc/µm²)", "Coverage", "Precision (nm)", "ROIs",
-           "Tiles kept / dropped", "")
+COLUMNS = ("File", "Format", "Localisations", "Density (loc/µm²)", "Coverage", "Precision (nm)",
+           "NeNA precision (nm)", "ROIs", "Tiles kept / dropped", "")
 DATASET_DOWNLOADS = (("originals", "Download original data files"), ("gridded", "Download gridded data"),
                      ("images", "Download PNG images"), ("rois", "Download ROIs"))
 
@@ -56,6 +56,7 @@ def file_row(record: dict, can_download: bool):
         html.Td(format_number(record.get("density"), 1), className="text-end"),
         html.Td(_percent(record.get("coverage")), className="text-end"),
         html.Td(format_number(record.get("precision_median"), 1), className="text-end"),
+        html.Td(format_number(record.get("precision_nena_nm"), 1), className="text-end"),
         html.Td(format_number(record.get("n_rois")), className="text-end"),
         html.Td(_tiles(record), className="text-end text-nowrap"),
         html.Td(actions, className="text-end"),

@@ -300,19 +300,48 @@ def _box_overlap(vertices_nm: np.ndarray, points_box: tuple[float, float, float,
     return roi_box.intersection(points).area / roi_box.area
 
 
+def polygon_from_vertices(vertices_nm) -> "shapely.Polygon | shapely.MultiPolygon":
+    """The ROI polygon (nm) of stored vertices, repaired as at ingest: a self-intersecting outline
+    becomes the union of the polygon parts of ``make_valid`` (empty if there are none)."""
+    polygon = shapely.Polygon(np.asarray(vertices_nm, dtype=np.float64))
+    if polygon.is_valid:
+        return polygon
+    parts = [p for p in shapely.get_parts(shapely.make_valid(polygon)) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
 def _valid_polygon(vertices_nm: np.ndarray, name: str, warnings: list[str]):
     """shapely polygon; self-intersections repaired with make_valid, keeping polygon parts only."""
-    polygon = shapely.Polygon(vertices_nm)
-    repaired = not polygon.is_valid
+    polygon = polygon_from_vertices(vertices_nm)
+    repaired = not shapely.Polygon(vertices_nm).is_valid
     if repaired:
-        parts = [p for p in shapely.get_parts(shapely.make_valid(polygon))
-                 if p.geom_type in ("Polygon", "MultiPolygon")]
-        polygon = shapely.union_all(parts) if parts else shapely.Polygon()
         warnings.append("self-intersecting outline repaired into "
                         f"{len(shapely.get_parts(polygon))} polygon part(s)")
     if polygon.is_empty or polygon.area == 0:
         raise RoiError(name, "the polygon encloses no area (all vertices on one line)", _DRAW_FIX)
     return polygon, repaired
+
+
+def points_in_polygon(x_nm, y_nm, polygon) -> np.ndarray:
+    """Boolean mask of the points inside ``polygon`` or on its boundary (nm).
+
+    THE inclusion rule for localisations in a ROI, used by every analysis path (statistics,
+    DBSCAN, Ripley, tiles, viewer regions, exports, similarity): shapely ``covers`` semantics, so
+    vertices and edge points count as inside. ``polygon`` is a shapely (Multi)Polygon or a
+    sequence of them (their union). Vectorised: a bounding-box pre-filter, then
+    ``shapely.intersects_xy`` (for points, intersects == covers) on the prepared geometry.
+    """
+    x = np.asarray(x_nm, dtype=np.float64)
+    y = np.asarray(y_nm, dtype=np.float64)
+    region = polygon if isinstance(polygon, shapely.Geometry) else shapely.union_all(list(polygon))
+    inside = np.zeros(x.shape, dtype=bool)
+    if region.is_empty:
+        return inside
+    x0, y0, x1, y1 = region.bounds
+    candidates = np.flatnonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
+    shapely.prepare(region)
+    inside[candidates] = shapely.intersects_xy(region, x[candidates], y[candidates])
+    return inside
 
 
 def auto_roi(x_nm, y_nm) -> "shapely.Polygon":

@@ -27,6 +27,7 @@ from numba import njit
 from werkzeug.utils import secure_filename
 
 from compute import render
+from compute.rois import polygon_from_vertices
 from compute.tiles import TILE_NM, TileGrid, points_in_tiles
 from databank.models import DataFile, Dataset
 
@@ -124,10 +125,15 @@ def originals_zip(dataset: Dataset, store, work_dir: Path | None = None) -> Path
 
 
 def tile_grid(data_file: DataFile) -> TileGrid:
-    """The file's tiles (from its Tile rows, in index order) as a compute TileGrid."""
+    """The file's tiles (from its Tile rows, in index order) as a compute TileGrid, with the ROI
+    polygons so that tile points are clipped to them as at ingest."""
     tiles = sorted(data_file.tiles, key=lambda t: t.index)
     origins = np.array([[t.x0_nm, t.y0_nm] for t in tiles], dtype=np.float64).reshape(-1, 2)
-    return TileGrid(origins, np.array([t.roi_index for t in tiles], dtype=np.int64), TILE_NM)
+    rois = sorted(data_file.rois, key=lambda r: r.index)
+    polygons = [polygon_from_vertices(r.vertices_nm) for r in rois]
+    roi_position = {r.index: k for k, r in enumerate(rois)}
+    roi_index = np.array([roi_position[t.roi_index] for t in tiles], dtype=np.int64)
+    return TileGrid(origins, roi_index, TILE_NM, polygons)
 
 
 @njit(cache=True)
@@ -184,7 +190,8 @@ def tile_csv(x: np.ndarray, y: np.ndarray) -> bytes:
 
 def gridded_tiles(data_file: DataFile, store) -> Iterable[tuple[int, np.ndarray, np.ndarray]]:
     """(tile index, x, y) of every tile of ``data_file``: localisations in the half-open square
-    [x0, x0 + 3000) x [y0, y0 + 3000) nm, absolute coordinates in nm."""
+    [x0, x0 + 3000) x [y0, y0 + 3000) nm and inside the tile's ROI (boundary included), absolute
+    coordinates in nm."""
     tiles = sorted(data_file.tiles, key=lambda t: t.index)
     if not tiles:
         return

@@ -166,7 +166,8 @@ def _require_spread(name: str, table) -> None:
 
 
 def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_size_nm: float | None = None,
-                 thinning_targets=similarity.THINNING_TARGETS_PER_UM2) -> FileAnalysis:
+                 thinning_targets=similarity.THINNING_TARGETS_PER_UM2, thinning_repeats: int = 1,
+                 thinning_mode: str = "tile") -> FileAnalysis:
     """Read, check, tile, fingerprint and measure one detection file. Raises IngestError naming the file."""
     try:
         table = formats.read_localisations(detection.path, pixel_size_nm=pixel_size_nm, display_name=detection.name)
@@ -189,9 +190,11 @@ def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_si
         regions = "the convex hull of its localisations (no ROI file)" if roi_source == "auto" else "its ROIs"
         raise IngestError(detection.name, f"{detection.name}: cannot tile {regions}: {error}") from error
     sha = sha256_of(detection.path)
-    prints = similarity.file_fingerprints(table.x, table.y, grid, targets=thinning_targets, seed=_seed_for(sha))
+    prints = similarity.file_fingerprints(table.x, table.y, grid, targets=thinning_targets, seed=_seed_for(sha),
+                                          n_repeats=thinning_repeats, thinning=thinning_mode)
     file_stats = stats.file_statistics(table.x, table.y, table.precision, polygons, grid, prints,
-                                       roi_source=roi_source, precision_source=table.precision_source)
+                                       roi_source=roi_source, precision_source=table.precision_source,
+                                       frame=table.frame)
     _, offsets = tiles.points_in_tiles(table.x, table.y, grid)
     kept = np.zeros(len(grid.origins), dtype=bool)
     kept[prints.tile_index_unthinned] = True
@@ -207,7 +210,8 @@ def _stage_file(detection: StagedFile, roi_files: list[StagedFile], folder: Path
                 pixel_size_nm: float | None, settings) -> _ProcessedFile:
     """Analyse one detection file and write its original, ROI files and normalised copy into ``folder``."""
     analysis = analyse_file(detection, roi_files, pixel_size_nm=pixel_size_nm,
-                            thinning_targets=settings.thinning_targets)
+                            thinning_targets=settings.thinning_targets, thinning_repeats=settings.thinning_repeats,
+                            thinning_mode=settings.thinning_mode)
     folder.mkdir(parents=True)
     shutil.copyfile(detection.path, folder / "original")
     for index, roi_file in enumerate(roi_files, start=1):
@@ -233,7 +237,8 @@ def _file_row(p: _ProcessedFile) -> DataFile:
     data_file = DataFile(name=a.name, storage_key=p.key, format=a.table.source_format, sha256=a.sha256,
                          size_bytes=p.size_bytes, pixel_size_nm=p.pixel_size_nm, n_locs=len(a.table),
                          n_dropped=a.table.n_dropped, density=a.stats.get("density"), coverage=a.stats.get("coverage"),
-                         precision_median=a.stats.get("precision_median"), roi_source=a.stats.get("roi_source", "file"),
+                         precision_median=a.stats.get("precision_median"),
+                         precision_nena_nm=a.stats.get("precision_nena_nm"), roi_source=a.stats.get("roi_source", "file"),
                          stats_json=json.dumps(a.stats), warnings_json=json.dumps(a.warnings),
                          fingerprints=pack_fingerprints(a.fingerprints))
     data_file.rois = [Roi(index=r["index"], name=r["name"], unit=r["unit"], area_um2=r["area_um2"],

@@ -26,7 +26,7 @@ from compute import similarity
 from compute.similarity import FileFingerprints, Fingerprints
 from databank.access import get_dataset, readable_clause, user_id_of
 from databank.core import settings_of
-from databank.models import Dataset, db
+from databank.models import Dataset, User, db
 from databank.similarity_index import UNTHINNED, TileSet, bank_index, bank_state, empty_tile_set, fingerprint_choices
 
 
@@ -110,13 +110,13 @@ def _clean_filters(filters: dict | None) -> dict:
 
 
 def _candidates(user, exclude_id: int | None, filters: dict | None) -> list[Dataset]:
-    from databank.datasets import _filter_condition   # same filter language as the databank table
+    from databank.datasets import filter_conditions   # same filter language as the databank table
     conditions = [readable_clause(user)]
     if exclude_id is not None:
         conditions.append(Dataset.id != exclude_id)
-    for key, spec in _clean_filters(filters).items():
-        conditions.append(_filter_condition(key, spec))
-    return list(db.session.scalars(select(Dataset).where(*conditions).order_by(Dataset.id)))
+    conditions += filter_conditions(_clean_filters(filters))
+    query = select(Dataset).join(User, Dataset.owner_id == User.id)   # the 'owner' filter is on User.username
+    return list(db.session.scalars(query.where(*conditions).order_by(Dataset.id)))
 
 
 def rank_against_bank(query: dict[int | None, Fingerprints], user, *, exclude_id: int | None = None,

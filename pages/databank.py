@@ -12,7 +12,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from databank.metadata import METADATA_FIELDS
+from databank.metadata import LONG_TEXT_FIELDS, METADATA_FIELDS
 from databank.datasets import GRID_PAGE_SIZE
 import ids
 
@@ -62,7 +62,7 @@ def column_defs() -> list[dict]:
     taken = {c["field"] for c in shown}
     hidden = []
     for field in METADATA_FIELDS:
-        if field.name in taken:
+        if field.name in taken or field.name in LONG_TEXT_FIELDS:     # long text: on the dataset page only
             continue
         if field.kind == "bool":
             hidden.append({"field": field.name, "headerName": field.label, "minWidth": 120,

@@ -41,9 +41,9 @@ def _field_input(field, value):
     if field.kind == "choice":
         control = dbc.Select(id=ident, options=[{"label": c, "value": c} for c in field.choices], value=text)
     elif field.kind == "longtext":
-        control = dbc.Textarea(id=ident, value=text, rows=4)
+        control = dbc.Textarea(id=ident, value=text, rows=4, maxLength=field.max_length)
     else:
-        control = dbc.Input(id=ident, value=text, type="text",
+        control = dbc.Input(id=ident, value=text, type="text", maxLength=field.max_length,
                             inputmode="decimal" if field.kind == "float" else None)
     label = field.label + (" *" if field.required else "")
     return dbc.Row([

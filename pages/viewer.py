@@ -51,6 +51,7 @@ def file_header(data_file) -> html.Div:
         ("Density", _fmt(data_file.density, "{:,.0f}", " loc/µm²")),
         ("Coverage", _fmt(None if data_file.coverage is None else 100 * data_file.coverage, "{:.0f}", " %")),
         ("Precision (median)", _fmt(data_file.precision_median, "{:.1f}", " nm")),
+        ("Precision (NeNA)", _fmt(data_file.precision_nena_nm, "{:.1f}", " nm")),
         ("ROIs", _fmt(len(data_file.rois))),
         ("Tiles kept / all", f"{_fmt(stats.get('n_tiles_kept'))} / {_fmt(stats.get('n_tiles'))}"),
     ]

@@ -163,3 +163,36 @@ def test_stored_fingerprints_round_trip():
         np.testing.assert_array_equal(before.hist, after.hist)
         np.testing.assert_array_equal(before.n_locs, after.n_locs)
     np.testing.assert_array_equal(restored.tile_index_thinned[100], original.tile_index_thinned[100])
+
+
+def test_stored_repeated_thinnings_round_trip_and_old_blobs_read_as_one_thinning():
+    pattern = simulate.simulate_csr(150, 9000, 9000, seed=3)
+    grid = tiles.grid_tiles([shapely.box(0, 0, 9000, 9000)])
+    original = file_fingerprints(pattern.x, pattern.y, grid, targets=(30, 100), seed=1, n_repeats=3)
+    restored = unpack_fingerprints(pack_fingerprints(original))
+    for target in (30, 100):
+        assert len(restored.repeats(target)) == 3
+        for before, after in zip(original.repeats(target), restored.repeats(target)):
+            np.testing.assert_array_equal(before.hist, after.hist)
+            np.testing.assert_array_equal(before.n_locs, after.n_locs)
+    single = file_fingerprints(pattern.x, pattern.y, grid, targets=(30, 100), seed=1)
+    old_blob = pack_fingerprints(single)        # what banks stored before repeats existed
+    assert unpack_fingerprints(old_blob).extra_repeats == {}
+    np.testing.assert_array_equal(unpack_fingerprints(old_blob).thinned[30].hist, restored.thinned[30].hist)
+
+
+def test_ingest_stores_nena_precision_of_a_blinking_file(app, users, tmp_path):
+    from databank.datasets import file_record
+    from databank.demo import write_thunderstorm_csv
+    folder = tmp_path / "blink"
+    folder.mkdir()
+    pattern = simulate.simulate_blinking(4000, 12_000.0, 12_000.0, precision_nm=12.0, n_frames=4000, seed=8)
+    write_thunderstorm_csv(folder / "blink.csv", pattern)
+    dataset = ingest_dataset(staged([folder / "blink.csv"]), META, users["alice"])
+    data_file = dataset.files[0]
+    assert data_file.precision_nena_nm == pytest.approx(12.0, rel=0.10)
+    assert data_file.stats["nena_n_pairs"] > 1000
+    assert file_record(data_file)["precision_nena_nm"] == data_file.precision_nena_nm
+    csr = ingest_dataset(staged(write_csr_file(tmp_path / "csr", "cell")), dict(META, title="no frames pairs"),
+                         users["alice"])
+    assert csr.files[0].precision_nena_nm is None      # frames at random: too few adjacent-frame pairs

@@ -19,6 +19,7 @@ from flask_login import login_user, logout_user
 from databank.ingest import StagedFile, ingest_dataset
 from databank.models import Dataset, db
 from databank.users import create_user
+from server.auth import SESSION_GENERATION
 
 PASSWORD = "correct horse battery"
 # An irregular placement so tile edges are not at round numbers: tiles anchored at (500, 500) nm.
@@ -163,6 +164,7 @@ def client_as(bank: Bank, name: str | None):
         with client.session_transaction() as session:
             session["_user_id"] = str(bank.users[name])
             session["_fresh"] = True
+            session[SESSION_GENERATION] = 0          # a user who never logged out
     return client
 
 
