@@ -20,7 +20,6 @@ import pytest
 import cli
 from compute import formats
 from tests.security.malformed_corpus import CASES, write_case
-from tests.web.conftest import _empty_tables, _fast_password_hashing, app, make_user, server, settings, signed_in  # noqa: F401
 from tests.web.test_upload import GOOD_META, request_for, run_job, stage, text_of
 from server import routes_upload
 
