@@ -53,12 +53,12 @@ from databank.demo import retire_documented_password, seed_demo
 from databank.ingest import sweep_orphans
 from databank.similarity_index import warm_bank_index
 from compute.warm_up import start_warm_up
-from server import api, auth, headers
+from server import api, auth, headers, health
 from server.dash_jobs import CeleryJobManager, make_job_manager
 
 CSRF_COOKIE = "_csrf_token"
-# Requests for static files need neither a session nor a CSRF cookie.
-STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico")
+# Requests for static files and the health check need neither a session nor a CSRF cookie.
+STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico", "/healthz")
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ class _Request(Request):
         raise BadRequest(f"The request body is not valid JSON: {e}.")
 
 
-def _make_server(settings: Settings) -> Flask:
+def _make_server(settings: Settings, migrate_schema: bool) -> Flask:
     server = Flask(__name__)
     server.request_class = _Request
     server.json = _JSONProvider(server)
@@ -111,7 +111,7 @@ def _make_server(settings: Settings) -> Flask:
     )
     if settings.proxy_hops:
         server.wsgi_app = ProxyFix(server.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
-    init_databank(server, settings)
+    init_databank(server, settings, migrate=migrate_schema)
     _init_login(server)
     _init_csrf(server)
     _init_errors(server)
@@ -252,15 +252,19 @@ def _register_route_modules(server: Flask) -> None:
     api_similarity.register(server)
 
 
-def create_app(settings: Settings | None = None) -> Dash:
-    """Build the nano-org web app (Dash) on a fresh Flask server for ``settings``."""
+def create_app(settings: Settings | None = None, *, migrate_schema: bool = True) -> Dash:
+    """Build the nano-org web app (Dash) on a fresh Flask server for ``settings``.
+
+    ``migrate_schema``: upgrade the database schema first (default); False only checks it (the
+    web and job workers of a deployment, whose schema was migrated once before they started)."""
     settings = settings or load_settings()
-    server = _make_server(settings)
+    server = _make_server(settings, migrate_schema)
     auth.register_routes(server)
     api.register(server)
     _register_route_modules(server)
 
     job_manager = make_job_manager(settings, server)      # threads of this process, or Celery (REDIS_URL)
+    health.register(server, job_manager.handle if isinstance(job_manager, CeleryJobManager) else None)
     app = Dash(
         __name__,                           # finds pages/ and assets/ beside this file
         server=server,
@@ -316,10 +320,13 @@ _default_app: Dash | None = None
 
 
 def default_app(*, warm: bool = True) -> Dash:
-    """The process's app for the settings in the environment, built once (warmed if ``warm``)."""
+    """The process's app for the settings in the environment, built once (warmed if ``warm``).
+
+    Gunicorn and Celery workers only check the schema: it was migrated before they started
+    (``nanoorg migrate``, or gunicorn's master in ``on_starting``), so workers never race on it."""
     global _default_app
     if _default_app is None:
-        _default_app = create_app(load_settings())
+        _default_app = create_app(load_settings(), migrate_schema=False)
         if warm:
             warm_process(_default_app)
     return _default_app
@@ -338,8 +345,9 @@ def __getattr__(name: str):
 
 
 if __name__ == "__main__":
-    development_app = default_app()
+    development_app = create_app(load_settings())
     prepare_bank(development_app)
+    warm_process(development_app)
     settings = development_app.nanoorg_settings
     print(f"nano-org (development server) on http://{settings.host}:{settings.port}/", flush=True)
     development_app.run(host=settings.host, port=settings.port, debug=False)

@@ -219,6 +219,12 @@ def show_plan(selection):
                              html.Td("ROI file without a detection file", className="small text-danger"),
                              html.Td(_fmt_size(by_name[name].get("size")), className="small text-nowrap")]
                             + progress_cells(by_name[name]), className="table-danger"))
+    for name, fix in plan.misnamed_rois.items():
+        rows.append(html.Tr([html.Td(name, className="text-break"),
+                             html.Td(f"looks like an ROI file but breaks the naming rule: rename it to {fix}",
+                                     className="small text-danger"),
+                             html.Td(_fmt_size(by_name[name].get("size")), className="small text-nowrap")]
+                            + progress_cells(by_name[name]), className="table-danger"))
     for name, reason in plan.rejected.items():
         entry = by_name.get(name, {})
         rows.append(html.Tr([html.Td(name, className="text-break"),

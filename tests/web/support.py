@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from config import load_settings
+from tests.databases import database_overrides
 
 PASSWORD = "correct horse battery"
 TEST_SECRET = "test-secret-web"      # the secret key of the test apps
@@ -41,7 +42,7 @@ def make_test_settings(root: Path | None = None):
         root = Path(tempfile.mkdtemp(prefix="nanoorg-web-"))
         atexit.register(shutil.rmtree, root, ignore_errors=True)
     return load_settings(instance_dir=root / "instance", seed_demo=False, secret_key=TEST_SECRET,
-                         contact_email="help@nano-org.test")
+                         contact_email="help@nano-org.test", **database_overrides())
 
 
 def shared_app():
@@ -290,3 +291,13 @@ def ingest_small(app, owner: Account, folder: Path, *, visibility: str = "public
         dataset_id = dataset.id
         db.session.remove()
     return dataset_id
+
+
+# JavaScript for browser tests: the header texts of a grid that the browser cuts ('Density (loc/…').
+TRUNCATED_HEADERS_JS = """
+const grid = document.querySelector(arguments[0]);
+return Array.from(grid.querySelectorAll('.ag-header-cell-text, .ag-header-group-text'))
+    .filter(e => e.offsetParent !== null && e.textContent.trim()
+            && (e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1))
+    .map(e => e.textContent.trim());
+"""

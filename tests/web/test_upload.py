@@ -374,6 +374,20 @@ def test_upl011_plan(app, settings, make_user):
         assert not plan["ok"] and "limit is 2 MB" in text_of(view)
 
 
+def test_upl011b_misnamed_roi_file_stops_the_plan(app, settings, make_user):
+    """Issue 12 item 1: 'cell7-ROI1.csv' was planned as a second detection file and uploaded."""
+    make_user("alice")
+    names = ["cell7.csv", "cell7-ROI1.csv"]
+    selection = {"nonce": 1, "files": [{"index": i, "name": n, "size": 60} for i, n in enumerate(names)]}
+    with app.server.test_request_context("/upload"):
+        login_user(find_user("alice"))
+        view, plan = cb.show_plan(selection)
+    text = text_of(view)
+    assert plan == {"ok": False, "send": [], "nonce": 1}
+    assert "2 detection file(s)" not in text
+    assert "rename it to cell7_ROI_1.csv" in text and "{DETECTION_FILE_NAME}_ROI*.csv" in text
+
+
 def _form(metadata):
     text_fields = [f for f in METADATA_FIELDS if f.kind != "bool"]
     bool_fields = [f for f in METADATA_FIELDS if f.kind == "bool"]
