@@ -316,8 +316,74 @@ class ThreadJobManager(OwnedResultKeys, ThreadJobRunner):
 # --------------------------------------------------------------------------------------------
 # Celery backend
 
-class CeleryJobManager(OwnedResultKeys, dash.CeleryManager):
-    """The Celery backend: Dash's Celery manager, results owned by the request that started them."""
+HEARTBEAT_SECONDS = 5.0            # a Celery job refreshes its heartbeat this often ...
+HEARTBEAT_TTL_SECONDS = 30         # ... and counts as lost once it is older than this (worker killed)
+LOST_MESSAGE = ("The job worker stopped while running this job (it was restarted or killed); "
+                "nothing was saved. Start it again.")
+
+
+class CeleryJobRunner(dash.CeleryManager):
+    """Dash's Celery manager, plus lost jobs: a job whose worker died is reported as failed.
+
+    A job, once started on a worker, marks itself started and refreshes a heartbeat key in Redis
+    every ``HEARTBEAT_SECONDS`` from a thread of the pool process. Started, no result and no
+    heartbeat for ``HEARTBEAT_TTL_SECONDS``: the worker died (SIGKILL, out of memory, host lost);
+    the poll then gets Dash's job-error answer with ``LOST_MESSAGE`` instead of waiting forever.
+    A job still queued (no worker took it yet) is not lost."""
+
+    @staticmethod
+    def _started_key(job) -> str:
+        return f"nanoorg-job:{job}:started"
+
+    @staticmethod
+    def _heartbeat_key(job) -> str:
+        return f"nanoorg-job:{job}:alive"
+
+    def make_job_fn(self, fn, progress, key=None):
+        return super().make_job_fn(self._with_heartbeat(fn), progress, key)
+
+    def _with_heartbeat(self, fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            from celery import current_task
+
+            job = current_task.request.id
+            client = self.handle.backend.client
+            client.set(self._started_key(job), 1, ex=RESULT_TTL_SECONDS)
+            stop = threading.Event()
+
+            def beat():
+                while True:
+                    client.set(self._heartbeat_key(job), 1, ex=HEARTBEAT_TTL_SECONDS)
+                    if stop.wait(HEARTBEAT_SECONDS):
+                        return
+            threading.Thread(target=beat, name=f"nanoorg-heartbeat-{job[:8]}", daemon=True).start()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                stop.set()           # the heartbeat expires by itself: Dash stores the result after this
+        return run
+
+    def _lost(self, job) -> bool:
+        if not job:
+            return False
+        client = self.handle.backend.client
+        return bool(client.exists(self._started_key(job))) and not client.exists(self._heartbeat_key(job))
+
+    def job_running(self, job):
+        return bool(super().job_running(job)) and not self._lost(job)
+
+    def get_result(self, key, job):
+        result = super().get_result(key, job)
+        if result is self.UNDEFINED and self._lost(job):
+            self.handle.backend.client.delete(self._started_key(job))       # reported once
+            log.warning("job %s lost: its worker stopped before it ended", job)
+            return {"background_callback_error": {"msg": LOST_MESSAGE, "tb": ""}}
+        return result
+
+
+class CeleryJobManager(OwnedResultKeys, CeleryJobRunner):
+    """The Celery backend: results owned by the request that started them, lost jobs reported."""
 
 
 def make_celery(settings, server):

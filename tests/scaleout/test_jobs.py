@@ -110,8 +110,6 @@ def test_similarity_search_job_runs_on_the_job_worker_with_progress_and_cancel(d
         [row["dataset_id"] for row in client.get(f"/api/datasets/{other}/similar?target=100").json()["results"]]
 
 
-@pytest.mark.xfail(strict=True, reason="the page polls forever after the worker dies: lost jobs must be "
-                                       "reported by the job layer (issue 10 item 1, branch jobs)")
 def test_killing_the_job_worker_during_an_ingest_leaves_nothing_and_reports_failure(deployment, uploader, tmp_path):
     folder = tmp_path / "files"
     paths = []
