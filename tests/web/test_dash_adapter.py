@@ -188,7 +188,7 @@ def test_a_job_whose_process_died_is_not_running(tmp_path):
               "reused": dict(here, started=here["started"] - 3600, state="running"),   # same pid, other process
               "finished": {"state": "finished"}}
     for job, state in states.items():
-        manager.handle.set(manager._state_key(job), state)
+        manager.handle.set(dash_jobs.job_key(job, "state"), state)
     assert {job: manager.job_running(job) for job in states} == {"alive": True, "dead": False, "reused": False,
                                                                   "finished": True}
 
@@ -227,7 +227,7 @@ def test_celery_job_whose_worker_died_is_reported_failed():
     fake = _FakeRedis()
     celery_app.backend.__dict__["client"] = fake            # the backend's cached Redis client
     manager = dash_jobs.CeleryJobRunner(celery_app)
-    started, alive = manager._started_key("t1"), manager._heartbeat_key("t1")
+    started, alive = dash_jobs.job_key("t1", "started"), dash_jobs.job_key("t1", "alive")
 
     assert manager.job_running("t1")                          # queued (PENDING), never started: waiting
     fake.set(started, 1)
@@ -238,6 +238,6 @@ def test_celery_job_whose_worker_died_is_reported_failed():
     lost = manager.get_result("k1", "t1")
     assert lost == {"background_callback_error": {"msg": dash_jobs.LOST_MESSAGE, "tb": ""}}
     assert manager.get_result("k1", "t1") is manager.UNDEFINED  # reported once
-    fake.set(manager._started_key("t2"), 1)
+    fake.set(dash_jobs.job_key("t2", "started"), 1)
     fake.set("k2", '["done"]')                                 # a result stored before the heartbeat expired
     assert manager.get_result("k2", "t2") == ["done"]
