@@ -61,6 +61,11 @@ FLAG_TTL_SECONDS = 600
 NO_UPDATE = {"_dash_no_update": "_dash_no_update"}       # how Dash's managers store PreventUpdate
 
 
+def job_key(job, what: str) -> str:
+    """A job's bookkeeping key in the result store: ``what`` is state, cancel, started or alive."""
+    return f"nanoorg-job:{job}:{what}"
+
+
 # --------------------------------------------------------------------------------------------
 # the callback context of a job (private Dash API, isolated here)
 
@@ -206,14 +211,6 @@ class ThreadJobRunner(BaseBackgroundCallbackManager):
         super().__init__(None)           # no ``cache_by``: a result is deleted once collected
 
     @staticmethod
-    def _state_key(job) -> str:
-        return f"job:{job}:state"
-
-    @staticmethod
-    def _cancel_key(job) -> str:
-        return f"job:{job}:cancel"
-
-    @staticmethod
     def _progress_key(key) -> str:
         return f"{key}-progress"
 
@@ -223,7 +220,7 @@ class ThreadJobRunner(BaseBackgroundCallbackManager):
     def call_job_fn(self, key, job_fn, args, context):
         server = current_app._get_current_object()
         job = uuid.uuid4().hex
-        self.handle.set(self._state_key(job), dict(jobs.process_identity(), state="running"),
+        self.handle.set(job_key(job, "state"), dict(jobs.process_identity(), state="running"),
                         expire=RESULT_TTL_SECONDS)
         threading.Thread(target=self._run, name=f"nanoorg-job-{job[:8]}", daemon=True,
                          args=(job_fn, key, args, dict(context), job, server)).start()
@@ -233,7 +230,7 @@ class ThreadJobRunner(BaseBackgroundCallbackManager):
         cache = self.handle
 
         def set_progress(value):
-            if cache.get(self._cancel_key(job)):
+            if cache.get(job_key(job, "cancel")):
                 raise jobs.JobCancelled()
             cache.set(self._progress_key(key), list(value) if isinstance(value, (list, tuple)) else [value],
                       expire=RESULT_TTL_SECONDS)
@@ -258,13 +255,13 @@ class ThreadJobRunner(BaseBackgroundCallbackManager):
                     output = {"background_callback_error": {"msg": str(error), "tb": traceback.format_exc()}}
                 finally:
                     db.session.remove()
-            if not cache.get(self._cancel_key(job)):
+            if not cache.get(job_key(job, "cancel")):
                 cache.set(key, output, expire=RESULT_TTL_SECONDS)
-                cache.set(self._state_key(job), {"state": "finished"}, expire=RESULT_TTL_SECONDS)
+                cache.set(job_key(job, "state"), {"state": "finished"}, expire=RESULT_TTL_SECONDS)
                 return
         finally:
             if self._state(job) == "running":
-                cache.delete(self._state_key(job))
+                cache.delete(job_key(job, "state"))
 
     def get_progress(self, key):
         progress = self.handle.get(self._progress_key(key))
@@ -282,7 +279,7 @@ class ThreadJobRunner(BaseBackgroundCallbackManager):
         self.handle.delete(key)
         self.handle.delete(self._progress_key(key))
         if job is not None:
-            self.handle.delete(self._state_key(job))
+            self.handle.delete(job_key(job, "state"))
         return result
 
     def get_updated_props(self, key):
@@ -290,11 +287,11 @@ class ThreadJobRunner(BaseBackgroundCallbackManager):
 
     def _state(self, job) -> str | None:
         """"running", "finished" or None (no such job, or its process died)."""
-        value = self.handle.get(self._state_key(job)) if job is not None else None
+        value = self.handle.get(job_key(job, "state")) if job is not None else None
         if not isinstance(value, dict):
             return None
         if value.get("state") == "running" and not jobs.process_alive(value):
-            self.handle.delete(self._state_key(job))
+            self.handle.delete(job_key(job, "state"))
             return None
         return value.get("state")
 
@@ -303,7 +300,7 @@ class ThreadJobRunner(BaseBackgroundCallbackManager):
 
     def terminate_job(self, job):
         if self._state(job) == "running":
-            self.handle.set(self._cancel_key(job), True, expire=FLAG_TTL_SECONDS)
+            self.handle.set(job_key(job, "cancel"), True, expire=FLAG_TTL_SECONDS)
 
     def terminate_unhealthy_job(self, job):
         return False
@@ -316,8 +313,66 @@ class ThreadJobManager(OwnedResultKeys, ThreadJobRunner):
 # --------------------------------------------------------------------------------------------
 # Celery backend
 
-class CeleryJobManager(OwnedResultKeys, dash.CeleryManager):
-    """The Celery backend: Dash's Celery manager, results owned by the request that started them."""
+HEARTBEAT_SECONDS = 5.0            # a Celery job refreshes its heartbeat this often ...
+HEARTBEAT_TTL_SECONDS = 30         # ... and counts as lost once it is older than this (worker killed)
+LOST_MESSAGE = ("The job worker stopped while running this job (it was restarted or killed); "
+                "nothing was saved. Start it again.")
+
+
+class CeleryJobRunner(dash.CeleryManager):
+    """Dash's Celery manager, plus lost jobs: a job whose worker died is reported as failed.
+
+    A job, once started on a worker, marks itself started and refreshes a heartbeat key in Redis
+    every ``HEARTBEAT_SECONDS`` from a thread of the pool process. Started, no result and no
+    heartbeat for ``HEARTBEAT_TTL_SECONDS``: the worker died (SIGKILL, out of memory, host lost);
+    the poll then gets Dash's job-error answer with ``LOST_MESSAGE`` instead of waiting forever.
+    A job still queued (no worker took it yet) is not lost."""
+
+    def make_job_fn(self, fn, progress, key=None):
+        return super().make_job_fn(self._with_heartbeat(fn), progress, key)
+
+    def _with_heartbeat(self, fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            from celery import current_task
+
+            job = current_task.request.id
+            client = self.handle.backend.client
+            client.set(job_key(job, "started"), 1, ex=RESULT_TTL_SECONDS)
+            stop = threading.Event()
+
+            def beat():
+                while True:
+                    client.set(job_key(job, "alive"), 1, ex=HEARTBEAT_TTL_SECONDS)
+                    if stop.wait(HEARTBEAT_SECONDS):
+                        return
+            threading.Thread(target=beat, name=f"nanoorg-heartbeat-{job[:8]}", daemon=True).start()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                stop.set()           # the heartbeat expires by itself: Dash stores the result after this
+        return run
+
+    def _lost(self, job) -> bool:
+        if not job:
+            return False
+        client = self.handle.backend.client
+        return bool(client.exists(job_key(job, "started"))) and not client.exists(job_key(job, "alive"))
+
+    def job_running(self, job):
+        return bool(super().job_running(job)) and not self._lost(job)
+
+    def get_result(self, key, job):
+        result = super().get_result(key, job)
+        if result is self.UNDEFINED and self._lost(job):
+            self.handle.backend.client.delete(job_key(job, "started"))       # reported once
+            log.warning("job %s lost: its worker stopped before it ended", job)
+            return {"background_callback_error": {"msg": LOST_MESSAGE, "tb": ""}}
+        return result
+
+
+class CeleryJobManager(OwnedResultKeys, CeleryJobRunner):
+    """The Celery backend: results owned by the request that started them, lost jobs reported."""
 
 
 def make_celery(settings, server):

@@ -52,7 +52,6 @@ def test_bupl010_cancel_a_running_ingest_leaves_nothing(dash_duo, nanoorg_app, t
     dash_duo.wait_for_element("#upload-cancelled", timeout=30)
     message = dash_duo.find_element("#upload-cancelled").text
 
-    settings = nanoorg_app.nanoorg_settings
     with nanoorg_app.server.app_context():
         n_datasets = db.session.scalar(db.select(db.func.count()).select_from(Dataset))
         db.session.remove()

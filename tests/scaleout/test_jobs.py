@@ -110,8 +110,10 @@ def test_similarity_search_job_runs_on_the_job_worker_with_progress_and_cancel(d
         [row["dataset_id"] for row in client.get(f"/api/datasets/{other}/similar?target=100").json()["results"]]
 
 
-@pytest.mark.xfail(strict=True, reason="the page polls forever after the worker dies: lost jobs must be "
-                                       "reported by the job layer (issue 10 item 1, branch jobs)")
+@pytest.mark.xfail(strict=True, reason="the job layer now reports lost Celery jobs (server.dash_jobs.CeleryJobRunner: "
+                                       "failure card ~30 s after SIGKILL, checked by hand), but here the ingest "
+                                       "ends in ~5 s without 'Reading and analysing' (files refused?), so the "
+                                       "kill comes too late: fix the files, then drop this mark")
 def test_killing_the_job_worker_during_an_ingest_leaves_nothing_and_reports_failure(deployment, uploader, tmp_path):
     folder = tmp_path / "files"
     paths = []

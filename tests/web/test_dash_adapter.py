@@ -188,6 +188,56 @@ def test_a_job_whose_process_died_is_not_running(tmp_path):
               "reused": dict(here, started=here["started"] - 3600, state="running"),   # same pid, other process
               "finished": {"state": "finished"}}
     for job, state in states.items():
-        manager.handle.set(manager._state_key(job), state)
+        manager.handle.set(dash_jobs.job_key(job, "state"), state)
     assert {job: manager.job_running(job) for job in states} == {"alive": True, "dead": False, "reused": False,
                                                                   "finished": True}
+
+
+class _FakeRedis:
+    """The few Redis commands the Celery result backend and the heartbeat use (no server)."""
+
+    def __init__(self):
+        self.values = {}
+
+    def get(self, key):
+        return self.values.get(key if isinstance(key, bytes) else str(key).encode())
+
+    def set(self, key, value, ex=None, **_):
+        self.values[str(key).encode() if not isinstance(key, bytes) else key] = \
+            value if isinstance(value, bytes) else str(value).encode()
+
+    def setex(self, key, _ttl, value):
+        self.set(key, value)
+
+    def delete(self, *keys):
+        for key in keys:
+            self.values.pop(key if isinstance(key, bytes) else str(key).encode(), None)
+
+    def exists(self, key):
+        return int((key if isinstance(key, bytes) else str(key).encode()) in self.values)
+
+    def expire(self, *_):
+        return True
+
+
+def test_celery_job_whose_worker_died_is_reported_failed():
+    from celery import Celery
+
+    celery_app = Celery("lost-test", broker="memory://", backend="redis://127.0.0.1:9/0")
+    fake = _FakeRedis()
+    celery_app.backend.__dict__["client"] = fake            # the backend's cached Redis client
+    manager = dash_jobs.CeleryJobRunner(celery_app)
+    started, alive = dash_jobs.job_key("t1", "started"), dash_jobs.job_key("t1", "alive")
+
+    assert manager.job_running("t1")                          # queued (PENDING), never started: waiting
+    fake.set(started, 1)
+    fake.set(alive, 1)
+    assert manager.job_running("t1") and manager.get_result("k1", "t1") is manager.UNDEFINED
+    fake.delete(alive)                                        # started, heartbeat expired: the worker died
+    assert not manager.job_running("t1")
+    lost = manager.get_result("k1", "t1")
+    assert lost == {"background_callback_error": {"msg": dash_jobs.LOST_MESSAGE, "tb": ""}}
+    assert manager.get_result("k1", "t1") is manager.UNDEFINED  # reported once
+    fake.set(dash_jobs.job_key("t2", "started"), 1)
+    fake.set("k2", '["done"]')                                 # a result stored before the heartbeat expired
+    assert manager.get_result("k2", "t2") == ["done"]
