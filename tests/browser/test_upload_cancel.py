@@ -60,5 +60,5 @@ def test_bupl010_cancel_a_running_ingest_leaves_nothing(dash_duo, nanoorg_app, t
         assert set(store.iterdir()) == stored_before
     else:
         assert "had already finished" in message and n_datasets == 1, message
-    assert list(Path(settings.staging_dir).rglob("ingest-*")) == []
+    assert list(Path(nanoorg_app.nanoorg_settings.staging_dir).rglob("ingest-*")) == []
     assert dash_duo.get_logs() == []
