@@ -11,7 +11,7 @@ from dash.testing.wait import until
 from selenium.webdriver.common.keys import Keys
 
 from compute import simulate
-from databank import analysis
+from databank import viewer_render
 from databank.demo import write_fiji_roi, write_thunderstorm_csv
 from databank.ingest import StagedFile, ingest_dataset
 from databank.models import User, db
@@ -45,7 +45,7 @@ def _cluster_count(dash_duo) -> str:
 
 def test_bview001_eps_slider_and_zoom(dash_duo, nanoorg_app, browser_user, tmp_path, monkeypatch):
     # few points per view: the first plot is a density image, a zoom renders a new one
-    monkeypatch.setattr(analysis, "SCATTER_MAX_POINTS", 3000)
+    monkeypatch.setattr(viewer_render, "SCATTER_MAX_POINTS", 3000)
     file_id = _public_file(nanoorg_app, browser_user.id, tmp_path)
     dash_duo.start_server(nanoorg_app)
     dash_duo.driver.get(f"{dash_duo.server_url}/file/{file_id}")          # anonymous visitor, public data
@@ -84,10 +84,18 @@ def test_bview002_enter_applies_a_typed_eps(dash_duo, nanoorg_app, browser_user,
     dash_duo.driver.get(f"{dash_duo.server_url}/file/{file_id}")
     dash_duo.wait_for_element("#viewer-n-clusters", timeout=60)
     until(lambda: "eps 100 nm" in dash_duo.find_element("#viewer-dbscan-status").text, timeout=30)
+    dash_duo.wait_for_element("#viewer-graph .js-plotly-plot", timeout=30)
+    labels = ("const gd = document.querySelector('#viewer-graph .js-plotly-plot');"
+              "return gd && gd.layout && gd.layout.images[1] ? gd.layout.images[1].source : '';")
+    until(lambda: dash_duo.driver.execute_script(labels), timeout=30)
+    before = dash_duo.driver.execute_script(labels)
+    assert before.startswith("data:image/png")             # the region's labels are an image over the points
     box = dash_duo.find_element("#viewer-eps input[type=number]")
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys("40", Keys.ENTER)
     until(lambda: "eps 40 nm" in dash_duo.find_element("#viewer-dbscan-status").text, timeout=30)
+    # issue 12 item 14: the new labels arrive as an image swap (assets/viewer.js), not a figure update
+    until(lambda: dash_duo.driver.execute_script(labels) not in (before, ""), timeout=30)
     # the focus stays in the box: the next value can be typed straight away
     assert dash_duo.driver.execute_script("return document.activeElement.type") == "number"
     minpts = dash_duo.find_element("#viewer-minpts input[type=number]")
