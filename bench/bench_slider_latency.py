@@ -24,11 +24,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -134,29 +131,6 @@ def build_bank(instance: Path, sizes: list[int], seed: int = 11) -> tuple[object
     return settings, file_ids
 
 
-def serve(app, port: int):
-    """Run the app with werkzeug in a daemon thread; returns the server (``shutdown()`` stops it)."""
-    from werkzeug.serving import make_server
-
-    server = make_server("127.0.0.1", port, app.server, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                     "--remote-debugging-port=0", "--disable-background-networking", "--disable-component-update",
-                     "--no-first-run", "--disable-sync", "--window-size=1280,1000"):
-        options.add_argument(argument)
-    os.environ.setdefault("SE_OFFLINE", "true")
-    return webdriver.Chrome(options=options)
-
-
 def measure(driver, url: str, moves: int) -> list[dict]:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -198,22 +172,15 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="4000,14000", help="localisations in the analysed ROI")
     args = parser.parse_args(argv)
     os.environ.setdefault("NANOORG_VIEWER_WARMUP", "1")
-    import logging
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    from app import create_app
+    from bench.headless import app_in_chromium
 
     print(f"{'ROI locs':>9} {'moves':>5} {'total ms':>9} {'count ms':>9} {'drawn ms':>9} {'requests':>8} "
           f"{'request ms':>10} {'KB':>7} {'react ms':>9} {'relayout ms':>11} {'ratio':>6}")
     sizes = [int(s) for s in args.sizes.split(",")]
-    instance = Path(tempfile.mkdtemp(prefix="nanoorg-bench-slider-"))
-    server = driver = None
-    try:
-        settings, file_ids = build_bank(instance, sizes)
-        app = create_app(settings)
-        server = serve(app, args.port)
-        driver = browser()
+    with app_in_chromium(lambda instance: build_bank(instance, sizes), args.port,
+                         prefix="nanoorg-bench-slider-") as (driver, base, file_ids):
         for n_target, file_id in zip(sizes, file_ids):
-            rows = measure(driver, f"http://127.0.0.1:{args.port}/file/{file_id}", args.moves)
+            rows = measure(driver, f"{base}/file/{file_id}", args.moves)
             redraws = redraw_costs(driver, args.moves)
             react, relayout = median(redraws, "react"), median(redraws, "relayout")
             print(f"{n_target:>9,} {len(rows):>5} {median(rows, 'total'):>9.0f} {median(rows, 'count_at'):>9.0f} "
@@ -221,12 +188,6 @@ def main(argv=None) -> int:
                   f"{median(rows, 'request_ms'):>10.0f} {median(rows, 'bytes') / 1024:>7.1f} {react:>9.0f} "
                   f"{relayout:>11.1f} {react / max(relayout, 0.1):>6.0f}")
         print(f"load average while measuring: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPU(s)")
-    finally:
-        if driver is not None:
-            driver.quit()
-        if server is not None:
-            server.shutdown()
-        shutil.rmtree(instance, ignore_errors=True)
     return 0
 
 

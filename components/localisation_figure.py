@@ -274,19 +274,3 @@ def cluster_patch(patch: Patch, region, result, overlay_image=None, *, show: boo
     patch["layout"]["images"][IMG_CLUSTERS] = image_dict(overlay_image if shown else None, visible=shown,
                                                          layer="above")
     return patch
-    if region.n <= max_points:
-        labels = result.labels
-        code = np.where(labels >= 0, labels % len(render.CLUSTER_PALETTE) + 1, 0).astype(np.float32) + 0.5
-        patch["data"][T_CLUSTERS]["x"] = typed(region.x.astype(np.float32))
-        patch["data"][T_CLUSTERS]["y"] = typed(region.y.astype(np.float32))
-        patch["data"][T_CLUSTERS]["customdata"] = typed(labels.astype(np.int32))
-        patch["data"][T_CLUSTERS]["marker"]["color"] = typed(code)
-        patch["data"][T_CLUSTERS]["marker"]["size"] = 4 if region.n < 20_000 else 3
-        patch["data"][T_CLUSTERS]["visible"] = True
-        patch["layout"]["images"][IMG_CLUSTERS] = image_dict(None)
-    else:
-        patch["data"][T_CLUSTERS]["visible"] = False
-        patch["data"][T_CLUSTERS]["x"] = []
-        patch["data"][T_CLUSTERS]["y"] = []
-        patch["layout"]["images"][IMG_CLUSTERS] = image_dict(overlay_image, visible=overlay_image is not None)
-    return patch
