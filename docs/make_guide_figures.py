@@ -58,15 +58,15 @@ def wait_for(driver, css: str, timeout: float = 120.0, text: str | None = None):
     raise TimeoutError(f"{css} did not appear" + (f" with '{text}'" if text else ""))
 
 
-def shoot(driver, css: str, out: Path, name: str, attempts: int = 3) -> int:
+def shoot(driver, css: str, out: Path, name: str, attempts: int = 5) -> int:
     """Screenshot of one element into ``out/name`` (retried: a busy renderer may time out); its size in bytes."""
     from selenium.common.exceptions import TimeoutException
 
     for attempt in range(attempts):
         element = wait_for(driver, css)
-        driver.execute_script("arguments[0].scrollIntoView({block: 'start'}); window.scrollBy(0, -8);", element)
-        time.sleep(1.0 + attempt)                        # let Plotly and the grid finish drawing
         try:
+            driver.execute_script("arguments[0].scrollIntoView({block: 'start'}); window.scrollBy(0, -8);", element)
+            time.sleep(1.0 + 2 * attempt)                # let Plotly and the grid finish drawing
             png = element.screenshot_as_png
             break
         except TimeoutException:

@@ -36,7 +36,7 @@ def _section(section_id: str, title: str, *children):
 def _figure(name: str, caption: str):
     """A screenshot of the demo bank (assets/guide/, made by docs/make_guide_figures.py) with its caption."""
     return html.Figure([
-        html.Img(src=f"/assets/guide/{name}", alt=caption, loading="lazy", className="img-fluid border rounded"),
+        html.Img(src=f"/assets/guide/{name}", alt=caption, className="img-fluid border rounded"),
         html.Figcaption(caption, className="figure-caption small mt-1"),
     ], className="figure d-block my-3", id=f"guide-figure-{name.rsplit('.', 1)[0].replace('_', '-')}")
 
