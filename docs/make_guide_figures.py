@@ -5,8 +5,8 @@
 Seeds the demo bank (``databank.demo.seed_demo``: the real files in data/ and the simulated
 datasets) into a temporary instance, serves the app on 127.0.0.1:--port, opens the pages in
 headless Chromium (1280 px wide) and screenshots one element per figure: the databank table, a
-dataset page (metadata and Data Files), the file viewer with DBSCAN, the self-similarity
-histograms and the similarity results table. Each PNG is reduced to a 256-colour palette (and
+dataset page (metadata and Data Files), the file viewer with DBSCAN and the self-similarity
+histograms. Each PNG is reduced to a 256-colour palette (and
 scaled down if needed) so that it stays under 150 KB. pages/guide.py shows them.
 """
 
@@ -105,6 +105,9 @@ def main(argv=None) -> int:
     with app_in_chromium(build_bank, args.port, width=1280, height=1100, prefix="nanoorg-guide-") as (
             driver, base, (dataset_id, file_id)):
         sizes = {}
+        driver.get(f"{base}/file/{file_id}")
+        wait_for(driver, "#viewer-n-clusters")
+        sizes["viewer.png"] = shoot(driver, "#viewer-page", out, "viewer.png")
         driver.get(f"{base}/databank")
         wait_for(driver, "#databank-grid .nanoorg-dataset-link")
         sizes["databank.png"] = shoot(driver, "#databank-page", out, "databank.png")
@@ -116,11 +119,6 @@ def main(argv=None) -> int:
         driver.execute_script(hide, "")
         wait_for(driver, "#sim-self-thinned .barlayer .point")
         sizes["self_similarity.png"] = shoot(driver, "#sim-self-card", out, "self_similarity.png")
-        wait_for(driver, "#sim-status", text="dataset(s) compared", timeout=180)
-        sizes["similarity_results.png"] = shoot(driver, "#sim-search-card", out, "similarity_results.png")
-        driver.get(f"{base}/file/{file_id}")
-        wait_for(driver, "#viewer-n-clusters")
-        sizes["viewer.png"] = shoot(driver, "#viewer-page", out, "viewer.png")
         for name, size in sizes.items():
             print(f"{name:<24} {size / 1024:6.1f} KB")
     return 0

@@ -322,8 +322,7 @@ target) are listed last with no score.
 A query dataset of a receptor shows, against another dataset, thinned λ̄ = 0.4 ± 0.2 and unthinned
 λ̄ = 3.1 ± 1.0: after density normalisation the organisation is not significantly different; the unthinned
 difference comes from labelling density.
-"""), _figure("similarity_results.png", "Similarity search results of a demo dataset: thinned and unthinned "
-                                        "mean λ, SD, share of pairs with λ > 1 and pairs, with metadata filters.")]
+""")]
     return _frame("/guide/similarity", "Interpreting dissimilarity scores",
                   "How to read the Similarity Search Results.", body)
 

@@ -177,7 +177,6 @@ def test_pages011_public_means_the_same_everywhere(client, signed_in, user, inge
 
 @pytest.mark.parametrize("path, names", [
     ("/guide", ["databank.png", "dataset.png", "viewer.png"]),
-    ("/guide/similarity", ["similarity_results.png"]),
     ("/guide/self-similarity", ["self_similarity.png"]),
 ])
 def test_pages012_guide_figures_exist_and_are_small(client, path, names):
