@@ -56,6 +56,8 @@ class Viewer:
     DOWNLOAD = "viewer-download"
     DL_STATUS = "viewer-dl-status"
     GRAPH = "viewer-graph"
+    CLUSTER_IMAGE = "viewer-cluster-image"
+    CLUSTER_IMAGE_SINK = "viewer-cluster-image-sink"
 
 
 class Dataset:

@@ -17,6 +17,18 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
             return {x_range: xa.range.slice(), y_range: ya.range.slice(),
                     width: Math.round(xa._length), height: Math.round(ya._length), t: Date.now()};
         },
+        // DBSCAN labels of a large region after an eps / minPts move: swap the label image with
+        // Plotly.relayout (a few ms) instead of a figure update, which makes Plotly.react redraw every
+        // WebGL trace (hundreds of ms without a GPU). The layout object is the figure's own, so later
+        // figure updates keep the new image.
+        cluster_image: function (image) {
+            const nu = window.dash_clientside.no_update;
+            const host = document.getElementById('viewer-graph');
+            const gd = host && (host.classList.contains('js-plotly-plot') ? host : host.querySelector('.js-plotly-plot'));
+            if (!image || !gd || !gd._fullLayout || !window.Plotly) { return nu; }
+            window.Plotly.relayout(gd, {'images[1]': image});
+            return nu;
+        },
         // "Export PNG": the view as Plotly renders it, at twice the screen resolution.
         export_png: function (n, name) {
             if (!n) { return window.dash_clientside.no_update; }

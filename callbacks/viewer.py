@@ -19,7 +19,7 @@ import re
 import time
 
 import numpy as np
-from dash import ClientsideFunction, Input, Output, Patch, State, ctx, html, no_update
+from dash import ClientsideFunction, Input, Output, Patch, State, ctx, html, no_update, set_props
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
@@ -98,13 +98,14 @@ def _overlay_for_view(patch, data_file, table, region_key, eps, min_samples, sho
         region = region_of(data_file, table, region_key)
     except analysis_inputs.RegionError:
         return
-    if region.n <= analysis_inputs.SCATTER_MAX_POINTS:
+    if region.n <= analysis_inputs.CLUSTER_POINTS_MAX:
         return
     result = analysis.cached_dbscan(region, eps, min_samples, disk=result_cache())
     if result is None:
         return
     image = viewer_render.render_cluster_overlay(region, result, x_range, y_range, max_px=max_px)
-    patch["layout"]["images"][figure.IMG_CLUSTERS] = figure.image_dict(image, visible=image is not None)
+    patch["layout"]["images"][figure.IMG_CLUSTERS] = figure.image_dict(image, visible=image is not None,
+                                                                       layer="above")
 
 
 def _box_from_relayout(relayout, previous_key):
@@ -168,16 +169,16 @@ def choose_region(value, relayout, pathname, options, current_key):
     return region.spec.key, info, options, region.spec.key
 
 
-def _dbscan_outputs(region, result, show_clusters, view_data):
+def _dbscan_outputs(region, result, show_clusters, view_data, *, region_changed=True):
     """(status, stats card, histogram figure, graph Patch) for a finished DBSCAN result."""
     overlay = None
-    if show_clusters and region.n > analysis_inputs.SCATTER_MAX_POINTS:
+    if show_clusters and region.n > analysis_inputs.CLUSTER_POINTS_MAX:
         view_data = view_data or {}
         (x0, x1), (y0, y1) = viewer_render.normalise_ranges(view_data.get("x_range"), view_data.get("y_range"),
                                                        (region.bounds[0::2], region.bounds[1::2]))
         overlay = viewer_render.render_cluster_overlay(region, result, (x0, x1), (y0, y1), max_px=_canvas_px(view_data))
     patch = figure.cluster_patch(Patch(), region, result, overlay, show=bool(show_clusters),
-                                 max_points=analysis_inputs.SCATTER_MAX_POINTS)
+                                 max_points=analysis_inputs.CLUSTER_POINTS_MAX, region_changed=region_changed)
     status = f"eps {result.eps_nm:g} nm, minPts {result.min_samples}"
     return status, stats_card(result.summary, region, result.seconds), histogram_figure(result), patch
 
@@ -208,7 +209,26 @@ def update_dbscan(eps, min_samples, region_key, show_clusters, pathname, view_da
         return status, pending_card(region, eps, min_samples), no_update, patch, request
     if result is None:
         result = analysis.run_dbscan(region, eps, min_samples)
-    return (*_dbscan_outputs(region, result, show_clusters, view_data), no_update)
+    parameters_only = _trigger() in (ids.Viewer.EPS, ids.Viewer.MIN_SAMPLES)
+    status, card, histogram, patch = _dbscan_outputs(region, result, show_clusters, view_data,
+                                                     region_changed=not parameters_only)
+    if parameters_only and region.n > analysis_inputs.CLUSTER_POINTS_MAX and _send_image_only(patch):
+        patch = no_update
+    return status, card, histogram, patch, no_update
+
+
+def _send_image_only(patch) -> bool:
+    """Hand an image-only cluster patch to the page's CLUSTER_IMAGE store (assets/viewer.js swaps the
+    image with Plotly.relayout) instead of the figure. False outside a Dash request (plain calls)."""
+    image = patch.to_plotly_json()["operations"]
+    images = [op for op in image if op["location"][:3] == ["layout", "images", figure.IMG_CLUSTERS]]
+    if len(images) != len(image) or not images:
+        return False
+    try:
+        set_props(ids.Viewer.CLUSTER_IMAGE, {"data": images[0]["params"]["value"]})
+    except (AttributeError, KeyError, TypeError):      # no callback context to carry the side update
+        return False
+    return True
 
 
 def show_dbscan_job(ready, eps, min_samples, region_key, show_clusters, pathname, view_data):
@@ -343,6 +363,8 @@ def register(app) -> None:
 
     clientside(ClientsideFunction("nanoorg_viewer", "view_request"), Output(ids.Viewer.VIEW_REQUEST, "data"), Input(ids.Viewer.GRAPH, "relayoutData"),
                prevent_initial_call=True)
+    clientside(ClientsideFunction("nanoorg_viewer", "cluster_image"), Output(ids.Viewer.CLUSTER_IMAGE_SINK, "data"),
+               Input(ids.Viewer.CLUSTER_IMAGE, "data"), prevent_initial_call=True)
     clientside(ClientsideFunction("nanoorg_viewer", "export_png"), Output(ids.Viewer.EXPORT_DONE, "data"), Input(ids.Viewer.EXPORT, "n_clicks"), State(ids.Viewer.EXPORT_NAME, "data"),
                prevent_initial_call=True)
 

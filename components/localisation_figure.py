@@ -136,13 +136,14 @@ def _colour_marker(colour_by: str, span) -> dict:
                 colorbar=dict(title=dict(text=COLOUR_TITLES.get(colour_by, colour_by)), thickness=12, len=0.5))
 
 
-def image_dict(image: render.RenderedImage | None, visible: bool = True) -> dict:
+def image_dict(image: render.RenderedImage | None, visible: bool = True, layer: str = "below") -> dict:
+    """A layout image; ``layer`` 'above' draws it over the traces (the cluster labels over the points)."""
     if image is None:
-        return dict(source="", xref="x", yref="y", x=0, y=0, sizex=1, sizey=1, visible=False, layer="below")
+        return dict(source="", xref="x", yref="y", x=0, y=0, sizex=1, sizey=1, visible=False, layer=layer)
     (x0, x1), (y0, y1) = image.x_range, image.y_range
     # y axis points down: the top of the picture is y0 and the image extends by sizey downwards
     return dict(source=image.data_uri(), xref="x", yref="y", x=x0, y=y0, sizex=x1 - x0, sizey=y1 - y0,
-                xanchor="left", yanchor="top", sizing="stretch", layer="below", visible=visible)
+                xanchor="left", yanchor="top", sizing="stretch", layer=layer, visible=visible)
 
 
 def points_props(view) -> dict:
@@ -241,18 +242,20 @@ def set_tiles_visible(patch: Patch, visible: bool) -> Patch:
 
 
 def cluster_patch(patch: Patch, region, result, overlay_image=None, *, show: bool = True,
-                  max_points: int = 100_000) -> Patch:
-    """Show DBSCAN labels: WebGL points for small regions, else the label image (layout image 1)."""
-    rx, ry = _closed_lines(region.outline) if region is not None else ([], [])
-    patch["data"][T_REGION]["x"] = rx
-    patch["data"][T_REGION]["y"] = ry
-    if region is None or result is None or not show:
-        patch["data"][T_CLUSTERS]["visible"] = False
-        patch["data"][T_CLUSTERS]["x"] = []
-        patch["data"][T_CLUSTERS]["y"] = []
-        patch["layout"]["images"][IMG_CLUSTERS] = image_dict(None)
-        return patch
-    if region.n <= max_points:
+                  max_points: int = 100_000, region_changed: bool = True) -> Patch:
+    """Show DBSCAN labels: WebGL points for regions of at most ``max_points``, else the label image
+    (layout image 1).
+
+    With ``region_changed`` False (only eps / minPts moved) and a region above ``max_points``, only
+    the layout image is patched: the figure's data are left alone, so Plotly redraws one image
+    instead of every WebGL trace (hundreds of ms per redraw in a browser without a GPU).
+    """
+    if region_changed:
+        rx, ry = _closed_lines(region.outline) if region is not None else ([], [])
+        patch["data"][T_REGION]["x"] = rx
+        patch["data"][T_REGION]["y"] = ry
+    as_points = region is not None and result is not None and show and region.n <= max_points
+    if as_points:
         labels = result.labels
         code = np.where(labels >= 0, labels % len(render.CLUSTER_PALETTE) + 1, 0).astype(np.float32) + 0.5
         patch["data"][T_CLUSTERS]["x"] = typed(region.x.astype(np.float32))
@@ -262,9 +265,12 @@ def cluster_patch(patch: Patch, region, result, overlay_image=None, *, show: boo
         patch["data"][T_CLUSTERS]["marker"]["size"] = 4 if region.n < 20_000 else 3
         patch["data"][T_CLUSTERS]["visible"] = True
         patch["layout"]["images"][IMG_CLUSTERS] = image_dict(None)
-    else:
+        return patch
+    if region_changed or region is None or region.n <= max_points:      # the points trace may be showing
         patch["data"][T_CLUSTERS]["visible"] = False
         patch["data"][T_CLUSTERS]["x"] = []
         patch["data"][T_CLUSTERS]["y"] = []
-        patch["layout"]["images"][IMG_CLUSTERS] = image_dict(overlay_image, visible=overlay_image is not None)
+    shown = show and result is not None and overlay_image is not None
+    patch["layout"]["images"][IMG_CLUSTERS] = image_dict(overlay_image if shown else None, visible=shown,
+                                                         layer="above")
     return patch

@@ -37,12 +37,14 @@ def bins_for(n_values: int) -> int:
 
 
 def histogram_edges(values, *, minimum_upper: float = 1.2, max_bins: int = MAX_BINS) -> np.ndarray:
-    """Bin edges from 0 covering the values and the line at 1, in steps of 0.01, 0.02, 0.05, 0.1 ...,
-    the finest step giving at most ``max_bins`` bins."""
+    """Bin edges from 0 covering the values and the line at 1, in steps of 0.001, 0.002, 0.005, 0.01 ...:
+    the finest step that splits the values' range (0 to their maximum) into at most ``max_bins`` bins."""
     values = np.asarray(values, dtype=float)
-    upper = max(minimum_upper, float(values.max()) * 1.001 if values.size else 0.0)
-    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0):
-        if upper / step <= max_bins:
+    data_upper = float(values.max()) * 1.001 if values.size else 0.0
+    upper = max(minimum_upper, data_upper)
+    span = data_upper if data_upper > 0 else upper
+    for step in (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0):
+        if span / step <= max_bins:
             break
     n = int(np.ceil(upper / step))
     return np.arange(n + 1) * step

@@ -46,6 +46,9 @@ RIPLEY_MAX_POINTS = 10_000       # Ripley on larger regions uses a random subsam
 SCATTER_MAX_POINTS = 100_000     # at most this many real points are sent to the browser
 
 
+CLUSTER_POINTS_MAX = 1_000       # DBSCAN labels of larger regions are drawn as an image (cheap to redraw)
+
+
 MIN_BOX_NM = 50.0
 
 

@@ -51,7 +51,7 @@ def column_defs() -> list[dict]:
         _text("protein", "Protein"),
         _text("cell_type", "Cell type"),
         _text("modality", "Modality", 110),
-        _text("software", "Software", 130),
+        _text("software", "Software", 150, tooltipField="software"),
         _text("fluorophore", "Fluorophore"),
         _number("density", "Density (loc/µm²)", DECIMAL_FORMAT, 140),
         _number("n_files", "Files", width=90),

@@ -34,6 +34,14 @@ def _section(section_id: str, title: str, *children):
     return html.Section([html.H2(title, id=section_id, className="h4 mt-4")] + list(children))
 
 
+def _figure(name: str, caption: str):
+    """A screenshot of the demo bank (assets/guide/, made by docs/make_guide_figures.py) with its caption."""
+    return html.Figure([
+        html.Img(src=f"/assets/guide/{name}", alt=caption, className="img-fluid border rounded"),
+        html.Figcaption(caption, className="figure-caption small mt-1"),
+    ], className="figure d-block my-3", id=f"guide-figure-{name.rsplit('.', 1)[0].replace('_', '-')}")
+
+
 def _frame(current: str, title: str, lead: str, body, toc=None):
     nav = html.Nav([
         html.H2("User Guide", className="h6 text-uppercase text-body-secondary"),
@@ -127,14 +135,15 @@ your own private datasets and those shared with you.
   visibility, number of files, localisations, mean localisation density (localisations per µm² inside the
   ROIs), number of tiles and creation date.
 - **Datasets**: click a row to open its Dataset Details page.
-""")),
+"""), _figure("databank.png", "The Databank of the demo bank: sortable, filterable columns and the search bar.")),
         _section("dataset-details", "Dataset details", _md("""
 - **Dataset links**: the licence, publication, repository and raw-data links the uploader provided.
 - **Dataset table**: all metadata submitted with the upload (modality, antibodies for dSTORM, software,
   fluorophore, protein and UniProt ID, cell type, tags, experimental details, DOI, contact, drift and blink
   correction, effective pixel size), with the owner and the visibility.
 - The owner can edit the metadata, change the visibility or delete the dataset.
-""")),
+"""), _figure("dataset.png", "A dataset page: links, the metadata table, dataset downloads and the Data Files "
+                             "table with each file's statistics.")),
         _section("data-files", "Data files", _md("""
 One row per detection file, with its statistics:
 
@@ -179,7 +188,8 @@ all its localisations with the ROI polygons on top, and the analysis panel.
   the envelope departs from randomness beyond chance.
 - **Downloads** (tab): the cluster table, the cluster label of every localisation and the Ripley curve as
   CSV, with header lines (starting with `#`) recording the file, its checksum, the region and the parameters.
-""")),
+"""), _figure("viewer.png", "The file viewer on a simulated demo file: the density image with its ROI and "
+                            "DBSCAN cluster labels, and the analysis panel.")),
         _section("similarity", "Similarity results and self-similarity", _md("""
 The dataset page also shows the **self-similarity histograms** (thinned and unthinned: how heterogeneous the
 dataset is) and the **similarity search results**: the dataset compared with every other dataset you may read,
@@ -380,7 +390,8 @@ pairs and separately for within-file and between-file pairs.
 The self-similarity mean is the natural yardstick for the [similarity search](/guide/similarity): another dataset
 whose λ̄ with this one is close to this dataset's self-similarity λ̄ is as similar to it as it is to itself.
 A dataset with a single tile has no pairs and therefore no histogram.
-""")]
+"""), _figure("self_similarity.png", "Self-similarity of a demo dataset: thinned (left) and unthinned (right) "
+                                     "histograms with the line at λ = 1 and their summary tables.")]
     return _frame("/guide/self-similarity", "Interpreting self-similarity histograms",
                   "How heterogeneous is a dataset?", body)
 

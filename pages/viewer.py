@@ -109,6 +109,8 @@ def viewer_layout(data_file) -> html.Div:
         dcc.Store(id=ids.Viewer.VIEW_REQUEST),
         dcc.Store(id=ids.Viewer.EXPORT_NAME, data=viewer_data.export_name(data_file)),
         dcc.Store(id=ids.Viewer.EXPORT_DONE),
+        dcc.Store(id=ids.Viewer.CLUSTER_IMAGE),
+        dcc.Store(id=ids.Viewer.CLUSTER_IMAGE_SINK),
         file_header(data_file),
         dbc.Row([
             dbc.Col([

@@ -85,9 +85,9 @@ def test_bsim001_dataset_page_similarity(dash_duo, nanoorg_app, tmp_path):
     dash_duo.find_element("#login-submit").click()
     dash_duo.wait_for_element("#sim-section", timeout=30)
 
-    # both self-similarity histograms (bars + the line at lambda = 1) and their summaries
+    # both self-similarity plots (histogram bars, or every pair as a point below 30 pairs) and their summaries
     for graph in ("#sim-self-thinned", "#sim-self-unthinned"):
-        dash_duo.wait_for_element(f"{graph} .barlayer .point", timeout=90)
+        dash_duo.wait_for_element(f"{graph} .barlayer .point, {graph} .boxlayer .point", timeout=90)
     dash_duo.wait_for_element("#sim-self-table-thinned", timeout=30)
     assert "Fraction λ > 1" in dash_duo.find_element("#sim-self-summary-unthinned").text
 

@@ -84,10 +84,18 @@ def test_bview002_enter_applies_a_typed_eps(dash_duo, nanoorg_app, browser_user,
     dash_duo.driver.get(f"{dash_duo.server_url}/file/{file_id}")
     dash_duo.wait_for_element("#viewer-n-clusters", timeout=60)
     until(lambda: "eps 100 nm" in dash_duo.find_element("#viewer-dbscan-status").text, timeout=30)
+    dash_duo.wait_for_element("#viewer-graph .js-plotly-plot", timeout=30)
+    labels = ("const gd = document.querySelector('#viewer-graph .js-plotly-plot');"
+              "return gd && gd.layout && gd.layout.images[1] ? gd.layout.images[1].source : '';")
+    until(lambda: dash_duo.driver.execute_script(labels), timeout=30)
+    before = dash_duo.driver.execute_script(labels)
+    assert before.startswith("data:image/png")             # the region's labels are an image over the points
     box = dash_duo.find_element("#viewer-eps input[type=number]")
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys("40", Keys.ENTER)
     until(lambda: "eps 40 nm" in dash_duo.find_element("#viewer-dbscan-status").text, timeout=30)
+    # issue 12 item 14: the new labels arrive as an image swap (assets/viewer.js), not a figure update
+    until(lambda: dash_duo.driver.execute_script(labels) not in (before, ""), timeout=30)
     # the focus stays in the box: the next value can be typed straight away
     assert dash_duo.driver.execute_script("return document.activeElement.type") == "number"
     minpts = dash_duo.find_element("#viewer-minpts input[type=number]")

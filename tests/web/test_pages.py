@@ -173,3 +173,20 @@ def test_pages011_public_means_the_same_everywhere(client, signed_in, user, inge
     assert "A public dataset for labels" in text
     _, text = render_page(client, "/guide")
     assert "everybody, including anonymous visitors" in text and "every signed-in user" in text
+
+
+@pytest.mark.parametrize("path, names", [
+    ("/guide", ["databank.png", "dataset.png", "viewer.png"]),
+    ("/guide/self-similarity", ["self_similarity.png"]),
+])
+def test_pages012_guide_figures_exist_and_are_small(client, path, names):
+    """Issue 12 item 15: illustrated guide (figures made by docs/make_guide_figures.py from the demo bank)."""
+    from config import PROJECT_ROOT
+
+    status, text = render_page(client, path)
+    assert status == 200
+    for name in names:
+        assert f"/assets/guide/{name}".replace("/", "\\u002f") in text or f"/assets/guide/{name}" in text, name
+        png = PROJECT_ROOT / "assets" / "guide" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size < 150 * 1024, name
+        assert client.get(f"/assets/guide/{name}").status_code == 200

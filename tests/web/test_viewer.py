@@ -425,3 +425,27 @@ def test_vw022_region_parsing():
     assert analysis_inputs.clamp_eps("abc") == clusters.DEFAULT_EPS_NM and analysis_inputs.clamp_eps(float("inf")) == 100.0
     assert analysis_inputs.clamp_min_samples(1000) == 50
     assert analysis_inputs.radii_for(1e9, 0.001)[-1] == 2000.0 and len(analysis_inputs.radii_for(1e9, 0.001)) <= analysis_inputs.MAX_RADII
+
+
+def test_eps_move_on_a_large_region_patches_only_the_label_image():
+    """Issue 12 item 14: an eps move re-sent every point and made Plotly redraw all WebGL traces;
+    for a region above CLUSTER_POINTS_MAX only the label image changes (no data arrays)."""
+    from types import SimpleNamespace
+
+    from dash import Patch
+
+    from components import localisation_figure as figure
+    from compute.render import RenderedImage
+
+    n = 5000
+    region = SimpleNamespace(n=n, outline=[[(0, 0), (1, 0), (1, 1)]], x=np.zeros(n), y=np.zeros(n))
+    result = SimpleNamespace(labels=np.zeros(n, dtype=np.int64))
+    image = RenderedImage(png=b"\x89PNG", x_range=(0, 1), y_range=(0, 1), width=1, height=1, n_in_view=n,
+                          colour_by="cluster")
+    moved = figure.cluster_patch(Patch(), region, result, image, max_points=1000, region_changed=False)
+    operations = moved.to_plotly_json()["operations"]
+    assert [op["location"] for op in operations] == [["layout", "images", figure.IMG_CLUSTERS]]
+    assert operations[0]["params"]["value"]["layer"] == "above"
+    new_region = figure.cluster_patch(Patch(), region, result, image, max_points=1000)
+    touched = {tuple(op["location"][:2]) for op in new_region.to_plotly_json()["operations"]}
+    assert ("data", figure.T_REGION) in touched and ("data", figure.T_CLUSTERS) in touched
