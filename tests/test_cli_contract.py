@@ -93,7 +93,8 @@ def test_every_file_command_counts_the_boundary_points(capsys, files):
     (hull vertices on the boundary), and Ripley K (no edge correction) is exactly proportional to
     the brute-force count of ordered pairs closer than r."""
     path = files[0]
-    raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(2, 3))
+    # the commands analyse the coordinates as the bank stores them (float32, databank.store.as_stored)
+    raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(2, 3)).astype(np.float32).astype(np.float64)
     n = len(raw)
     hull = ConvexHull(raw)
     assert hull.vertices.size >= 5
