@@ -280,6 +280,33 @@ def cmd_seed_demo(args) -> None:
     _emit(args, dict(created=created), [f"demo bank: {len(created)} dataset(s) created"])
 
 
+def cmd_migrate(args) -> None:
+    from sqlalchemy import create_engine
+
+    from config import load_settings
+    from databank.schema import current_revision, upgrade_schema
+    settings = load_settings()
+    settings.ensure_dirs()
+    engine = create_engine(settings.database_url)
+    try:
+        with engine.connect() as connection:
+            previous = current_revision(connection)
+        revision = upgrade_schema(engine)
+    finally:
+        engine.dispose()
+    _emit(args, dict(previous=previous, revision=revision),
+          [f"database schema: {previous or '(none)'} -> {revision}"])
+
+
+def cmd_messages(args) -> None:
+    from databank.contact import list_messages
+    messages = [dict(id=m.id, created=m.created_at.isoformat(), user_id=m.user_id, reply_to=m.reply_to, body=m.body)
+                for m in list_messages(args.limit)]
+    lines = [f"#{m['id']} {m['created']} from {m['reply_to']}" + (f" (user {m['user_id']})" if m["user_id"] else "")
+             + "\n" + m["body"] + "\n" for m in messages] or ["no messages"]
+    _emit(args, dict(messages=messages), lines)
+
+
 # ---------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -340,9 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset_id", type=int)
     p.add_argument("--as", dest="as_user", help="search as this user (default: the dataset's owner)")
     p.add_argument("--target", type=int, help="thinning target in loc/um^2 (default 30)")
+    add("migrate", cmd_migrate, "create or upgrade the database schema to this version (run before the workers)",
+        needs_db=False)
     p = add("seed-demo", cmd_seed_demo, "create the demo bank (real shared files + simulated datasets)")
     p.add_argument("--force", action="store_true", help="add missing demo datasets even if the bank is not empty")
     p.add_argument("--quiet", action="store_true")
+    p = add("messages", cmd_messages, "messages sent with the contact form (/contact), newest first")
+    p.add_argument("--limit", type=int, help="show only the newest N")
     return parser
 
 

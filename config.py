@@ -47,7 +47,7 @@ class Settings:
     contact_email: str | None = None
     secure_cookies: bool = False
     upload_quota_mb: int | None = None        # None = 4 x max_upload_mb
-    max_concurrent_jobs: int = 2
+    job_workers: int = 2                      # background jobs at once per host (threads, or per Celery worker)
     demo_password: str | None = None          # None = generated at first seed, kept in <instance>/demo_password
     max_request_mb: int = 32                  # largest HTTP request body; files go through the chunked upload
     proxy_hops: int = 0                       # reverse proxies whose X-Forwarded-For is trusted
@@ -55,6 +55,7 @@ class Settings:
     port: int = 8050
     web_workers: int = 1
     web_threads: int = 8
+    viewer_warmup: bool = True                # compile the viewer's kernels in a thread of a serving process
 
     def __post_init__(self) -> None:
         self.instance_dir = Path(self.instance_dir).resolve()
@@ -65,6 +66,8 @@ class Settings:
             self.secret_key = _secret_key(self.instance_dir)
         if self.default_thinning not in self.thinning_targets:
             raise ValueError("NANOORG_DEFAULT_THINNING must be one of NANOORG_THINNING_TARGETS")
+        if self.job_workers < 1:
+            raise ValueError("NANOORG_JOB_WORKERS must be 1 or more")
         if self.thinning_repeats < 1:
             raise ValueError("NANOORG_THINNING_REPEATS must be 1 or more")
         if self.thinning_mode not in ("tile", "bernoulli"):
@@ -112,7 +115,7 @@ ENVIRONMENT: dict[str, tuple[str, object]] = {
     "NANOORG_CONTACT_EMAIL": ("contact_email", str),
     "NANOORG_SECURE_COOKIES": ("secure_cookies", _flag),
     "NANOORG_UPLOAD_QUOTA_MB": ("upload_quota_mb", int),
-    "NANOORG_MAX_JOBS": ("max_concurrent_jobs", int),
+    "NANOORG_JOB_WORKERS": ("job_workers", int),
     "NANOORG_DEMO_PASSWORD": ("demo_password", str),
     "NANOORG_MAX_REQUEST_MB": ("max_request_mb", int),
     "NANOORG_PROXY_HOPS": ("proxy_hops", int),
@@ -120,6 +123,7 @@ ENVIRONMENT: dict[str, tuple[str, object]] = {
     "NANOORG_PORT": ("port", int),
     "NANOORG_WEB_WORKERS": ("web_workers", int),
     "NANOORG_WEB_THREADS": ("web_threads", int),
+    "NANOORG_VIEWER_WARMUP": ("viewer_warmup", _flag),
 }
 
 
@@ -158,26 +162,3 @@ def load_settings(**overrides) -> Settings:
                 raise ValueError(f"{variable}={text!r} is not valid for this setting") from None
     values.update(overrides)
     return Settings(**values)
-
-
-@dataclass(frozen=True)
-class RuntimeOptions:
-    """Process-wide options needed at import time, before any Settings exist."""
-    redis_url: str | None
-    thread_jobs: int
-    viewer_jobs: str
-    viewer_warmup: bool
-
-
-def runtime_options() -> RuntimeOptions:
-    import sys
-    env = os.environ
-    warmup_default = "0" if "pytest" in sys.modules else "1"
-    viewer_jobs = env.get("NANOORG_VIEWER_JOBS", "processes").strip().lower()
-    if viewer_jobs not in ("processes", "threads"):
-        raise ValueError("NANOORG_VIEWER_JOBS must be 'processes' or 'threads'")
-    return RuntimeOptions(redis_url=env.get("REDIS_URL") or None,
-                          thread_jobs=int(env.get("NANOORG_THREAD_JOBS", 2)),
-                          viewer_jobs=viewer_jobs,
-                          viewer_warmup=env.get("NANOORG_VIEWER_WARMUP", warmup_default).strip().lower()
-                          not in ("0", "false", "no"))

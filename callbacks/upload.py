@@ -32,7 +32,8 @@ from databank.ingest import (INGEST_KEY_RE, IngestCancelled, IngestError, Ingest
 from databank.metadata import FIELDS_BY_NAME, MetadataError, clean_metadata, clean_visibility
 from databank import datasets
 from databank.users import resolve_share_users
-from server import jobs
+from databank import jobs
+from server.dash_jobs import job_app_context, job_callback, job_user
 from server.routes_upload import UploadError, discard_upload, max_file_bytes, quota_bytes, staged_files, user_dir
 import ids
 
@@ -218,6 +219,12 @@ def show_plan(selection):
                              html.Td("ROI file without a detection file", className="small text-danger"),
                              html.Td(_fmt_size(by_name[name].get("size")), className="small text-nowrap")]
                             + progress_cells(by_name[name]), className="table-danger"))
+    for name, fix in plan.misnamed_rois.items():
+        rows.append(html.Tr([html.Td(name, className="text-break"),
+                             html.Td(f"looks like an ROI file but breaks the naming rule: rename it to {fix}",
+                                     className="small text-danger"),
+                             html.Td(_fmt_size(by_name[name].get("size")), className="small text-nowrap")]
+                            + progress_cells(by_name[name]), className="table-danger"))
     for name, reason in plan.rejected.items():
         entry = by_name.get(name, {})
         rows.append(html.Tr([html.Td(name, className="text-break"),
@@ -309,8 +316,8 @@ def run_ingest(set_progress, request):
     report = _report_to(set_progress)
     consumed = {"upload_id": upload_id, "outcome": "failed", "at": time.time()}
     report(0.0, "Starting…")
-    with jobs.job_app_context():
-        user = jobs.job_user()            # from the signed session cookie, never from the browser's data
+    with job_app_context():
+        user = job_user()            # from the signed session cookie, never from the browser's data
         if user is None:
             return error_card("Sign in to upload data", ["Your session has ended. Sign in and try again."]), \
                 no_update, no_update
@@ -340,7 +347,7 @@ def _ingest(user, request, report, consumed):
         report(0.0, "Failed: nothing was added to the databank.")
         return error_card("The upload failed", [str(error)]), no_update, consumed
     try:
-        with jobs.job_slot("ingest", report):
+        with jobs.slot(report):
             dataset = ingest_dataset(files, metadata, user, visibility=request.get("visibility") or "private",
                                      shared_with=request.get("shared_with") or (),
                                      pixel_size_nm=_positive_float(metadata.get("pixel_size_nm")), progress=report,
@@ -394,7 +401,7 @@ def _cancelled_card(record: dict | None, *, still_running: bool = False):
 
 
 def cancel_ingest(n_clicks, request):
-    """The job is killed by Dash (``cancel=``); say truthfully what was added and leave nothing behind.
+    """The job is cancelled by Dash (``cancel=``); say truthfully what was added and leave nothing behind.
 
     Removes this user's staged files of that upload, then ``ingest.cancel_ingest`` waits until the job can
     no longer commit, removes its staging copy and reports the dataset if it was committed before.
@@ -458,12 +465,12 @@ def register(app) -> None:
         State("upload-share-with", "value"),
         prevent_initial_call=True,
     )(submit_upload)
-    callback(
+    job_callback(
+        app, "ingest",
         Output("upload-result", "children", allow_duplicate=True),
         Output("upload-meta-errors", "data", allow_duplicate=True),
         Output("upload-consumed", "data"),
         Input("upload-request", "data"),
-        background=True,
         progress=[Output("upload-progress", "value"), Output("upload-progress", "label"),
                   Output("upload-progress-message", "children")],
         running=[

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 
 import numpy as np
@@ -24,7 +23,6 @@ from dash import ClientsideFunction, Input, Output, Patch, State, ctx, html, no_
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
-from config import runtime_options
 from databank import analysis
 from databank import viewer_render
 from databank import analysis_csv
@@ -32,8 +30,8 @@ from databank import analysis_inputs
 from components import localisation_figure as figure
 import ids
 from callbacks.viewer_jobs import dbscan_job, envelope_job, sweep_job
+from server.dash_jobs import job_callback
 from components.viewer_figures import alert, fmt_number, histogram_figure, pending_card, ripley_figure, stats_card, SMALL_LAYOUT
-from compute.warm_up import warm_up, is_warm
 from databank.viewer_data import DEFAULT_CANVAS_PX, DENIED, file_extent, load_table, readable_file, region_of, result_cache
 
 
@@ -314,17 +312,6 @@ def download(n_clusters, n_labels, n_ripley, eps, min_samples, r_max, dr, edge, 
     return dict(content=text, filename=name, type="text/csv"), ""
 
 
-def _start_warm_up() -> None:
-    if not runtime_options().viewer_warmup or is_warm():
-        return
-    def run():
-        try:
-            warm_up()
-        except Exception:                     # never break the app for a warm-up
-            log.exception("viewer warm-up failed")
-    threading.Thread(target=run, name="viewer-warm-up", daemon=True).start()
-
-
 def _running(prefix, button):
     return [(Output(f"{prefix}-row", "style"), {"display": "flex"}, {"display": "none"}),
             (Output(button, "disabled"), True, False)]
@@ -344,28 +331,14 @@ def _timed(fn):
     return wrapper
 
 
-def _job_manager():
-    """The manager of the viewer's background jobs: None = the app's (Diskcache: one forked process
-    per job, so a minutes-long sweep never holds the web process's GIL; Celery with REDIS_URL).
-    NANOORG_VIEWER_JOBS=threads runs them in threads of the web process instead (server.job_threads:
-    no fork, but numba kernels hold the GIL while they run)."""
-    if runtime_options().viewer_jobs == "threads":
-        from server.job_threads import similarity_manager
-        return similarity_manager()
-    return None
-
-
 def register(app) -> None:
     """Wire the viewer callbacks to ``app`` ."""
     dash_callback = app.callback
-    manager = _job_manager()
 
     def callback(*args, **kwargs):
         decorate = dash_callback(*args, **kwargs)
-        # background jobs are registered as they are: Dash keys their results by the function's source
-        return decorate if kwargs.get("background") else (lambda fn: decorate(_timed(fn)))
+        return lambda fn: decorate(_timed(fn))
 
-    _start_warm_up()
     clientside = app.clientside_callback
 
     clientside(ClientsideFunction("nanoorg_viewer", "view_request"), Output(ids.Viewer.VIEW_REQUEST, "data"), Input(ids.Viewer.GRAPH, "relayoutData"),
@@ -409,10 +382,11 @@ def register(app) -> None:
         prevent_initial_call=True,
     )(show_dbscan_job)
 
-    callback(
+    job_callback(
+        app, "viewer-dbscan",
         Output(ids.Viewer.DBSCAN_READY, "data"),
         Input(ids.Viewer.DBSCAN_REQUEST, "data"), State(ids.Viewer.URL, "pathname"),
-        background=True, manager=manager, prevent_initial_call=True, interval=500,
+        prevent_initial_call=True, interval=500,
         progress=[Output(ids.Viewer.DBSCAN_PROGRESS, "value"), Output(ids.Viewer.DBSCAN_PROGRESS, "label")],
         progress_default=[0, ""],
         running=[(Output(f"{ids.Viewer.DBSCAN_PROGRESS}-row", "style"), {"display": "flex"}, {"display": "none"})],
@@ -427,24 +401,26 @@ def register(app) -> None:
         prevent_initial_call=True,
     )(update_ripley)
 
-    callback(
+    job_callback(
+        app, "viewer-envelope",
         Output(ids.Viewer.ENVELOPE_STORE, "data"), Output(ids.Viewer.ENVELOPE_STATUS, "children"),
         Input(ids.Viewer.ENVELOPE_RUN, "n_clicks"),
         State(ids.Viewer.ENVELOPE_SIMS, "value"), State(ids.Viewer.RIPLEY_RMAX, "value"), State(ids.Viewer.RIPLEY_STEP, "value"),
         State(ids.Viewer.RIPLEY_EDGE, "value"), State(ids.Viewer.REGION_STORE, "data"), State(ids.Viewer.URL, "pathname"),
-        background=True, manager=manager, prevent_initial_call=True, interval=700,
+        prevent_initial_call=True, interval=700,
         progress=[Output(ids.Viewer.ENVELOPE_PROGRESS, "value"), Output(ids.Viewer.ENVELOPE_PROGRESS, "label")],
         progress_default=[0, ""],
         running=_running(ids.Viewer.ENVELOPE_PROGRESS, ids.Viewer.ENVELOPE_RUN),
         cancel=[Input(ids.Viewer.ENVELOPE_CANCEL, "n_clicks")],
     )(envelope_job)
 
-    callback(
+    job_callback(
+        app, "viewer-sweep",
         Output(ids.Viewer.SWEEP_GRAPH, "figure"), Output(ids.Viewer.SWEEP_STATUS, "children"),
         Input(ids.Viewer.SWEEP_RUN, "n_clicks"),
         State(ids.Viewer.SWEEP_EPS, "value"), State(ids.Viewer.SWEEP_MIN, "value"), State(ids.Viewer.REGION_STORE, "data"),
         State(ids.Viewer.URL, "pathname"),
-        background=True, manager=manager, prevent_initial_call=True, interval=700,
+        prevent_initial_call=True, interval=700,
         progress=[Output(ids.Viewer.SWEEP_PROGRESS, "value"), Output(ids.Viewer.SWEEP_PROGRESS, "label")],
         progress_default=[0, ""],
         running=_running(ids.Viewer.SWEEP_PROGRESS, ids.Viewer.SWEEP_RUN),

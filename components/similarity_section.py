@@ -93,7 +93,8 @@ def _filter_bar() -> html.Div:
 def results_grid(id: str, *, target: int, metric: str = "thinned", height: str = "460px") -> dag.AgGrid:
     return dag.AgGrid(
         id=id, rowData=[], columnDefs=result_columns(metric, target),
-        defaultColDef={"sortable": True, "resizable": True, "filter": True, "suppressHeaderMenuButton": False},
+        defaultColDef={"sortable": True, "resizable": True, "filter": True, "suppressHeaderMenuButton": False,
+                       "wrapHeaderText": True, "autoHeaderHeight": True},
         dashGridOptions={"animateRows": False, "tooltipShowDelay": 400, "suppressDragLeaveHidesColumns": True,
                          "overlayNoRowsTemplate": {"function": "'No other readable dataset matches the filters.'"},
                          "pagination": True, "paginationPageSize": 50, "paginationPageSizeSelector": [25, 50, 100, 500]},

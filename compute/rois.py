@@ -85,6 +85,32 @@ def match_roi_files(detection_names: Iterable[str], roi_names: Iterable[str]
     return {name: sorted(rois, key=_natural_key) for name, rois in matched.items()}, unmatched
 
 
+_ROI_WORD = re.compile(r"(?:^|[^a-z])roi(?:[^a-z]|$)", re.IGNORECASE)
+_ROI_TAIL = re.compile(r"^[\s._-]*roi[\s._-]*", re.IGNORECASE)
+
+
+def misnamed_roi_fix(name: str, detection_names: Iterable[str]) -> str | None:
+    """For a '.csv' that is not an ROI file by the naming rule but looks meant as one, the name it
+    should have; else None.
+
+    Looks meant as one: the word 'ROI' in the name (e.g. 'cell7-ROI1.csv', 'cell7 roi 1.csv'). The
+    fix attaches it to the detection file with the longest stem the name starts with
+    ('cell7-ROI1.csv' -> 'cell7_ROI1.csv'), or replaces the separator before 'ROI' with '_' (a generic
+    '{DETECTION_FILE_NAME}_ROI_1.csv' when that gives no ROI name).
+    """
+    path = PurePath(name)
+    if path.suffix.lower() != ".csv" or is_roi_filename(name) or not _ROI_WORD.search(path.stem):
+        return None
+    owners = [PurePath(d).stem for d in detection_names
+              if d != name and path.stem.lower().startswith(PurePath(d).stem.lower())]
+    if owners:
+        stem = max(owners, key=len)
+        tail = _ROI_TAIL.sub("", path.stem[len(stem):]).strip(" ._-")
+        return f"{stem}_ROI{('_' + tail) if tail else ''}.csv"
+    renamed = re.sub(r"[\s.-]*roi", "_ROI", path.stem, count=1, flags=re.IGNORECASE) + ".csv"
+    return renamed if is_roi_filename(renamed) and not renamed.startswith("_") else "{DETECTION_FILE_NAME}_ROI_1.csv"
+
+
 # --- reading ---------------------------------------------------------------------------------------
 
 def read_roi_vertices(path, *, display_name: str | None = None) -> np.ndarray:

@@ -5,18 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask, current_app
-from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from config import Settings, load_settings, private_file
 from databank.models import db
+from databank.schema import check_schema, upgrade_schema
 
 EXTENSION_KEY = "nanoorg"
 
 
-def init_databank(app: Flask, settings: Settings) -> None:
-    """Configure the database on ``app``, create missing tables and remember the settings."""
+def init_databank(app: Flask, settings: Settings, *, migrate: bool = True) -> None:
+    """Configure the database on ``app`` and remember the settings.
+
+    ``migrate``: bring the schema to the newest revision (``databank.schema``); off in web and job
+    workers of a scaled-out deployment, which only check it (the migration ran once before them)."""
     settings.ensure_dirs()
     _private_sqlite_files(settings.database_url)
     app.config.setdefault("SQLALCHEMY_DATABASE_URI", settings.database_url)
@@ -36,8 +38,10 @@ def init_databank(app: Flask, settings: Settings) -> None:
                 cursor.execute("PRAGMA foreign_keys=ON")
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.close()
-        db.create_all()
-        _add_missing_columns()
+        if migrate:
+            upgrade_schema(db.engine)
+        else:
+            check_schema(db.engine)
         _private_sqlite_files(settings.database_url)   # the -wal and -shm files now exist too
 
 
@@ -51,27 +55,6 @@ def _private_sqlite_files(database_url: str) -> None:
     private_file(database, make_text=str)                 # an empty file is a valid new SQLite database
     for suffix in ("-wal", "-shm", "-journal"):
         private_file(database.with_name(database.name + suffix))
-
-
-def _add_missing_columns() -> None:
-    """Add columns that models gained after a database was created (``create_all`` only creates
-    missing tables). Only columns with a server default can be added this way."""
-    inspector = inspect(db.engine)
-    for table in db.metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in present:
-                continue
-            if column.server_default is None:
-                raise RuntimeError(f"database table {table.name} lacks column {column.name}: migrate it by hand")
-            kind = column.type.compile(dialect=db.engine.dialect)
-            try:
-                with db.engine.begin() as connection:
-                    connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind} "
-                                            f"NOT NULL DEFAULT {column.server_default.arg}"))
-            except SQLAlchemyError:   # another process added it at the same moment
-                if column.name not in {c["name"] for c in inspect(db.engine).get_columns(table.name)}:
-                    raise
 
 
 def settings_of(app: Flask | None = None) -> Settings:

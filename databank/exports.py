@@ -19,6 +19,7 @@ import io
 import os
 import tempfile
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
@@ -28,8 +29,10 @@ from werkzeug.utils import secure_filename
 
 from compute import render
 from compute.rois import polygon_from_vertices
+from compute.similarity import MIN_TILE_LOCS
 from compute.tiles import TILE_NM, TileGrid, points_in_tiles
-from databank.models import DataFile, Dataset
+from config import __version__
+from databank.models import DataFile, Dataset, Tile
 
 EXPORT_KINDS = ("originals", "gridded", "images", "rois")
 GRIDDED_HEADER = '"x [nm]","y [nm]"\n'
@@ -188,8 +191,8 @@ def tile_csv(x: np.ndarray, y: np.ndarray) -> bytes:
     return GRIDDED_HEADER.encode() + body
 
 
-def gridded_tiles(data_file: DataFile, store) -> Iterable[tuple[int, np.ndarray, np.ndarray]]:
-    """(tile index, x, y) of every tile of ``data_file``: localisations in the half-open square
+def gridded_tiles(data_file: DataFile, store) -> Iterable[tuple[Tile, np.ndarray, np.ndarray]]:
+    """(Tile row, x, y) of every tile of ``data_file``: localisations in the half-open square
     [x0, x0 + 3000) x [y0, y0 + 3000) nm and inside the tile's ROI (boundary included), absolute
     coordinates in nm."""
     tiles = sorted(data_file.tiles, key=lambda t: t.index)
@@ -201,21 +204,46 @@ def gridded_tiles(data_file: DataFile, store) -> Iterable[tuple[int, np.ndarray,
     order, offsets = points_in_tiles(x, y, tile_grid(data_file))
     for k, tile in enumerate(tiles):
         members = order[offsets[k]:offsets[k + 1]]
-        yield tile.index, x[members], y[members]
+        yield tile, x[members], y[members]
 
 
-def gridded_member_name(stem: str, tile_index: int) -> str:
-    return f"{stem}_tile_{tile_index:03d}.csv"
+def gridded_member_name(stem: str, roi_index: int, tile_index: int) -> str:
+    """'cell1_ROI2_tile007.csv': file stem, ROI number (1-based) and tile index of the file's grid."""
+    return f"{stem}_ROI{roi_index}_tile{tile_index:03d}.csv"
+
+
+MANIFEST_COLUMNS = ("file", "roi", "tile_index", "x0_nm", "y0_nm", "n_locs", "kept", "csv")
+
+
+def _manifest_header(dataset: Dataset) -> str:
+    """Provenance lines of the manifest ('#', skipped by ``pandas.read_csv(..., comment='#')``)."""
+    return "".join(f"# {line}\n" for line in (
+        f"nano-org {__version__}",
+        f"dataset {dataset.id} {' '.join(str(dataset.title or '').split())}",
+        f"tiles {TILE_NM / 1000:g} x {TILE_NM / 1000:g} um, wholly inside one ROI; kept = at least "
+        f"{MIN_TILE_LOCS} localisations (used for similarity); dropped tiles have no CSV",
+        f"created {datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}",
+    ))
 
 
 def gridded_zip(dataset: Dataset, store, work_dir: Path | None = None) -> Path:
-    """Zip with one CSV per 3 x 3 um tile of each file: ``{file stem}_tile_{index:03d}.csv``."""
+    """Zip with one CSV per kept 3 x 3 um tile of each file (``gridded_member_name``) and
+    ``manifest.csv`` listing every tile (kept or dropped) with its file, ROI, origin and count."""
     stems = _file_stems(dataset)
 
     def fill(zf: zipfile.ZipFile) -> None:
+        manifest = io.StringIO()
+        manifest.write(_manifest_header(dataset))
+        writer = csv.writer(manifest, lineterminator="\n")
+        writer.writerow(MANIFEST_COLUMNS)
         for data_file in dataset.files:
-            for index, x, y in gridded_tiles(data_file, store):
-                zf.writestr(gridded_member_name(stems[data_file.id], index), tile_csv(x, y))
+            for tile, x, y in gridded_tiles(data_file, store):
+                member = gridded_member_name(stems[data_file.id], tile.roi_index, tile.index) if tile.kept else ""
+                if member:
+                    zf.writestr(member, tile_csv(x, y))
+                writer.writerow([data_file.name, tile.roi_index, tile.index, f"{tile.x0_nm:.3f}", f"{tile.y0_nm:.3f}",
+                                 len(x), "yes" if tile.kept else "no", member])
+        zf.writestr("manifest.csv", manifest.getvalue())
     return _build(work_dir, fill)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -30,7 +31,8 @@ from typing import Callable, Sequence
 import numpy as np
 from sqlalchemy import select
 
-from compute import formats, rois, similarity, stats, tiles
+from compute import formats, plausibility, rois, similarity, stats, tiles
+from compute.table import OPTIONAL_COLUMNS
 from databank.core import settings_of
 from databank.metadata import MetadataError, clean_metadata, clean_visibility
 from databank.models import DataFile, Dataset, DatasetShare, Roi, Tile, User, bump_bank_version, db
@@ -42,6 +44,7 @@ Progress = Callable[[float, str], None]
 INGEST_KEY_RE = re.compile(r"^[0-9a-f]{32}$")
 CANCEL_MARK = b"cancelled\n"
 CANCEL_POLL_SECONDS = 0.05
+log = logging.getLogger(__name__)
 
 
 class IngestError(ValueError):
@@ -72,13 +75,18 @@ class UploadPlan:
     detections: dict[str, list[str]] = field(default_factory=dict)   # detection name -> ROI names
     unmatched_rois: list[str] = field(default_factory=list)
     rejected: dict[str, str] = field(default_factory=dict)           # name -> reason
+    misnamed_rois: dict[str, str] = field(default_factory=dict)      # name -> the name the rule wants
 
     @property
     def ok(self) -> bool:
-        return bool(self.detections) and not self.unmatched_rois and not self.rejected
+        return bool(self.detections) and not self.unmatched_rois and not self.rejected and not self.misnamed_rois
 
     def problems(self) -> list[str]:
         messages = [f"{name}: {reason}" for name, reason in self.rejected.items()]
+        messages += [f"{name}: looks like an ROI file but does not follow the naming rule "
+                     f"{{DETECTION_FILE_NAME}}_ROI*.csv, so it would be read as a detection file. Fix: rename it "
+                     f"to {fix} (or, if it really is a detection file, remove 'ROI' from its name)."
+                     for name, fix in self.misnamed_rois.items()]
         messages += [f"{name}: no detection file matches this ROI file. ROI files must be named "
                      f"{{DETECTION_FILE_NAME}}_ROI*.csv, e.g. cell1_ROI_1.csv for cell1.csv."
                      for name in self.unmatched_rois]
@@ -107,6 +115,9 @@ def plan_upload(names: Sequence[str]) -> UploadPlan:
             plan.rejected[name] = (f"'{suffix or 'no extension'}' is not a supported file type. Detection files: "
                                    f"{', '.join(formats.DETECTION_EXTENSIONS)}; ROI files: "
                                    "{DETECTION_FILE_NAME}_ROI*.csv")
+    plan.misnamed_rois = {name: fix for name in detection_names
+                          if (fix := rois.misnamed_roi_fix(name, detection_names)) is not None}
+    detection_names = [name for name in detection_names if name not in plan.misnamed_rois]
     plan.detections, plan.unmatched_rois = rois.match_roi_files(detection_names, roi_names)
     return plan
 
@@ -165,6 +176,28 @@ def _require_spread(name: str, table) -> None:
                               "export the table again.")
 
 
+def _require_tileable_extent(name: str, table) -> None:
+    """IngestError when the localisations span more than one tile grid may (``tiles.check_grid_size``),
+    checked on their bounds before anything else is computed: a few rows far apart must not make the
+    server allocate millions of tiles."""
+    bounds = (float(table.x.min()), float(table.y.min()), float(table.x.max()), float(table.y.max()))
+    try:
+        tiles.check_grid_size([bounds])
+    except tiles.GridTooLarge as error:
+        raise IngestError(name, f"{name}: cannot tile the area of its localisations: {error}") from error
+
+
+def _check_plausible(name: str, table, pixel_size_nm: float | None) -> None:
+    """Refuse a 'detection file' that is too small to be one, or whose coordinates look like pixels."""
+    n_columns = 2 + sum(getattr(table, column) is not None for column in OPTIONAL_COLUMNS)
+    problem = plausibility.too_few_problem(len(table), n_columns)
+    if problem is None:
+        check = plausibility.check_coordinates(table.x, table.y, table.precision)
+        problem = plausibility.pixel_problem(check, pixel_size_nm)
+    if problem:
+        raise IngestError(name, f"{name} {problem}")
+
+
 def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_size_nm: float | None = None,
                  thinning_targets=similarity.THINNING_TARGETS_PER_UM2, thinning_repeats: int = 1,
                  thinning_mode: str = "tile") -> FileAnalysis:
@@ -175,6 +208,8 @@ def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_si
         if len(table) == 0:
             raise IngestError(detection.name, "no localisations left after dropping invalid rows.")
         _require_spread(detection.name, table)
+        _require_tileable_extent(detection.name, table)
+        _check_plausible(detection.name, table, pixel_size_nm)
         polygons, roi_records, warnings = _read_rois(roi_files, table, pixel_size_nm)
     except (formats.FormatError, rois.RoiError) as error:
         raise IngestError(getattr(error, "file", None) or detection.name, str(error)) from error
@@ -345,11 +380,13 @@ def _ingest_locked(files, metadata, owner, *, visibility, shared_with, pixel_siz
     by_name = {f.name: f for f in files}
     plan = plan_upload([f.name for f in files])
     if not plan.ok:
-        first = next(iter(plan.rejected), None) or next(iter(plan.unmatched_rois), None)
+        first = next(iter([*plan.rejected, *plan.misnamed_rois, *plan.unmatched_rois]), None)
         raise IngestError(first, " ".join(plan.problems()))
     pixel = pixel_size_nm or meta.get("pixel_size_nm")
     final = FileStore(settings).dataset_dir(key)
     moved = False
+    started = time.perf_counter()
+    log.info("ingest %s started: user %s, title %r, %d file(s)", key, owner.username, meta["title"], len(files))
     try:
         processed = []
         names = list(plan.detections)
@@ -368,12 +405,16 @@ def _ingest_locked(files, metadata, owner, *, visibility, shared_with, pixel_siz
         os.replace(staging, final)
         moved = True
         db.session.commit()
-    except BaseException:
+    except BaseException as exc:
         db.session.rollback()
         shutil.rmtree(staging, ignore_errors=True)
         if moved:
             shutil.rmtree(final, ignore_errors=True)
+        log.warning("ingest %s failed after %.1f s, nothing kept: %s: %s", key,
+                    time.perf_counter() - started, type(exc).__name__, exc)
         raise
+    log.info("ingest %s done in %.1f s: dataset %d, %d file(s), %d localisations", key,
+             time.perf_counter() - started, dataset.id, len(processed), dataset.n_locs)
     try:
         report(1.0, f"Done: {len(processed)} file(s), {dataset.n_locs:,} localisations")
     except IngestCancelled:

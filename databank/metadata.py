@@ -9,6 +9,12 @@ from dataclasses import dataclass
 MODALITIES = ("PALM", "dSTORM", "PAINT", "other")
 SOFTWARE = ("ThunderSTORM", "SMAP", "Picasso", "DECODE", "RapidSTORM", "other")
 VISIBILITIES = ("private", "shared", "public")
+# What each visibility means, said the same way on every page (the guide's table says it in full).
+VISIBILITY_LABELS = {
+    "private": "Private: only me",
+    "shared": "Shared: me and the users I name (they can also download)",
+    "public": "Public: everyone, anonymous visitors included, can browse and analyse; signed-in users can download",
+}
 
 # UniProt accession (uniprot.org/help/accession_numbers), optionally with an isoform suffix.
 UNIPROT_RE = re.compile(r"^([OPQ][0-9][A-Z0-9]{3}[0-9]|[A-NR-Z][0-9]([A-Z][A-Z0-9]{2}[0-9]){1,2})(-\d+)?$")

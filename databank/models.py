@@ -29,10 +29,6 @@ class User(UserMixin, db.Model):
     email: Mapped[str] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    # superseded by LoginThrottle (no longer read); kept because databases made before it have
-    # these columns NOT NULL without a server default, so inserts must still fill them
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    last_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # bumped by logout: a session cookie signed for an older generation no longer signs anyone in
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
@@ -189,6 +185,16 @@ class Tile(db.Model):
     roi_index: Mapped[int] = mapped_column(Integer)
     n_locs: Mapped[int] = mapped_column(Integer)
     kept: Mapped[bool] = mapped_column(Boolean)              # eligible for unthinned similarity
+
+
+class ContactMessage(db.Model):
+    """A message sent with the contact form, kept for the administrators (``nanoorg messages``)."""
+    __tablename__ = "contact_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    reply_to: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
 
 
 class BankState(db.Model):

@@ -116,7 +116,7 @@ def stage_query_files(user, files) -> dict:
 def analyse_query(user, token, *, pixel_size_nm: float | None = None, progress=None) -> dict:
     """Read, tile and fingerprint a staged query file (``ingest.analyse_file``), keep only its
     fingerprints (cached QUERY_TTL_SECONDS) and delete the file. Returns a summary dict: name,
-    n_locs, density, n_tiles, n_tiles_thinned {target: n}, warnings. Raises QueryFileError or
+    n_locs, density, n_tiles, n_tiles_thinned {target: n}, warnings, stats (``file_statistics``). Raises QueryFileError or
     ingest.IngestError (the file is kept then, so the user may retry, e.g. with a pixel size).
     """
     from databank.ingest import StagedFile, analyse_file
@@ -142,7 +142,7 @@ def analyse_query(user, token, *, pixel_size_nm: float | None = None, progress=N
     summary = {"name": analysis.name, "n_locs": len(analysis.table), "density": analysis.stats.get("density"),
                "n_tiles": len(prints.unthinned), "n_tiles_thinned": {str(t): len(p) for t, p in prints.thinned.items()},
                "roi_source": analysis.stats.get("roi_source"), "n_rois": len(analysis.polygons),
-               "warnings": list(analysis.warnings)}
+               "warnings": list(analysis.warnings), "stats": analysis.stats}
     with result_cache() as cache:
         cache.set(key, {"fingerprints": pack_fingerprints(prints), "summary": summary}, expire=QUERY_TTL_SECONDS)
     shutil.rmtree(folder, ignore_errors=True)       # the file itself is never kept

@@ -88,9 +88,11 @@ OVERVIEW_TOC = [
 
 def overview_layout(**_query):
     contact = current_app.config.get("NANOORG_CONTACT_EMAIL")
-    contact_text = ([html.A(contact, href=f"mailto:{contact}", id="guide-contact-email")] if contact else
-                    ["write to the administrators of this nano-org instance (the address is set with the ",
-                     html.Code("NANOORG_CONTACT_EMAIL"), " setting)"])
+    contact_text = ([html.A(contact, href=f"mailto:{contact}", id="guide-contact-email"),
+                     " or use the ", dcc.Link("contact form", href="/contact", id="guide-contact-form")] if contact else
+                    ["use the ", dcc.Link("contact form", href="/contact", id="guide-contact-form"),
+                     " (this instance has no public contact address; messages are stored for the administrators, "
+                     "who answer by email)"])
     body = [
         _section("about", "About nano-org", _md("""
 nano-org is a publicly accessible, curated and functional databank of **single-molecule localisation
@@ -146,7 +148,8 @@ One row per detection file, with its statistics:
 | ROIs / tiles | polygons found for the file (or *auto*: the convex hull of all localisations when no ROI file was given) and 3 × 3 µm tiles inside them |
 
 **Downloads** (signed-in users, for datasets they may read): the original files as uploaded, the **gridded**
-data (one CSV per 3 × 3 µm tile with columns `x [nm]`, `y [nm]`), PNG density images with the ROIs drawn on
+data (one CSV per kept 3 × 3 µm tile, named by file, ROI and tile, with columns `x [nm]`, `y [nm]`, and
+`manifest.csv` listing every tile with its origin, count and kept/dropped), PNG density images with the ROIs drawn on
 them, and the **ROI** files (`X,Y` vertices in µm, as from Fiji). Each file also has its own download link.
 Anonymous visitors can browse and analyse public datasets but not download them.
 """)),
@@ -521,7 +524,7 @@ Signed-in users (or a token) can download what they may read; anonymous callers 
 | request | answer |
 |---|---|
 | `GET /api/datasets/<id>/download/originals` | zip of the files as uploaded, with their ROI files |
-| `GET /api/datasets/<id>/download/gridded` | zip, one CSV per 3 × 3 µm tile (`x [nm]`, `y [nm]`) |
+| `GET /api/datasets/<id>/download/gridded` | zip, one CSV per kept 3 × 3 µm tile (`x [nm]`, `y [nm]`) and `manifest.csv` |
 | `GET /api/datasets/<id>/download/images` | zip, one density PNG per file |
 | `GET /api/datasets/<id>/download/rois` | zip of the ROI CSVs (`X,Y` in µm) |
 | `GET /api/files/<file_id>/download` | one original file (`?kind=image` for its PNG) |

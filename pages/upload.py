@@ -13,7 +13,7 @@ from flask_login import current_user
 
 from compute.formats import DETECTION_EXTENSIONS
 from databank.core import settings_of
-from databank.metadata import DSTORM_ONLY, METADATA_FIELDS, VISIBILITIES
+from databank.metadata import DSTORM_ONLY, METADATA_FIELDS, VISIBILITIES, VISIBILITY_LABELS
 import ids
 
 dash.register_page(__name__, path="/upload", name="Upload data", title="Upload data · nano-org",
@@ -24,11 +24,6 @@ META = ids.Upload.META            # {"type": META, "field": name}: text, choice,
 META_BOOL = ids.Upload.META_BOOL  # checkboxes
 META_FEEDBACK = ids.Upload.META_FEEDBACK
 
-VISIBILITY_LABELS = {
-    "private": "Private: only me",
-    "shared": "Shared with the users I choose",
-    "public": "Public: every registered user",
-}
 FULL_WIDTH = {"title", "tags", "experimental_details"}
 
 

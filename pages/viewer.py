@@ -116,7 +116,7 @@ def viewer_layout(data_file) -> html.Div:
                 dcc.Graph(id=ids.Viewer.GRAPH, figure=fig, config=config, className="border rounded",
                           style={"height": f"{figure.PLOT_HEIGHT}px"}),
                 html.Div(figure.view_info(view), id=ids.Viewer.VIEW_INFO, className="small text-muted mt-1"),
-            ], lg=7, xl=8, className="mb-3"),
+            ], lg=7, xl=8, className="mb-3 nanoorg-viewer-plot"),
             dbc.Col(panel.analysis_panel(analysis.region_options(data_file), region_spec.key,
                                          can_download=authorise(current_user, data_file.dataset, "download")),
                     lg=5, xl=4),

@@ -237,24 +237,26 @@ def test_sqlite_database_is_private_new_and_old(tmp_path):
 
 
 def test_an_old_database_gains_the_session_generation_column(tmp_path):
-    """Databases made before session generations get the column added at start (default 0)."""
-    import sqlite3
+    """A bank at the first schema revision (before session generations) is migrated at start: its
+    users get generation 0 and can sign in; the old throttle columns are gone."""
+    from sqlalchemy import create_engine, inspect, text
 
     from databank.core import make_data_app
+    from databank.schema import upgrade_schema
 
     settings = load_settings(instance_dir=tmp_path / "instance", secret_key="k")
-    app = make_data_app(settings)
-    with app.app_context():
-        users.create_user("olduser", "old@example.org", "long password")
-        db.session.remove()
-        db.engine.dispose()
-    connection = sqlite3.connect(tmp_path / "instance" / "nanoorg.sqlite")
-    connection.execute("ALTER TABLE users DROP COLUMN session_generation")
-    connection.commit()
-    connection.close()
+    settings.ensure_dirs()
+    engine = create_engine(settings.database_url)
+    upgrade_schema(engine, target="0001_initial")
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO users (id, username, email, password_hash, created_at, failed_logins) "
+                                "VALUES (1, 'olduser', 'old@example.org', 'x', '2026-01-01', 0)"))
+    engine.dispose()
     app = make_data_app(settings)
     with app.app_context():
         assert users.find_user("olduser").session_generation == 0
+        columns = {c["name"] for c in inspect(db.engine).get_columns("users")}
+        assert "session_generation" in columns and "failed_logins" not in columns
         db.session.remove()
 
 

@@ -151,7 +151,7 @@ def test_sigkill_at_12_points_then_restart_leaves_a_consistent_bank(bank, forker
     assert leftovers, "the kills must have left staging folders or lock files for the restart to remove"
 
     restart = subprocess.run([sys.executable, "-c", "from app import create_app, prepare_bank; from config import "
-                              "load_settings; prepare_bank(create_app(load_settings()), warm_index=False)"],
+                              "load_settings; prepare_bank(create_app(load_settings()))"],
                              cwd=ROOT, env=child_env(instance), capture_output=True, text=True, timeout=120)
     assert restart.returncode == 0, restart.stderr
     assert "leftover folder(s) of interrupted ingests" in restart.stdout

@@ -202,7 +202,9 @@ def find_ids(component) -> dict:
 
 
 def text_of(component) -> str:
-    """All text in a layout tree, space separated."""
+    """All text in a layout tree, space separated (text around a <wbr> is joined, as a browser shows it)."""
+    from dash import html
+
     parts = []
 
     def walk(node):
@@ -212,6 +214,9 @@ def text_of(component) -> str:
             parts.append(str(node))
             return
         if isinstance(node, (list, tuple)):
+            if any(isinstance(child, html.Wbr) for child in node):
+                parts.append("".join(str(child) for child in node if isinstance(child, (str, int, float))))
+                return
             for child in node:
                 walk(child)
             return
