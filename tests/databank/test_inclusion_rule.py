@@ -68,7 +68,7 @@ def test_every_path_counts_the_same_localisations(app, settings, users, tmp_path
 
     tiles = sorted(data_file.tiles, key=lambda t: t.index)
     viewer_tiles = [analysis.select_region(data_file, table, RegionSpec("tile", index=t.index)).n for t in tiles]
-    exported = {index: x.size for index, x, _ in exports.gridded_tiles(data_file, FileStore(settings))}
+    exported = {tile.index: x.size for tile, x, _ in exports.gridded_tiles(data_file, FileStore(settings))}
     assert viewer_tiles == [t.n_locs for t in tiles] == [exported[t.index] for t in tiles]
     prints = unpack_fingerprints(data_file.fingerprints)
     assert prints.unthinned.n_locs.tolist() == [tiles[k].n_locs for k in prints.tile_index_unthinned]
