@@ -28,7 +28,9 @@ import shapely
 from shapely.geometry import Polygon, box as shapely_box
 
 from compute import clusters
-from compute.tiles import TILE_NM
+from compute.rois import points_in_polygon, polygon_from_vertices
+from compute.tiles import TILE_NM, points_in_tile
+from databank.exports import tile_grid
 from databank.analysis_inputs import (ENVELOPE_QUANTILES, DBSCAN_SYNC_MAX, RIPLEY_MAX_POINTS, SWEEP_MAX_CELLS, RegionError, clamp_eps, clamp_min_samples, radii_for, RegionSpec)
 
 
@@ -99,10 +101,8 @@ class Region:
 
 
 def roi_polygon(roi) -> Polygon:
-    polygon = Polygon(np.asarray(roi.vertices_nm, dtype=np.float64))
-    if not polygon.is_valid:
-        polygon = shapely.make_valid(polygon)
-    return polygon
+    """The stored ROI as the polygon ingest analysed (nm; a self-intersecting outline repaired alike)."""
+    return polygon_from_vertices(roi.vertices_nm)
 
 
 def file_identity(data_file) -> tuple:
@@ -141,10 +141,8 @@ def _bbox_candidates(x, y, bounds) -> np.ndarray:
 
 
 def _in_geometry(x, y, geometry) -> np.ndarray:
-    candidates = _bbox_candidates(x, y, geometry.bounds)
-    shapely.prepare(geometry)
-    inside = shapely.intersects_xy(geometry, x[candidates], y[candidates])
-    return candidates[inside]
+    """Indices of the localisations inside ``geometry``, boundary included (the one ROI rule)."""
+    return np.flatnonzero(points_in_polygon(x, y, geometry))
 
 
 def _rings(geometry) -> list[np.ndarray]:
@@ -155,8 +153,9 @@ def _rings(geometry) -> list[np.ndarray]:
 def select_region(data_file, table, spec: RegionSpec) -> Region:
     """The localisations of ``spec`` in ``data_file`` (cached per file content and region).
 
-    'roi' k: inside ROI polygon k (boundary included); 'tile' k: the half-open 3 x 3 um square
-    [x0, x0 + T) x [y0, y0 + T) of tile k (as the tiling uses); 'box': the closed drawn rectangle;
+    'roi' k: inside ROI polygon k (boundary included); 'tile' k: the localisations of tile k as the
+    tiling assigns them (``compute.tiles.points_in_tile``: half-open 3 x 3 um square, far edge
+    closed where no tile follows, inside its ROI); 'box': the closed drawn rectangle;
     'all': inside the union of all ROIs. Raises RegionError when the file has no such region.
     """
     key = file_identity(data_file) + (spec.key,)
@@ -191,9 +190,8 @@ def select_region(data_file, table, spec: RegionSpec) -> Region:
             raise RegionError(f"this file has no tile {spec.index + 1 if spec.index is not None else ''}")
         x0, y0 = float(tile.x0_nm), float(tile.y0_nm)
         window = (x0, y0, x0 + TILE_NM, y0 + TILE_NM)
-        candidates = _bbox_candidates(x, y, window)
-        keep = (x[candidates] < window[2]) & (y[candidates] < window[3])
-        index = candidates[keep]
+        tiles = sorted(data_file.tiles, key=lambda t: t.index)
+        index = points_in_tile(x, y, tile_grid(data_file), tiles.index(tile))
         label = f"Tile {tile.index + 1}" + ("" if tile.kept else " (dropped)")
         area_um2 = TILE_NM * TILE_NM / 1e6
         outline = [np.array([[x0, y0], [window[2], y0], [window[2], window[3]], [x0, window[3]], [x0, y0]])]

@@ -192,9 +192,9 @@ def tile_csv(x: np.ndarray, y: np.ndarray) -> bytes:
 
 
 def gridded_tiles(data_file: DataFile, store) -> Iterable[tuple[Tile, np.ndarray, np.ndarray]]:
-    """(Tile row, x, y) of every tile of ``data_file``: localisations in the half-open square
-    [x0, x0 + 3000) x [y0, y0 + 3000) nm and inside the tile's ROI (boundary included), absolute
-    coordinates in nm."""
+    """(Tile row, x, y) of every tile of ``data_file``: its localisations as the tiling assigns them
+    (``compute.tiles.points_in_tiles``: half-open 3 x 3 um square, far edge closed where no tile
+    follows, inside the tile's ROI, boundary included), absolute coordinates in nm."""
     tiles = sorted(data_file.tiles, key=lambda t: t.index)
     if not tiles:
         return

@@ -36,7 +36,7 @@ from compute.table import OPTIONAL_COLUMNS
 from databank.core import settings_of
 from databank.metadata import MetadataError, clean_metadata, clean_visibility
 from databank.models import DataFile, Dataset, DatasetShare, Roi, Tile, User, bump_bank_version, db
-from databank.store import FileStore, pack_fingerprints, sha256_of, write_normalised
+from databank.store import FileStore, as_stored, pack_fingerprints, sha256_of, write_normalised
 from databank.users import resolve_share_users
 from databank.datasets import title_taken
 
@@ -203,7 +203,8 @@ def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_si
                  thinning_mode: str = "tile") -> FileAnalysis:
     """Read, check, tile, fingerprint and measure one detection file. Raises IngestError naming the file."""
     try:
-        table = formats.read_localisations(detection.path, pixel_size_nm=pixel_size_nm, display_name=detection.name)
+        table = as_stored(formats.read_localisations(detection.path, pixel_size_nm=pixel_size_nm,
+                                                     display_name=detection.name))
         if len(table) == 0:
             raise IngestError(detection.name, "no localisations left after dropping invalid rows.")
         _require_spread(detection.name, table)

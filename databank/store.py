@@ -15,6 +15,7 @@ import hashlib
 import io
 import shutil
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
 from threading import Lock
 
@@ -34,6 +35,18 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def as_stored(table: LocalisationTable) -> LocalisationTable:
+    """``table`` with its columns rounded to the stored types (x, y, precision float32; nm).
+
+    Ingest analyses this rounded table, so the statistics, tiles and fingerprints it stores are
+    computed from exactly the coordinates the viewer and the exports read back: a localisation on
+    a ROI boundary stays on it (float32 keeps about 7 digits: 10^-3 nm at 10 um).
+    """
+    rounded = {name: np.asarray(getattr(table, name), dtype=dtype).astype(np.float64 if name != "frame" else np.int64)
+               for name, dtype in NORMALISED_COLUMNS.items() if getattr(table, name) is not None}
+    return replace(table, **rounded)
 
 
 def write_normalised(folder: Path, table: LocalisationTable) -> None:

@@ -333,7 +333,7 @@ matches with the query's organisation (chance 0.31); **same density**: share wit
   the whole bank. **100 loc/µm²** is as good or slightly better among datasets that are all denser than
   100 loc/µm² (precision at 3: 0.77 against 0.64-0.74), but the sparser third of the bank drops out entirely.
 - Averaging **5 independent thinnings** sharpens the closest matches at 30 loc/µm² (precision at 3:
-  0.67 → 0.74); `nanoorg compare --repeats 5` does it, and an instance can store 5 (`NANOORG_THINNING_REPEATS`).
+  0.67 → 0.74); `nanoorg compare --repeats 5` does it (the search table uses one thinning).
 
 ### Filters
 

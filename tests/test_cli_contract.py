@@ -93,7 +93,8 @@ def test_every_file_command_counts_the_boundary_points(capsys, files):
     (hull vertices on the boundary), and Ripley K (no edge correction) is exactly proportional to
     the brute-force count of ordered pairs closer than r."""
     path = files[0]
-    raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(2, 3))
+    # the commands analyse the coordinates as the bank stores them (float32, databank.store.as_stored)
+    raw = np.loadtxt(path, delimiter=",", skiprows=1, usecols=(2, 3)).astype(np.float32).astype(np.float64)
     n = len(raw)
     hull = ConvexHull(raw)
     assert hull.vertices.size >= 5
@@ -126,3 +127,30 @@ def test_compare_repeated_thinnings_and_pair_audit_csv(capsys, files, tmp_path):
     assert all(r["n"] == r["m"] == "10000" for r in first)
     code = main(["compare", str(files[0]), str(files[1]), "--repeats", "0"])
     assert code == 2 and "n_repeats" in capsys.readouterr().err
+
+
+def test_database_commands_print_every_documented_key(capsys, files, tmp_path, monkeypatch):
+    """create-user, token, ingest, similar and compare (dataset ids) in a fresh instance; each prints
+    the README's --json keys. (seed-demo, whose only key is ``created``, is left to its own test: it
+    ingests the whole demo bank.)"""
+    monkeypatch.setenv("NANOORG_INSTANCE", str(tmp_path / "instance"))
+    monkeypatch.setenv("NANOORG_SEED_DEMO", "0")
+    keys = documented_keys()
+    user = run_json(capsys, "create-user", "ada", "--email", "ada@example.org", "--password", "long enough pw")
+    token = run_json(capsys, "token", "ada")
+    ids = []
+    for k, path in enumerate(files):
+        folder = tmp_path / f"ds{k}"
+        folder.mkdir()
+        (folder / path.name).write_bytes(path.read_bytes())
+        meta = tmp_path / f"meta{k}.json"
+        meta.write_text(json.dumps({"title": f"Contract {k}", "modality": "PALM", "software": "ThunderSTORM"}))
+        ingested = run_json(capsys, "ingest", str(folder), "--metadata", str(meta), "--owner", "ada", "--quiet")
+        assert keys["ingest"] <= set(ingested)
+        ids.append(str(ingested["id"]))
+    similar = run_json(capsys, "similar", ids[0])
+    compared = run_json(capsys, "compare", *ids)
+    assert keys["create-user"] <= set(user) and keys["token"] <= set(token)
+    assert keys["similar"] <= set(similar) and similar["results"][0]["dataset_id"] == int(ids[1])
+    assert keys["compare"] <= set(compared)
+    assert all(keys["compare summary"] <= set(compared[label]) for label in ("unthinned", "thinned_30"))

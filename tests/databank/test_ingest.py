@@ -72,7 +72,7 @@ def test_file_without_roi_falls_back_to_convex_hull(app, users, tmp_path):
     data_file = dataset.files[0]
     assert data_file.roi_source == "auto" and data_file.rois[0].has_original is False
     raw = pd.read_csv(paths[0])
-    hull = ConvexHull(raw[["x [nm]", "y [nm]"]].to_numpy())
+    hull = ConvexHull(raw[["x [nm]", "y [nm]"]].to_numpy().astype(np.float32))   # ingest analyses the stored float32
     assert data_file.rois[0].area_um2 == pytest.approx(hull.volume / 1e6, rel=1e-9)
     assert data_file.stats["density"] == pytest.approx(len(raw) / (hull.volume / 1e6), rel=1e-9)
     assert 4 <= data_file.stats["n_tiles"] <= 9   # corners of the 12 x 12 um field are cut by the hull
