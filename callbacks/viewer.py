@@ -181,6 +181,8 @@ def _dbscan_outputs(region, result, show_clusters, view_data):
     patch = figure.cluster_patch(Patch(), region, result, overlay, show=bool(show_clusters),
                                  max_points=analysis_inputs.SCATTER_MAX_POINTS)
     status = f"eps {result.eps_nm:g} nm, minPts {result.min_samples}"
+    if result.from_tree:
+        status += " (cut from the precomputed DBSCAN tree: labels identical to a direct run)"
     return status, stats_card(result.summary, region, result.seconds), histogram_figure(result), patch
 
 
@@ -189,7 +191,8 @@ def update_dbscan(eps, min_samples, region_key, show_clusters, pathname, view_da
 
     Returns (status, stats card, histogram figure, graph figure Patch, background request).
     Regions above ``analysis_inputs.DBSCAN_SYNC_MAX`` points go to the background job (request store)
-    unless the result is cached already; ``show_dbscan_job`` shows the job's result.
+    unless the result or the region's DbscanTree for minPts is cached already (the job builds that
+    tree, so later eps moves cut it inline); ``show_dbscan_job`` shows the job's result.
     """
     data_file = readable_file(pathname, current_user)
     if data_file is None:
@@ -203,10 +206,11 @@ def update_dbscan(eps, min_samples, region_key, show_clusters, pathname, view_da
         return alert(str(error)), no_update, no_update, no_update, no_update
     eps, min_samples = analysis_inputs.clamp_eps(eps), analysis_inputs.clamp_min_samples(min_samples)
     result = analysis.cached_dbscan(region, eps, min_samples, disk=result_cache())
-    if result is None and analysis.needs_background(region):
+    if result is None and analysis.needs_background(region, min_samples, disk=result_cache()):
         patch = figure.cluster_patch(Patch(), region, None)
         request = {"region": region.spec.key, "eps": eps, "min_samples": min_samples, "t": time.time()}
-        status = f"{region.n:,} localisations: DBSCAN runs in the background…"
+        status = (f"{region.n:,} localisations: precomputing DBSCAN for minPts {min_samples} and every eps "
+                  "in the background; eps moves are then answered at once…")
         return status, pending_card(region, eps, min_samples), no_update, patch, request
     if result is None:
         result = analysis.run_dbscan(region, eps, min_samples)

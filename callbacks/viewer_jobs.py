@@ -21,7 +21,8 @@ from databank.viewer_data import DENIED, load_table, readable_file, region_of, r
 
 
 def dbscan_job(set_progress, request, pathname):
-    """Background: DBSCAN of a large region, stored in the shared result cache.
+    """Background: the DbscanTree of a large region for minPts, then DBSCAN at eps, both stored in
+    the shared result cache.
 
     Returns the 'ready' store value; the user is re-derived from the session cookie and access is
     re-checked before any data is read.
@@ -39,6 +40,9 @@ def dbscan_job(set_progress, request, pathname):
             set_progress((int(100 * fraction), message))
 
         with jobs.job_slot("analysis", report):
+            if analysis.needs_background(region):    # large: one tree per minPts answers every later eps
+                analysis.build_tree(region, request.get("min_samples"), disk=result_cache(),
+                                    progress=lambda fraction, message: report(0.9 * fraction, message))
             analysis.run_dbscan(region, request.get("eps"), request.get("min_samples"), disk=result_cache(),
                                 progress=report)
     return {"region": region.spec.key, "eps": analysis_inputs.clamp_eps(request.get("eps")),

@@ -733,22 +733,50 @@ def _hull_areas(xs, ys, starts):
     return areas
 
 
-def cluster_table(x_nm, y_nm, labels) -> pd.DataFrame:
+@njit(cache=True)
+def _group_by_label(labels, visit_order):
+    """Indices of the points with labels >= 0 grouped by label (ascending), each group in
+    ``visit_order`` (a stable counting sort, O(n))."""
+    n_labels = labels.max() + 1 if labels.size else 0
+    next_slot = np.zeros(n_labels + 1, dtype=np.int64)
+    for label in labels:
+        if label >= 0:
+            next_slot[label + 1] += 1
+    for label in range(n_labels):
+        next_slot[label + 1] += next_slot[label]
+    order = np.empty(next_slot[n_labels], dtype=np.int64)
+    for i in visit_order:
+        label = labels[i]
+        if label >= 0:
+            order[next_slot[label]] = i
+            next_slot[label] += 1
+    return order
+
+
+def xy_order(x_nm, y_nm) -> np.ndarray:
+    """Indices sorting the points by x, then y (nm): pass to ``cluster_table`` to reuse it."""
+    x, y = _as_xy(x_nm, y_nm)
+    return np.lexsort((y, x))
+
+
+def cluster_table(x_nm, y_nm, labels, *, sorted_by_xy: np.ndarray | None = None) -> pd.DataFrame:
     """One row per cluster (labels >= 0; -1 = noise), sorted by cluster_id.
 
     Columns: cluster_id, n_locs, area_nm2 (convex hull; NaN if < 3 points or collinear),
     radius_eq_nm = sqrt(area/pi), rg_nm = sqrt(mean |p - centroid|^2),
     density_locs_per_um2 = n_locs / (area_nm2 * 1e-6), centroid_x_nm, centroid_y_nm.
+    ``sorted_by_xy`` (``xy_order(x, y)``, computed once for many labellings of the same points)
+    makes the grouping O(n).
     """
     x, y = _as_xy(x_nm, y_nm)
-    labels = np.asarray(labels).ravel()
+    labels = np.ascontiguousarray(labels, dtype=np.int64).ravel()
     if labels.shape != x.shape:
         raise ValueError("labels must have one entry per localisation")
-    clustered = np.flatnonzero(labels >= 0)
-    if clustered.size == 0:
+    if not (labels >= 0).any():
         return pd.DataFrame({c: np.empty(0, dtype=_TABLE_COLUMNS[c]) for c in _TABLE_COLUMNS})
     # sort by cluster, then x, then y: contiguous groups ready for the monotone chain
-    order = clustered[np.lexsort((y[clustered], x[clustered], labels[clustered]))]
+    visit = xy_order(x, y) if sorted_by_xy is None else np.asarray(sorted_by_xy, dtype=np.int64)
+    order = _group_by_label(labels, visit)
     xs, ys, ls = x[order], y[order], labels[order]
     starts = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]])
     n_locs = np.diff(np.r_[starts, ls.size])

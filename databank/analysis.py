@@ -14,6 +14,7 @@ Browser input is parsed and clamped first (``databank.analysis_inputs``); result
 from __future__ import annotations
 
 
+import functools
 import hashlib
 import pickle
 import threading
@@ -28,8 +29,9 @@ import shapely
 from shapely.geometry import Polygon, box as shapely_box
 
 from compute import clusters
+from compute.dbscan_tree import DbscanTree
 from compute.tiles import TILE_NM
-from databank.analysis_inputs import (ENVELOPE_QUANTILES, DBSCAN_SYNC_MAX, RIPLEY_MAX_POINTS, SWEEP_MAX_CELLS, RegionError, clamp_eps, clamp_min_samples, radii_for, RegionSpec)
+from databank.analysis_inputs import (ENVELOPE_QUANTILES, DBSCAN_SYNC_MAX, EPS_RANGE_NM, RIPLEY_MAX_POINTS, SWEEP_MAX_CELLS, RegionError, clamp_eps, clamp_min_samples, radii_for, RegionSpec)
 
 
 class Lru:
@@ -67,8 +69,11 @@ _DBSCAN = Lru(32)
 _RIPLEY = Lru(32)
 
 
+_TREES = Lru(4)        # DbscanTree per (region, minPts): ~80 MB each for 10^6 points at minPts 10
+
+
 def clear_caches() -> None:
-    for cache in (_REGIONS, _DBSCAN, _RIPLEY):
+    for cache in (_REGIONS, _DBSCAN, _RIPLEY, _TREES):
         cache.clear()
 
 
@@ -89,6 +94,11 @@ class Region:
     @property
     def n(self) -> int:
         return int(self.index.shape[0])
+
+    @functools.cached_property
+    def sorted_by_xy(self) -> np.ndarray:
+        """Point indices sorted by x, then y: computed once, reused by every cluster table."""
+        return clusters.xy_order(self.x, self.y)
 
     @property
     def density(self) -> float:
@@ -223,6 +233,7 @@ class DbscanResult:
     table: pd.DataFrame          # compute.clusters.cluster_table
     summary: dict                # compute.clusters.cluster_summary
     seconds: float = 0.0
+    from_tree: bool = False      # labels cut from the precomputed DbscanTree (identical to a direct run)
 
 
 def _dbscan_key(region: Region, eps_nm: float, min_samples: int) -> tuple:
@@ -246,11 +257,42 @@ def cached_dbscan(region: Region, eps_nm, min_samples, disk=None) -> DbscanResul
     return result
 
 
+def _tree_key(region: Region, min_samples: int) -> tuple:
+    return region.cache_key + ("dbscan-tree", int(min_samples), float(EPS_RANGE_NM[1]))
+
+
+def cached_tree(region: Region, min_samples, disk=None) -> DbscanTree | None:
+    """The region's DBSCAN tree for minPts if built here (or, with ``disk``, by a background job)."""
+    key = _tree_key(region, clamp_min_samples(min_samples))
+    tree = _TREES.get(key)
+    if tree is None and disk is not None:
+        blob = disk.get(cache_token(key))
+        if blob is not None:
+            tree = _TREES.put(key, pickle.loads(blob))
+    return tree
+
+
+def build_tree(region: Region, min_samples, disk=None, progress: Callable | None = None) -> DbscanTree:
+    """The region's DBSCAN tree for minPts and every eps in the slider range (compute.dbscan_tree),
+    cached in-process and, with ``disk``, on disk for other processes."""
+    min_samples = clamp_min_samples(min_samples)
+    tree = cached_tree(region, min_samples, disk)
+    if tree is None:
+        tree = DbscanTree.build(region.x, region.y, min_samples, EPS_RANGE_NM[1], progress=progress)
+        key = _tree_key(region, min_samples)
+        _TREES.put(key, tree)
+        if disk is not None:
+            disk.set(cache_token(key), pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL), expire=24 * 3600)
+    return tree
+
+
 def run_dbscan(region: Region, eps_nm, min_samples, disk=None, progress: Callable | None = None) -> DbscanResult:
     """DBSCAN on the region's points (compute.clusters) with its cluster table and summary.
 
-    Cached per (file content, region, eps, minPts); with ``disk`` (a diskcache.Cache) the result is
-    also stored there so other processes (background jobs, other workers) can reuse it.
+    Labels are cut from the region's DbscanTree for minPts when one is cached (same labels, no
+    neighbour search), else computed directly. Cached per (file content, region, eps, minPts);
+    with ``disk`` (a diskcache.Cache) the result is also stored there so other processes
+    (background jobs, other workers) can reuse it.
     """
     eps_nm, min_samples = clamp_eps(eps_nm), clamp_min_samples(min_samples)
     cached = cached_dbscan(region, eps_nm, min_samples, disk)
@@ -259,11 +301,13 @@ def run_dbscan(region: Region, eps_nm, min_samples, disk=None, progress: Callabl
     report = progress or (lambda fraction, message: None)
     start = time.perf_counter()
     report(0.1, f"DBSCAN on {region.n:,} localisations")
-    labels = clusters.dbscan_labels(region.x, region.y, eps_nm, min_samples)
+    tree = cached_tree(region, min_samples, disk)
+    labels = tree.labels(eps_nm) if tree is not None else clusters.dbscan_labels(region.x, region.y, eps_nm, min_samples)
     report(0.6, "Measuring clusters")
-    table = clusters.cluster_table(region.x, region.y, labels)
+    table = clusters.cluster_table(region.x, region.y, labels, sorted_by_xy=region.sorted_by_xy)
     summary = clusters.cluster_summary(region.x, region.y, labels, region.area_um2, table=table)
-    result = DbscanResult(eps_nm, min_samples, labels, table, summary, time.perf_counter() - start)
+    result = DbscanResult(eps_nm, min_samples, labels, table, summary, time.perf_counter() - start,
+                          from_tree=tree is not None)
     key = _dbscan_key(region, eps_nm, min_samples)
     _DBSCAN.put(key, result)
     if disk is not None:
@@ -272,8 +316,12 @@ def run_dbscan(region: Region, eps_nm, min_samples, disk=None, progress: Callabl
     return result
 
 
-def needs_background(region: Region) -> bool:
-    return region.n > DBSCAN_SYNC_MAX
+def needs_background(region: Region, min_samples=None, disk=None) -> bool:
+    """True when a DBSCAN of the region must run as a job: too many points for a direct run and
+    (with ``min_samples``) no cached DbscanTree to cut."""
+    if region.n <= DBSCAN_SYNC_MAX:
+        return False
+    return min_samples is None or cached_tree(region, min_samples, disk) is None
 
 
 def histogram(values, bins: int = 30) -> dict:

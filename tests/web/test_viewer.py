@@ -260,6 +260,19 @@ def test_vw007_large_region_goes_to_the_background_job(bank, monkeypatch):
         # a finished job for parameters the user has left is not shown
         with pytest.raises(cb.PreventUpdate):
             as_callback("viewer-dbscan-ready.data", cb.show_dbscan_job, ready, 43, 8, "roi:1", True, path, {})
+        # the job built the region's DBSCAN tree for minPts 8: every other eps is answered inline, exactly
+        for eps in (12, 57, 150):
+            status, card, hist, patch, request = as_callback("viewer-eps.value", cb.update_dbscan, eps, 8, "roi:1",
+                                                             True, path, {})
+            assert request is cb.no_update and "precomputed DBSCAN tree" in status
+            expected = clusters.cluster_summary(x, y, clusters.dbscan_labels(x, y, eps, 8), area)
+            assert f'"children":"{expected["n_clusters"]:,d}","id":"viewer-n-clusters"' in _text(card)
+            region = analysis.select_region(data_file, cb.load_table(data_file), analysis_inputs.RegionSpec("roi", index=1))
+            np.testing.assert_array_equal(analysis.run_dbscan(region, eps, 8).labels,
+                                          clusters.dbscan_labels(region.x, region.y, eps, 8))
+        # another minPts has no tree yet: back to the job
+        *_, request = as_callback("viewer-eps.value", cb.update_dbscan, 57, 9, "roi:1", True, path, {})
+        assert request["min_samples"] == 9
 
 
 def test_vw006_sweep_click_sets_sliders():
