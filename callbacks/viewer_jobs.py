@@ -1,4 +1,4 @@
-"""Background jobs of the file viewer: DBSCAN of a large region, the CSR envelope, the parameter sweep.
+"""Background jobs of the file viewer: DBSCAN and Ripley of a large region, the CSR envelope, the parameter sweep.
 
 Each job re-derives its user from the session cookie of the request that started it and checks
 access again before reading any data (``_job_region``).
@@ -49,6 +49,27 @@ def dbscan_job(set_progress, request, pathname):
             "min_samples": analysis_inputs.clamp_min_samples(request.get("min_samples")), "t": time.time()}
 
 
+def ripley_job(set_progress, request, pathname):
+    """Background: Ripley K of all the points of a large region, stored in the shared result cache.
+    Returns the 'ready' store value (user and access re-checked as in ``dbscan_job``)."""
+    from server import jobs
+
+    if not isinstance(request, dict):
+        raise PreventUpdate
+    with jobs.job_app_context():
+        data_file, region, error = _job_region(pathname, request.get("region"))
+        if error:
+            return {"error": error}
+
+        def report(fraction, message):
+            set_progress((int(100 * fraction), message))
+
+        with jobs.job_slot("analysis", report):
+            analysis.run_ripley(region, request.get("r_max"), request.get("dr"), request.get("edge"),
+                                disk=result_cache(), progress=report)
+    return {"region": region.spec.key, "t": time.time()}
+
+
 def _anonymous():
     from flask_login import AnonymousUserMixin
     return AnonymousUserMixin()
@@ -65,7 +86,7 @@ def envelope_job(set_progress, n_clicks, n_simulations, r_max, dr, edge, region_
         data_file, region, error = _job_region(pathname, region_key)
         if error:
             return no_update, error
-        outcome = analysis.run_ripley(region, r_max, dr, edge)
+        outcome = analysis.run_ripley(region, r_max, dr, edge, disk=result_cache())
         if outcome.n_used < 2:
             return no_update, "Too few localisations for an envelope."
 

@@ -15,6 +15,7 @@ All coordinates, distances and radii are nanometres; areas are nm^2 unless a nam
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numba
@@ -163,6 +164,24 @@ def _window(q, i, lo, hi, half):
     return lo[q], hi[q]
 
 
+def watch(work, tick, period_s: float = 0.5):
+    """Run ``work()`` (a nogil numba kernel) while another thread calls ``tick()`` every period:
+    progress reports from counters the kernel updates."""
+    done = threading.Event()
+
+    def watcher():
+        while not done.wait(period_s):
+            tick()
+
+    thread = threading.Thread(target=watcher, daemon=True)
+    thread.start()
+    try:
+        return work()
+    finally:
+        done.set()
+        thread.join()
+
+
 def _as_xy(x_nm, y_nm) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates as contiguous float64 1-D arrays of equal length, all finite."""
     x = np.ascontiguousarray(x_nm, dtype=np.float64).ravel()
@@ -207,6 +226,15 @@ class RipleyResult:
         if not np.isfinite(self.H).any():
             return float("nan")
         return float(np.nanmax(self.H))
+
+    @property
+    def h_max_beyond_range(self) -> bool:
+        """True when H is largest at the last radius and still rising there: the true maximum
+        lies beyond r max, so ``r_at_h_max`` (= r max) is only a lower bound."""
+        finite = np.flatnonzero(np.isfinite(self.H))
+        if finite.size < 2 or finite[-1] != self.H.size - 1:
+            return False
+        return bool(np.nanargmax(self.H) == self.H.size - 1 and self.H[-1] > self.H[finite[-2]])
 
 
 @dataclass(frozen=True)
@@ -394,9 +422,9 @@ def _inverse_inside_fraction(mode, xi, yi, d, rect, t_sorted, inside_after):
     return 1.0 / _polygon_inside_fraction(d, t_sorted, inside_after)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _ripley_pair_histogram(
-    xs, ys, start, neighbour, reach, r2, table, scale, mode, boundary, stop_bin, rect, edges
+    xs, ys, start, neighbour, reach, r2, table, scale, mode, boundary, stop_bin, rect, edges, chunk_done
 ):
     """Weighted pair counts per radius bin, length n_radii + 1 (last entry: scratch).
 
@@ -405,7 +433,8 @@ def _ripley_pair_histogram(
     The other modes visit ordered pairs i -> j: 'ripley' adds the isotropic weight of i's
     circle (1 while the circle is inside W, i.e. d <= boundary[i]); 'buffer' lets centre i
     count only for m < stop_bin[i], i.e. adds +1 at b and -1 at stop_bin[i].
-    Work is split into a fixed number of chunks of strips, each with its own histogram row.
+    Work is split into a fixed number of chunks of strips, each with its own histogram row;
+    chunk_done[c] is set to 1 when chunk c is finished (read by a progress watcher).
     """
     n_radii, n_strips = r2.size, start.size - 1
     half = mode == _MODE_NONE
@@ -444,6 +473,7 @@ def _ripley_pair_histogram(
                                 weight = _inverse_inside_fraction(mode, xi, yi, d, rect, t_sorted, inside_after)
                             row[b] += weight
                             row[stop_bin[i]] -= weight
+        chunk_done[chunk] = 1
     return hist.sum(axis=0)
 
 
@@ -464,8 +494,10 @@ def _check_radii(radii_nm) -> np.ndarray:
     return radii
 
 
-def _weighted_pair_sums(x, y, radii, mode, window: _Window) -> tuple[np.ndarray, np.ndarray]:
-    """(sum over ordered pairs of w_ij 1(d_ij < r), number of centres) per radius."""
+def _weighted_pair_sums(x, y, radii, mode, window: _Window, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """(sum over ordered pairs of w_ij 1(d_ij < r), number of centres) per radius.
+
+    ``progress(fraction)`` is called about twice a second while the pairs are counted."""
     n_radii = radii.size
     strips = _Strips.build(x, y, radii[-1], _RIPLEY_STRIPS_PER_RADIUS)
     if mode == _MODE_NONE:
@@ -478,17 +510,25 @@ def _weighted_pair_sums(x, y, radii, mode, window: _Window) -> tuple[np.ndarray,
         stop_bin = np.full(x.size, n_radii, dtype=np.int64)
     rect = np.array(window.rect if window.rect is not None else (0.0, 0.0, 0.0, 0.0))
     edges = window.edges() if mode == _MODE_POLYGON else np.zeros((0, 4))
-    with numba.parallel_chunksize(1):  # dynamic scheduling: dense chunks do not stall a thread
-        r2 = radii * radii
-        hist = _ripley_pair_histogram(
-            strips.xs, strips.ys, strips.start, strips.neighbour, strips.reach,
-            r2, *_radius_table(r2), mode, boundary, stop_bin, rect, edges,
-        )
+    r2 = radii * radii
+    chunk_done = np.zeros(min(_N_CHUNKS, strips.start.size - 1), dtype=np.int64)
+
+    def count_pairs():
+        with numba.parallel_chunksize(1):  # dynamic scheduling: dense chunks do not stall a thread
+            return _ripley_pair_histogram(
+                strips.xs, strips.ys, strips.start, strips.neighbour, strips.reach,
+                r2, *_radius_table(r2), mode, boundary, stop_bin, rect, edges, chunk_done,
+            )
+
+    if progress is None:
+        hist = count_pairs()
+    else:
+        hist = watch(count_pairs, lambda: progress(float(chunk_done.mean())))
     n_centres = x.size - np.cumsum(np.bincount(stop_bin, minlength=n_radii + 1))[:n_radii]
     return np.cumsum(hist)[:n_radii], n_centres
 
 
-def ripley(x_nm, y_nm, radii_nm, *, window, edge: str = "ripley") -> RipleyResult:
+def ripley(x_nm, y_nm, radii_nm, *, window, edge: str = "ripley", progress=None) -> RipleyResult:
     """Ripley K, L, H of the points inside ``window`` at ``radii_nm`` (docs/SCIENCE.md §5.1).
 
     K(r) = A / (n (n-1)) sum_i sum_{j != i} w_ij 1(d_ij < r), A = window area (nm^2),
@@ -507,6 +547,7 @@ def ripley(x_nm, y_nm, radii_nm, *, window, edge: str = "ripley") -> RipleyResul
 
     ``window`` is a shapely (Multi)Polygon in nm or an (xmin, ymin, xmax, ymax) tuple in nm.
     L = sqrt(K / pi), H = L - r. With fewer than 2 points K, L, H are NaN.
+    ``progress(fraction)`` (0..1), if given, is called about twice a second during the count.
     """
     radii = _check_radii(radii_nm)
     win = _Window.from_user(window)
@@ -518,7 +559,7 @@ def ripley(x_nm, y_nm, radii_nm, *, window, edge: str = "ripley") -> RipleyResul
     if n < 2:
         K = np.full(radii.size, np.nan)
     else:
-        pair_sums, n_centres = _weighted_pair_sums(x, y, radii, mode, win)
+        pair_sums, n_centres = _weighted_pair_sums(x, y, radii, mode, win, progress)
         normaliser = (n - 1) if mode != _MODE_BUFFER else n_centres
         with np.errstate(divide="ignore", invalid="ignore"):
             K = np.where(normaliser > 0, area * pair_sums / (n * normaliser), np.nan)
@@ -557,25 +598,29 @@ def ripley_csr_envelope(
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _core_mask(xs, ys, start, neighbour, reach, eps2, min_samples):
     """True where a point has >= min_samples points (itself included) within eps.
 
     Counting stops as soon as min_samples is reached: dense regions cost O(min_samples).
+    Strips are split into _N_CHUNKS chunks run in parallel (each point independent).
     """
     core = np.zeros(xs.size, dtype=np.bool_)
-    for a in range(start.size - 1):
-        lo, hi = _open_windows(a, start, neighbour)
-        for i in range(start[a], start[a + 1]):
-            _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
-            count = 0
-            for q in range(lo.size):
-                for j in range(lo[q], hi[q]):
-                    dx, dy = xs[j] - xs[i], ys[j] - ys[i]
-                    count += dx * dx + dy * dy <= eps2
-                if count >= min_samples:
-                    break
-            core[i] = count >= min_samples
+    n_strips = start.size - 1
+    n_chunks = min(_N_CHUNKS, n_strips)
+    for chunk in prange(n_chunks):
+        for a in range(chunk * n_strips // n_chunks, (chunk + 1) * n_strips // n_chunks):
+            lo, hi = _open_windows(a, start, neighbour)
+            for i in range(start[a], start[a + 1]):
+                _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
+                count = 0
+                for q in range(lo.size):
+                    for j in range(lo[q], hi[q]):
+                        dx, dy = xs[j] - xs[i], ys[j] - ys[i]
+                        count += dx * dx + dy * dy <= eps2
+                    if count >= min_samples:
+                        break
+                core[i] = count >= min_samples
     return core
 
 
@@ -616,27 +661,31 @@ def _core_roots(xs, ys, start, neighbour, reach, eps2, core):
     return parent
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _assign_border(xs, ys, start, neighbour, reach, eps2, core, labels):
     """Give each non-core point the smallest label among its core neighbours (in place).
 
     sklearn expands clusters in label order and a border point keeps the first label that
-    reaches it, i.e. the smallest one: this reproduces its labels exactly.
+    reaches it, i.e. the smallest one: this reproduces its labels exactly. Chunks of strips
+    run in parallel (a border point reads only core labels, which do not change here).
     """
-    for a in range(start.size - 1):
-        lo, hi = _open_windows(a, start, neighbour)
-        for i in range(start[a], start[a + 1]):
-            _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
-            if core[i]:
-                continue
-            best = -1
-            for q in range(lo.size):
-                for j in range(lo[q], hi[q]):
-                    if core[j] and (best < 0 or labels[j] < best):
-                        dx, dy = xs[j] - xs[i], ys[j] - ys[i]
-                        if dx * dx + dy * dy <= eps2:
-                            best = labels[j]
-            labels[i] = best
+    n_strips = start.size - 1
+    n_chunks = min(_N_CHUNKS, n_strips)
+    for chunk in prange(n_chunks):
+        for a in range(chunk * n_strips // n_chunks, (chunk + 1) * n_strips // n_chunks):
+            lo, hi = _open_windows(a, start, neighbour)
+            for i in range(start[a], start[a + 1]):
+                _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
+                if core[i]:
+                    continue
+                best = -1
+                for q in range(lo.size):
+                    for j in range(lo[q], hi[q]):
+                        if core[j] and (best < 0 or labels[j] < best):
+                            dx, dy = xs[j] - xs[i], ys[j] - ys[i]
+                            if dx * dx + dy * dy <= eps2:
+                                best = labels[j]
+                labels[i] = best
 
 
 def _number_core_clusters(roots: np.ndarray, core: np.ndarray, order: np.ndarray) -> np.ndarray:
@@ -676,10 +725,12 @@ def dbscan_labels(x_nm, y_nm, eps_nm: float, min_samples: int) -> np.ndarray:
     strips = _Strips.build(x, y, eps_nm, _DBSCAN_STRIPS_PER_RADIUS)
     eps2 = float(eps_nm) * float(eps_nm)
     neighbours = (strips.xs, strips.ys, strips.start, strips.neighbour, strips.reach, eps2)
-    core = _core_mask(*neighbours, int(min_samples))
+    with numba.parallel_chunksize(1):  # dynamic scheduling: dense chunks do not stall a thread
+        core = _core_mask(*neighbours, int(min_samples))
     roots = _core_roots(*neighbours, core)
     labels_sorted = _number_core_clusters(roots, core, strips.order)
-    _assign_border(*neighbours, core, labels_sorted)
+    with numba.parallel_chunksize(1):
+        _assign_border(*neighbours, core, labels_sorted)
     labels = np.empty(x.size, dtype=np.int64)
     labels[strips.order] = labels_sorted
     return labels

@@ -29,7 +29,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from compute.clusters import _as_xy, _find, _open_windows, _slide_windows, _Strips, _window
+from compute.clusters import _as_xy, _find, _open_windows, _slide_windows, _Strips, _window, watch
 
 _TREE_STRIPS_PER_RADIUS = 4
 _N_CHUNKS = 64
@@ -287,7 +287,7 @@ class DbscanTree:
         core2_sorted = nearest_d2[:, -1].copy() if min_samples > 1 else np.zeros(n)
         report(0.3, "Spanning forest of mutual reachability")
         forest_progress = np.zeros(2, dtype=np.int64)
-        edge_u, edge_v, edge_w2 = _watch(
+        edge_u, edge_v, edge_w2 = watch(
             lambda: _spanning_forest(*index, core2_sorted, radius2, forest_progress),
             lambda: report(min(0.3 + 0.06 * forest_progress[0], 0.95),
                            f"Spanning forest: round {forest_progress[0] + 1}, "
@@ -308,22 +308,3 @@ class DbscanTree:
             raise ValueError(f"eps_nm must be in (0, {self.eps_max_nm:g}] nm for this tree")
         eps2 = float(eps_nm) * float(eps_nm)
         return _labels_at(eps2, self.xs, self.ys, self.core2, self.leaf_order, self.merge_w2, self.nearest, self.order)
-
-
-def _watch(work, tick, period_s: float = 0.5):
-    """Run ``work()`` (numba, releases no progress itself) while calling ``tick()`` every period."""
-    import threading
-
-    done = threading.Event()
-
-    def watcher():
-        while not done.wait(period_s):
-            tick()
-
-    thread = threading.Thread(target=watcher, daemon=True)
-    thread.start()
-    try:
-        return work()
-    finally:
-        done.set()
-        thread.join()

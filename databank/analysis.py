@@ -31,7 +31,7 @@ from shapely.geometry import Polygon, box as shapely_box
 from compute import clusters
 from compute.dbscan_tree import DbscanTree
 from compute.tiles import TILE_NM
-from databank.analysis_inputs import (ENVELOPE_QUANTILES, DBSCAN_SYNC_MAX, EPS_RANGE_NM, RIPLEY_MAX_POINTS, SWEEP_MAX_CELLS, RegionError, clamp_eps, clamp_min_samples, radii_for, RegionSpec)
+from databank.analysis_inputs import (ENVELOPE_QUANTILES, DBSCAN_SYNC_MAX, EPS_RANGE_NM, R_MAX_RANGE_NM, RIPLEY_SYNC_MAX_PAIRS, SWEEP_MAX_CELLS, RegionError, clamp_eps, clamp_min_samples, radii_for, RegionSpec)
 
 
 class Lru:
@@ -338,47 +338,67 @@ def histogram(values, bins: int = 30) -> dict:
 class RipleyOutcome:
     result: Any                  # compute.clusters.RipleyResult
     n_total: int                 # points in the region
-    n_used: int                  # points analysed (a random subsample when the region is large)
+    n_used: int                  # points analysed: all of them (no subsampling)
     r_max_nm: float
     dr_nm: float
-    seed: int
-
-    @property
-    def subsampled(self) -> bool:
-        return self.n_used < self.n_total
+    seed: int                    # seed of the CSR envelope simulations for this region
+    seconds: float = 0.0
 
 
 def _seed(region: Region, *extra) -> int:
     return int(hashlib.sha256(repr(region.cache_key + extra).encode()).hexdigest()[:8], 16)
 
 
-def ripley_points(region: Region, max_points: int = RIPLEY_MAX_POINTS) -> tuple[np.ndarray, np.ndarray, int]:
-    """The region's points, or a reproducible random subsample of ``max_points`` of them.
-
-    K(r) is unchanged by independent random thinning, so a subsample estimates the same curve.
-    """
-    seed = _seed(region, "ripley-subsample")
-    if region.n <= max_points:
-        return region.x, region.y, seed
-    rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(region.n, size=max_points, replace=False))
-    return region.x[keep], region.y[keep], seed
-
-
-def run_ripley(region: Region, r_max_nm, dr_nm, edge: str = "ripley",
-               max_points: int = RIPLEY_MAX_POINTS) -> RipleyOutcome:
-    """Ripley K/L/H of the region (compute.clusters.ripley), cached per region and parameters."""
+def _ripley_key(region: Region, r_max_nm, dr_nm, edge: str) -> tuple[tuple, np.ndarray, str]:
     if edge not in clusters.EDGE_CORRECTIONS:
         edge = "ripley"
     radii = radii_for(r_max_nm, dr_nm)
-    key = region.cache_key + ("ripley", float(radii[-1]), float(radii[0]), edge, int(max_points))
-    cached = _RIPLEY.get(key)
+    return region.cache_key + ("ripley", float(radii[-1]), float(radii[0]), edge), radii, edge
+
+
+def ripley_needs_background(region: Region, r_max_nm, dr_nm=None) -> bool:
+    """True when Ripley on all the region's points is expected to take over ~200 ms: more than
+    RIPLEY_SYNC_MAX_PAIRS ordered pairs closer than r max (n x density x pi r_max^2)."""
+    r_max = float(radii_for(r_max_nm, dr_nm if dr_nm is not None else R_MAX_RANGE_NM[0])[-1])
+    area_nm2 = region.area_um2 * 1e6
+    if area_nm2 <= 0:
+        return False
+    expected_pairs = region.n * (region.n / area_nm2) * np.pi * r_max * r_max
+    return bool(expected_pairs > RIPLEY_SYNC_MAX_PAIRS)
+
+
+def cached_ripley(region: Region, r_max_nm, dr_nm, edge: str = "ripley", disk=None) -> RipleyOutcome | None:
+    """The Ripley outcome if already computed here (or, with ``disk``, by a background job)."""
+    key = _ripley_key(region, r_max_nm, dr_nm, edge)[0]
+    outcome = _RIPLEY.get(key)
+    if outcome is None and disk is not None:
+        blob = disk.get(cache_token(key))
+        if blob is not None:
+            outcome = _RIPLEY.put(key, pickle.loads(blob))
+    return outcome
+
+
+def run_ripley(region: Region, r_max_nm, dr_nm, edge: str = "ripley", disk=None,
+               progress: Callable | None = None) -> RipleyOutcome:
+    """Ripley K/L/H of all the region's points in its window (compute.clusters.ripley, edge
+    correction on the ROI polygon), cached per region and parameters, and with ``disk`` also on disk
+    for other processes. ``progress(fraction, message)`` is called during the pair count."""
+    cached = cached_ripley(region, r_max_nm, dr_nm, edge, disk)
     if cached is not None:
         return cached
-    x, y, seed = ripley_points(region, max_points)
-    result = clusters.ripley(x, y, radii, window=region.window, edge=edge)
-    outcome = RipleyOutcome(result, region.n, int(x.size), float(radii[-1]), float(radii[0]), seed)
-    return _RIPLEY.put(key, outcome)
+    key, radii, edge = _ripley_key(region, r_max_nm, dr_nm, edge)
+    start = time.perf_counter()
+    tick = None
+    if progress is not None:
+        def tick(fraction):
+            progress(fraction, f"Ripley K of {region.n:,} localisations, r up to {radii[-1]:g} nm")
+    result = clusters.ripley(region.x, region.y, radii, window=region.window, edge=edge, progress=tick)
+    outcome = RipleyOutcome(result, region.n, int(result.n), float(radii[-1]), float(radii[0]),
+                            _seed(region, "ripley-envelope"), time.perf_counter() - start)
+    _RIPLEY.put(key, outcome)
+    if disk is not None:
+        disk.set(cache_token(key), pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL), expire=24 * 3600)
+    return outcome
 
 
 def csr_envelope(n: int, window, radii, edge: str, n_simulations: int, *, seed: int = 0,

@@ -258,6 +258,16 @@ def test_ripley_degenerate_inputs():
         ripley([1, 2], [1, 2], [20.0, 10.0], window=(0, 0, 10, 10))
 
 
+def test_h_max_beyond_range_only_when_still_rising_at_r_max():
+    r = np.array([10.0, 20.0, 30.0])
+    result = partial(RipleyResult, r=r, K=r, L=r, edge="none", n=10, area_nm2=1.0)
+    assert result(H=np.array([1.0, 2.0, 3.0])).h_max_beyond_range            # rising at r max
+    assert not result(H=np.array([1.0, 3.0, 2.0])).h_max_beyond_range        # maximum inside the range
+    assert not result(H=np.array([3.0, 3.0, 3.0])).h_max_beyond_range        # flat: first maximum, inside
+    assert not result(H=np.array([1.0, 2.0, np.nan])).h_max_beyond_range     # undefined at r max
+    assert not result(H=np.array([np.nan, np.nan, 1.0])).h_max_beyond_range  # one value: no trend
+
+
 def test_default_radii():
     np.testing.assert_array_equal(default_radii_nm(), np.arange(10.0, 501.0, 10.0))
     np.testing.assert_array_equal(default_radii_nm(30.0, 10.0), [10.0, 20.0, 30.0])
