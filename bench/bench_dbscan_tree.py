@@ -58,11 +58,12 @@ def bench_size(n: int, runs: int) -> str:
     DbscanTree.build(x[:2000], y[:2000], MIN_SAMPLES, EPS_MAX_NM).labels(50.0)   # JIT load
     clusters.dbscan_labels(x[:2000], y[:2000], 50.0, MIN_SAMPLES)
     build_s, tree = median_time(lambda: DbscanTree.build(x, y, MIN_SAMPLES, EPS_MAX_NM), 1 if n >= 10**6 else runs)
-    by_xy = clusters.xy_order(x, y)
+    by_xy = clusters.xy_order(x, y)      # computed once per region in the viewer (databank.analysis.Region)
+    x_sorted, y_sorted = x[by_xy], y[by_xy]
 
     def move(eps):
         labels = tree.labels(eps)
-        table = clusters.cluster_table(x, y, labels, sorted_by_xy=by_xy)
+        table = clusters.cluster_table(x_sorted, y_sorted, labels[by_xy], xy_sorted=True)
         return clusters.cluster_summary(x, y, labels, area_um2, table=table)
 
     move(EPS_NM[0])  # JIT load of the table kernels

@@ -805,19 +805,20 @@ def _group_by_label(labels, visit_order):
 
 
 def xy_order(x_nm, y_nm) -> np.ndarray:
-    """Indices sorting the points by x, then y (nm): pass to ``cluster_table`` to reuse it."""
+    """Indices sorting the points by x, then y (nm): sort once, then call ``cluster_table`` with
+    ``xy_sorted=True`` for every labelling of the same points."""
     x, y = _as_xy(x_nm, y_nm)
     return np.lexsort((y, x))
 
 
-def cluster_table(x_nm, y_nm, labels, *, sorted_by_xy: np.ndarray | None = None) -> pd.DataFrame:
+def cluster_table(x_nm, y_nm, labels, *, xy_sorted: bool = False) -> pd.DataFrame:
     """One row per cluster (labels >= 0; -1 = noise), sorted by cluster_id.
 
     Columns: cluster_id, n_locs, area_nm2 (convex hull; NaN if < 3 points or collinear),
     radius_eq_nm = sqrt(area/pi), rg_nm = sqrt(mean |p - centroid|^2),
     density_locs_per_um2 = n_locs / (area_nm2 * 1e-6), centroid_x_nm, centroid_y_nm.
-    ``sorted_by_xy`` (``xy_order(x, y)``, computed once for many labellings of the same points)
-    makes the grouping O(n).
+    ``xy_sorted=True`` says the points are already sorted by x, then y (``xy_order``): the
+    grouping is then a sequential O(n) pass (same table, to the bit).
     """
     x, y = _as_xy(x_nm, y_nm)
     labels = np.ascontiguousarray(labels, dtype=np.int64).ravel()
@@ -826,8 +827,7 @@ def cluster_table(x_nm, y_nm, labels, *, sorted_by_xy: np.ndarray | None = None)
     if not (labels >= 0).any():
         return pd.DataFrame({c: np.empty(0, dtype=_TABLE_COLUMNS[c]) for c in _TABLE_COLUMNS})
     # sort by cluster, then x, then y: contiguous groups ready for the monotone chain
-    visit = xy_order(x, y) if sorted_by_xy is None else np.asarray(sorted_by_xy, dtype=np.int64)
-    order = _group_by_label(labels, visit)
+    order = _group_by_label(labels, np.arange(x.size) if xy_sorted else xy_order(x, y))
     xs, ys, ls = x[order], y[order], labels[order]
     starts = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]])
     n_locs = np.diff(np.r_[starts, ls.size])

@@ -96,9 +96,10 @@ class Region:
         return int(self.index.shape[0])
 
     @functools.cached_property
-    def sorted_by_xy(self) -> np.ndarray:
-        """Point indices sorted by x, then y: computed once, reused by every cluster table."""
-        return clusters.xy_order(self.x, self.y)
+    def by_xy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(order, x, y): the points sorted by x, then y (nm), computed once for every cluster table."""
+        order = clusters.xy_order(self.x, self.y)
+        return order, self.x[order], self.y[order]
 
     @property
     def density(self) -> float:
@@ -304,7 +305,8 @@ def run_dbscan(region: Region, eps_nm, min_samples, disk=None, progress: Callabl
     tree = cached_tree(region, min_samples, disk)
     labels = tree.labels(eps_nm) if tree is not None else clusters.dbscan_labels(region.x, region.y, eps_nm, min_samples)
     report(0.6, "Measuring clusters")
-    table = clusters.cluster_table(region.x, region.y, labels, sorted_by_xy=region.sorted_by_xy)
+    order, x_sorted, y_sorted = region.by_xy
+    table = clusters.cluster_table(x_sorted, y_sorted, labels[order], xy_sorted=True)
     summary = clusters.cluster_summary(region.x, region.y, labels, region.area_um2, table=table)
     result = DbscanResult(eps_nm, min_samples, labels, table, summary, time.perf_counter() - start,
                           from_tree=tree is not None)
