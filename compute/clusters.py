@@ -688,21 +688,33 @@ def _assign_border(xs, ys, start, neighbour, reach, eps2, core, labels):
                 labels[i] = best
 
 
-def _number_core_clusters(roots: np.ndarray, core: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Labels of sorted points: clusters 0..k-1 ordered by their smallest input index of a
-    core point (sklearn's order); -1 elsewhere."""
-    labels = np.full(roots.size, -1, dtype=np.int64)
-    core_idx = np.flatnonzero(core)
-    if core_idx.size == 0:
-        return labels
-    core_roots = roots[core_idx]
-    first_input_index = np.full(roots.size, np.iinfo(np.int64).max)
-    np.minimum.at(first_input_index, core_roots, order[core_idx])
-    cluster_roots = np.unique(core_roots)
-    ranked = cluster_roots[np.argsort(first_input_index[cluster_roots])]
-    label_of_root = np.empty(roots.size, dtype=np.int64)
-    label_of_root[ranked] = np.arange(ranked.size)
-    labels[core_idx] = label_of_root[core_roots]
+@njit(cache=True)
+def _number_groups(group, member, order, n_groups):
+    """sklearn's cluster numbering: label k for the group holding the k-th member in input order.
+
+    ``group[s]`` (0..n_groups-1) and ``member[s]`` per point s, ``order[s]`` its input index.
+    Returns labels per point, -1 for non-members. O(n): a counting sort of the groups by their
+    first member's input index.
+    """
+    n = group.size
+    first_input = np.full(n_groups, n, dtype=np.int64)  # n: group without members
+    for s in range(n):
+        if member[s] and order[s] < first_input[group[s]]:
+            first_input[group[s]] = order[s]
+    group_starting_at = np.full(n, -1, dtype=np.int64)
+    for g in range(n_groups):
+        if first_input[g] < n:
+            group_starting_at[first_input[g]] = g
+    label_of_group = np.full(n_groups, -1, dtype=np.int64)
+    n_labels = 0
+    for i in range(n):
+        if group_starting_at[i] >= 0:
+            label_of_group[group_starting_at[i]] = n_labels
+            n_labels += 1
+    labels = np.full(n, -1, dtype=np.int64)
+    for s in range(n):
+        if member[s]:
+            labels[s] = label_of_group[group[s]]
     return labels
 
 
@@ -728,7 +740,7 @@ def dbscan_labels(x_nm, y_nm, eps_nm: float, min_samples: int) -> np.ndarray:
     with numba.parallel_chunksize(1):  # dynamic scheduling: dense chunks do not stall a thread
         core = _core_mask(*neighbours, int(min_samples))
     roots = _core_roots(*neighbours, core)
-    labels_sorted = _number_core_clusters(roots, core, strips.order)
+    labels_sorted = _number_groups(roots, core, strips.order, roots.size)  # clusters by first core point
     with numba.parallel_chunksize(1):
         _assign_border(*neighbours, core, labels_sorted)
     labels = np.empty(x.size, dtype=np.int64)

@@ -29,7 +29,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from compute.clusters import _as_xy, _find, _open_windows, _slide_windows, _Strips, _window, watch
+from compute.clusters import _as_xy, _find, _number_groups, _open_windows, _slide_windows, _Strips, _window, watch
 
 _TREE_STRIPS_PER_RADIUS = 4
 _N_CHUNKS = 64
@@ -199,24 +199,7 @@ def _labels_at(eps2, xs, ys, core2, leaf_order, merge_w2, nearest, order):
     for k in range(n):
         n_runs += merge_w2[k] > eps2
         run_of[leaf_order[k]] = n_runs - 1
-    first_input = np.full(n_runs, n, dtype=np.int64)  # n: run without a core point
-    for s in range(n):
-        if core2[s] <= eps2 and order[s] < first_input[run_of[s]]:
-            first_input[run_of[s]] = order[s]
-    run_starting_at = np.full(n, -1, dtype=np.int64)  # input index -> run whose first core point it is
-    for r in range(n_runs):
-        if first_input[r] < n:
-            run_starting_at[first_input[r]] = r
-    label_of_run = np.full(n_runs, -1, dtype=np.int64)
-    n_labels = 0
-    for i in range(n):  # a counting sort of the runs by first core point
-        if run_starting_at[i] >= 0:
-            label_of_run[run_starting_at[i]] = n_labels
-            n_labels += 1
-    labels = np.full(n, -1, dtype=np.int64)
-    for s in range(n):
-        if core2[s] <= eps2:
-            labels[s] = label_of_run[run_of[s]]
+    labels = _number_groups(run_of, core2 <= eps2, order, n_runs)
     for s in range(n):
         if core2[s] <= eps2:
             continue
