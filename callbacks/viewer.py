@@ -409,6 +409,16 @@ def register(app) -> None:
         # background jobs are registered as they are: Dash keys their results by the function's source
         return decorate if kwargs.get("background") else (lambda fn: decorate(_timed(fn)))
 
+    def request_job(request_id, ready_id, progress_id, cancel_id):
+        """A background job started by a request store, answering in a 'ready' store, with progress."""
+        return callback(
+            Output(ready_id, "data"), Input(request_id, "data"), State(ids.Viewer.URL, "pathname"),
+            background=True, manager=manager, prevent_initial_call=True, interval=500,
+            progress=[Output(progress_id, "value"), Output(progress_id, "label")], progress_default=[0, ""],
+            running=[(Output(f"{progress_id}-row", "style"), {"display": "flex"}, {"display": "none"})],
+            cancel=[Input(cancel_id, "n_clicks")],
+        )
+
     _start_warm_up()
     clientside = app.clientside_callback
 
@@ -453,15 +463,7 @@ def register(app) -> None:
         prevent_initial_call=True,
     )(show_dbscan_job)
 
-    callback(
-        Output(ids.Viewer.DBSCAN_READY, "data"),
-        Input(ids.Viewer.DBSCAN_REQUEST, "data"), State(ids.Viewer.URL, "pathname"),
-        background=True, manager=manager, prevent_initial_call=True, interval=500,
-        progress=[Output(ids.Viewer.DBSCAN_PROGRESS, "value"), Output(ids.Viewer.DBSCAN_PROGRESS, "label")],
-        progress_default=[0, ""],
-        running=[(Output(f"{ids.Viewer.DBSCAN_PROGRESS}-row", "style"), {"display": "flex"}, {"display": "none"})],
-        cancel=[Input(ids.Viewer.DBSCAN_CANCEL, "n_clicks")],
-    )(dbscan_job)
+    request_job(ids.Viewer.DBSCAN_REQUEST, ids.Viewer.DBSCAN_READY, ids.Viewer.DBSCAN_PROGRESS, ids.Viewer.DBSCAN_CANCEL)(dbscan_job)
 
     callback(
         Output(ids.Viewer.RIPLEY_GRAPH, "figure"), Output(ids.Viewer.RIPLEY_INFO, "children"),
@@ -481,15 +483,7 @@ def register(app) -> None:
         prevent_initial_call=True,
     )(show_ripley_job)
 
-    callback(
-        Output(ids.Viewer.RIPLEY_READY, "data"),
-        Input(ids.Viewer.RIPLEY_REQUEST, "data"), State(ids.Viewer.URL, "pathname"),
-        background=True, manager=manager, prevent_initial_call=True, interval=500,
-        progress=[Output(ids.Viewer.RIPLEY_PROGRESS, "value"), Output(ids.Viewer.RIPLEY_PROGRESS, "label")],
-        progress_default=[0, ""],
-        running=[(Output(f"{ids.Viewer.RIPLEY_PROGRESS}-row", "style"), {"display": "flex"}, {"display": "none"})],
-        cancel=[Input(ids.Viewer.RIPLEY_CANCEL, "n_clicks")],
-    )(ripley_job)
+    request_job(ids.Viewer.RIPLEY_REQUEST, ids.Viewer.RIPLEY_READY, ids.Viewer.RIPLEY_PROGRESS, ids.Viewer.RIPLEY_CANCEL)(ripley_job)
 
     callback(
         Output(ids.Viewer.ENVELOPE_STORE, "data"), Output(ids.Viewer.ENVELOPE_STATUS, "children"),

@@ -20,13 +20,10 @@ from components.viewer_figures import sweep_figure
 from databank.viewer_data import DENIED, load_table, readable_file, region_of, result_cache
 
 
-def dbscan_job(set_progress, request, pathname):
-    """Background: the DbscanTree of a large region for minPts, then DBSCAN at eps, both stored in
-    the shared result cache.
-
-    Returns the 'ready' store value; the user is re-derived from the session cookie and access is
-    re-checked before any data is read.
-    """
+def _region_job(set_progress, request, pathname, work):
+    """Run ``work(region, report)`` for a job request {'region': ...} in the job slot; returns the
+    'ready' store value ({'error': ...} if the user may not read the file or the region is bad).
+    The user is re-derived from the session cookie and access re-checked before any data is read."""
     from server import jobs
 
     if not isinstance(request, dict):
@@ -40,34 +37,32 @@ def dbscan_job(set_progress, request, pathname):
             set_progress((int(100 * fraction), message))
 
         with jobs.job_slot("analysis", report):
-            if analysis.needs_background(region):    # large: one tree per minPts answers every later eps
-                analysis.build_tree(region, request.get("min_samples"), disk=result_cache(),
-                                    progress=lambda fraction, message: report(0.9 * fraction, message))
-            analysis.run_dbscan(region, request.get("eps"), request.get("min_samples"), disk=result_cache(),
-                                progress=report)
-    return {"region": region.spec.key, "eps": analysis_inputs.clamp_eps(request.get("eps")),
-            "min_samples": analysis_inputs.clamp_min_samples(request.get("min_samples")), "t": time.time()}
+            work(region, report)
+    return {"region": region.spec.key, "t": time.time()}
+
+
+def dbscan_job(set_progress, request, pathname):
+    """Background: for a large region the DbscanTree for minPts (later eps moves cut it inline),
+    then DBSCAN at eps, both stored in the shared result cache. Returns the 'ready' store value."""
+    def work(region, report):
+        if analysis.needs_background(region):
+            analysis.build_tree(region, request.get("min_samples"), disk=result_cache(),
+                                progress=lambda fraction, message: report(0.9 * fraction, message))
+        analysis.run_dbscan(region, request.get("eps"), request.get("min_samples"), disk=result_cache(),
+                            progress=report)
+
+    ready = _region_job(set_progress, request, pathname, work)
+    if "error" not in ready:
+        ready.update(eps=analysis_inputs.clamp_eps(request.get("eps")),
+                     min_samples=analysis_inputs.clamp_min_samples(request.get("min_samples")))
+    return ready
 
 
 def ripley_job(set_progress, request, pathname):
     """Background: Ripley K of all the points of a large region, stored in the shared result cache.
-    Returns the 'ready' store value (user and access re-checked as in ``dbscan_job``)."""
-    from server import jobs
-
-    if not isinstance(request, dict):
-        raise PreventUpdate
-    with jobs.job_app_context():
-        data_file, region, error = _job_region(pathname, request.get("region"))
-        if error:
-            return {"error": error}
-
-        def report(fraction, message):
-            set_progress((int(100 * fraction), message))
-
-        with jobs.job_slot("analysis", report):
-            analysis.run_ripley(region, request.get("r_max"), request.get("dr"), request.get("edge"),
-                                disk=result_cache(), progress=report)
-    return {"region": region.spec.key, "t": time.time()}
+    Returns the 'ready' store value."""
+    return _region_job(set_progress, request, pathname, lambda region, report: analysis.run_ripley(
+        region, request.get("r_max"), request.get("dr"), request.get("edge"), disk=result_cache(), progress=report))
 
 
 def _anonymous():

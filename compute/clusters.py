@@ -737,12 +737,10 @@ def dbscan_labels(x_nm, y_nm, eps_nm: float, min_samples: int) -> np.ndarray:
     strips = _Strips.build(x, y, eps_nm, _DBSCAN_STRIPS_PER_RADIUS)
     eps2 = float(eps_nm) * float(eps_nm)
     neighbours = (strips.xs, strips.ys, strips.start, strips.neighbour, strips.reach, eps2)
-    with numba.parallel_chunksize(1):  # dynamic scheduling: dense chunks do not stall a thread
-        core = _core_mask(*neighbours, int(min_samples))
+    core = _core_mask(*neighbours, int(min_samples))   # static scheduling: chunksize(1) measured 2x slower here
     roots = _core_roots(*neighbours, core)
     labels_sorted = _number_groups(roots, core, strips.order, roots.size)  # clusters by first core point
-    with numba.parallel_chunksize(1):
-        _assign_border(*neighbours, core, labels_sorted)
+    _assign_border(*neighbours, core, labels_sorted)
     labels = np.empty(x.size, dtype=np.int64)
     labels[strips.order] = labels_sorted
     return labels

@@ -69,7 +69,7 @@ _DBSCAN = Lru(32)
 _RIPLEY = Lru(32)
 
 
-_TREES = Lru(4)        # DbscanTree per (region, minPts): ~80 MB each for 10^6 points at minPts 10
+_TREES = Lru(2)        # DbscanTree per (region, minPts): ~80 MB for 10^6 points at minPts 10, ~250 MB at 50
 
 
 def clear_caches() -> None:
@@ -246,16 +246,28 @@ def cache_token(key: tuple) -> str:
     return hashlib.sha256(repr(key).encode()).hexdigest()[:32]
 
 
+def _cache_get(memory: Lru, key: tuple, disk=None):
+    """A result from the in-process cache, else (with ``disk``) from the on-disk cache of other processes."""
+    value = memory.get(key)
+    if value is None and disk is not None:
+        blob = disk.get(cache_token(key))
+        if blob is not None:
+            value = memory.put(key, pickle.loads(blob))
+    return value
+
+
+def _cache_put(memory: Lru, key: tuple, value, disk=None):
+    """Store a result in-process and (with ``disk``) on disk for a day."""
+    memory.put(key, value)
+    if disk is not None:
+        disk.set(cache_token(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), expire=24 * 3600)
+    return value
+
+
 def cached_dbscan(region: Region, eps_nm, min_samples, disk=None) -> DbscanResult | None:
     """The DBSCAN result if already computed here (or, with ``disk``, by a background job)."""
     eps_nm, min_samples = clamp_eps(eps_nm), clamp_min_samples(min_samples)
-    key = _dbscan_key(region, eps_nm, min_samples)
-    result = _DBSCAN.get(key)
-    if result is None and disk is not None:
-        blob = disk.get(cache_token(key))
-        if blob is not None:
-            result = _DBSCAN.put(key, pickle.loads(blob))
-    return result
+    return _cache_get(_DBSCAN, _dbscan_key(region, eps_nm, min_samples), disk)
 
 
 def _tree_key(region: Region, min_samples: int) -> tuple:
@@ -264,13 +276,7 @@ def _tree_key(region: Region, min_samples: int) -> tuple:
 
 def cached_tree(region: Region, min_samples, disk=None) -> DbscanTree | None:
     """The region's DBSCAN tree for minPts if built here (or, with ``disk``, by a background job)."""
-    key = _tree_key(region, clamp_min_samples(min_samples))
-    tree = _TREES.get(key)
-    if tree is None and disk is not None:
-        blob = disk.get(cache_token(key))
-        if blob is not None:
-            tree = _TREES.put(key, pickle.loads(blob))
-    return tree
+    return _cache_get(_TREES, _tree_key(region, clamp_min_samples(min_samples)), disk)
 
 
 def build_tree(region: Region, min_samples, disk=None, progress: Callable | None = None) -> DbscanTree:
@@ -280,10 +286,7 @@ def build_tree(region: Region, min_samples, disk=None, progress: Callable | None
     tree = cached_tree(region, min_samples, disk)
     if tree is None:
         tree = DbscanTree.build(region.x, region.y, min_samples, EPS_RANGE_NM[1], progress=progress)
-        key = _tree_key(region, min_samples)
-        _TREES.put(key, tree)
-        if disk is not None:
-            disk.set(cache_token(key), pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL), expire=24 * 3600)
+        _cache_put(_TREES, _tree_key(region, min_samples), tree, disk)
     return tree
 
 
@@ -310,10 +313,7 @@ def run_dbscan(region: Region, eps_nm, min_samples, disk=None, progress: Callabl
     summary = clusters.cluster_summary(region.x, region.y, labels, region.area_um2, table=table)
     result = DbscanResult(eps_nm, min_samples, labels, table, summary, time.perf_counter() - start,
                           from_tree=tree is not None)
-    key = _dbscan_key(region, eps_nm, min_samples)
-    _DBSCAN.put(key, result)
-    if disk is not None:
-        disk.set(cache_token(key), pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), expire=24 * 3600)
+    _cache_put(_DBSCAN, _dbscan_key(region, eps_nm, min_samples), result, disk)
     report(1.0, "Done")
     return result
 
@@ -371,13 +371,7 @@ def ripley_needs_background(region: Region, r_max_nm, dr_nm=None) -> bool:
 
 def cached_ripley(region: Region, r_max_nm, dr_nm, edge: str = "ripley", disk=None) -> RipleyOutcome | None:
     """The Ripley outcome if already computed here (or, with ``disk``, by a background job)."""
-    key = _ripley_key(region, r_max_nm, dr_nm, edge)[0]
-    outcome = _RIPLEY.get(key)
-    if outcome is None and disk is not None:
-        blob = disk.get(cache_token(key))
-        if blob is not None:
-            outcome = _RIPLEY.put(key, pickle.loads(blob))
-    return outcome
+    return _cache_get(_RIPLEY, _ripley_key(region, r_max_nm, dr_nm, edge)[0], disk)
 
 
 def run_ripley(region: Region, r_max_nm, dr_nm, edge: str = "ripley", disk=None,
@@ -397,10 +391,7 @@ def run_ripley(region: Region, r_max_nm, dr_nm, edge: str = "ripley", disk=None,
     result = clusters.ripley(region.x, region.y, radii, window=region.window, edge=edge, progress=tick)
     outcome = RipleyOutcome(result, region.n, int(result.n), float(radii[-1]), float(radii[0]),
                             _seed(region, "ripley-envelope"), time.perf_counter() - start)
-    _RIPLEY.put(key, outcome)
-    if disk is not None:
-        disk.set(cache_token(key), pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL), expire=24 * 3600)
-    return outcome
+    return _cache_put(_RIPLEY, key, outcome, disk)
 
 
 def csr_envelope(n: int, window, radii, edge: str, n_simulations: int, *, seed: int = 0,
