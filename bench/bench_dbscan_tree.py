@@ -8,7 +8,8 @@ slider range). For each size:
 
 * precompute: ``DbscanTree.build`` wall time (median of runs; 1 run at 10^6);
 * per eps: ``tree.labels(eps)`` for each eps of EPS_NM, median over runs, then the median over eps;
-  "move" adds the cluster table and summary the viewer computes on each slider move;
+  "move" is the viewer's whole work on a slider move once the tree is cached: labels, cluster table
+  and summary (``databank.analysis.run_dbscan``) and the cluster-label image of the whole region;
 * references per eps, same eps values, same run: our direct ``compute.clusters.dbscan_labels`` and
   ``sklearn.cluster.DBSCAN`` (the sklearn column uses SKLEARN_EPS_NM, fewer runs at 10^6);
 * labels identical to sklearn's at every eps where sklearn ran.
@@ -47,26 +48,40 @@ def median_time(fn, runs: int):
     return statistics.median(times), out
 
 
+def whole_region(x, y, side):
+    """A viewer region holding every point of the square (what the viewer's 'all' region is)."""
+    from databank import analysis
+    from databank.analysis_inputs import RegionSpec
+
+    return analysis.Region(spec=RegionSpec("all"), label="All", cache_key=("bench", x.size), index=np.arange(x.size),
+                           x=x, y=y, window=(0.0, 0.0, side, side), area_um2=side * side / 1e6,
+                           bounds=(0.0, 0.0, side, side))
+
+
 def bench_size(n: int, runs: int) -> str:
     from sklearn.cluster import DBSCAN
 
     from compute import clusters
     from compute.dbscan_tree import DbscanTree
+    from databank import analysis, viewer_render
 
     x, y, side = synthetic_pattern(n, DENSITY_PER_UM2)
-    area_um2 = side * side / 1e6
     DbscanTree.build(x[:2000], y[:2000], MIN_SAMPLES, EPS_MAX_NM).labels(50.0)   # JIT load
     clusters.dbscan_labels(x[:2000], y[:2000], 50.0, MIN_SAMPLES)
     build_s, tree = median_time(lambda: DbscanTree.build(x, y, MIN_SAMPLES, EPS_MAX_NM), 1 if n >= 10**6 else runs)
-    by_xy = clusters.xy_order(x, y)      # computed once per region in the viewer (databank.analysis.Region)
-    x_sorted, y_sorted = x[by_xy], y[by_xy]
+    region = whole_region(x, y, side)
+    analysis._TREES.put(analysis._tree_key(region, MIN_SAMPLES), tree)   # what the viewer's job leaves
+    region.by_xy                               # the region's x, y order: computed once per region
 
     def move(eps):
-        labels = tree.labels(eps)
-        table = clusters.cluster_table(x_sorted, y_sorted, labels[by_xy], xy_sorted=True)
-        return clusters.cluster_summary(x, y, labels, area_um2, table=table)
+        """The viewer's work on an eps move: labels cut from the tree, cluster table and summary
+        (databank.analysis.run_dbscan), and the cluster-label image of the whole region."""
+        analysis._DBSCAN.clear()
+        result = analysis.run_dbscan(region, eps, MIN_SAMPLES)
+        viewer_render.render_cluster_overlay(region, result, (0.0, side), (0.0, side))
+        return result
 
-    move(EPS_NM[0])  # JIT load of the table kernels
+    move(EPS_NM[0])  # JIT load of the table and image kernels
     cut, moves, direct, labels_at = [], [], [], {}
     for eps in EPS_NM:
         seconds, labels_at[eps] = median_time(lambda: tree.labels(eps), runs)
@@ -96,7 +111,7 @@ def main(quick: bool, runs: int) -> None:
     print(f"wall-clock, median of {runs} runs per eps (precompute and sklearn: 1 run at 10^6), then median over eps; "
           f"load average at start {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     print()
-    print("| n | precompute s | labels per eps ms (min-max) | move ms (labels + table + summary) | "
+    print("| n | precompute s | labels per eps ms (min-max) | move ms (labels + table + summary + image) | "
           "direct DBSCAN ms | sklearn ms | sklearn / labels | precompute / sklearn-eps | identical to sklearn |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for n in sizes:

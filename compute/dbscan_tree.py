@@ -29,10 +29,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from compute.clusters import _as_xy, _find, _number_groups, _open_windows, _slide_windows, _Strips, _window, watch
+from compute.clusters import _N_CHUNKS, _as_xy, _find, _number_groups, _open_windows, _slide_windows, _Strips, _window, watch
 
 _TREE_STRIPS_PER_RADIUS = 4
-_N_CHUNKS = 64
 
 
 @njit(cache=True, parallel=True)
