@@ -5,7 +5,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser run dev test bench
+.PHONY: install browser services run dev test bench
 
 $(PYTHON):
 	python3 -m venv $(VENV)
@@ -23,6 +23,11 @@ browser:
 	@command -v chromedriver >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1 || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
+# Debian PostgreSQL + Redis for the scale-out suite (tests/scaleout starts private instances of them)
+services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1 || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql redis-server)
+
 # Production WSGI server (gunicorn, threads); the bank is prepared/seeded once before serving.
 run: install
 	$(VENV)/bin/gunicorn -c gunicorn.conf.py app:server
@@ -31,7 +36,7 @@ run: install
 dev: install
 	$(PYTHON) app.py
 
-test: install browser
+test: install browser services
 	$(PYTHON) -m pytest --headless -q -p no:cacheprovider
 
 bench: install

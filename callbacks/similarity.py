@@ -5,12 +5,12 @@ Rules followed here:
 - every callback that touches data calls the data layer with the *current* user, which re-checks
   access (``AccessDenied`` for missing and forbidden alike); ids and values coming from the
   browser are hints, never trusted;
-- heavy work runs as background callbacks (progress bar, Cancel button) on the thread manager of
-  ``web.job_threads`` (no fork: see there why), or the app's manager when REDIS_URL is set. Inside
-  a job there is no request: the user is re-derived from the signed session cookie
-  (``dash.ctx.cookies``) inside an app context of the Flask server; should a job run in a forked
-  process (Diskcache manager), the inherited database pool is dropped first (``jobs.job_app_context``);
-- no result is cached by Dash (no ``cache_by``): caching happens in the data layer, keyed by user.
+- heavy work runs as background jobs (progress bar, Cancel button; ``server.dash_jobs``: threads of
+  the web process, or Celery workers when REDIS_URL is set), in one of the host's job slots
+  (``databank.jobs.slot``). Inside a job there is no request: the user is re-derived from the
+  signed session cookie of the starting request (``job_user``) inside an app context;
+- a job's result belongs to the request that started it (``databank.jobs.result_key``); caching
+  of scores happens in the data layer, keyed by user.
 
 ``register(app)`` wires everything (``app.callback``); ``register_section``, ``register_search_page`` and ``register_compare_page`` wire one part.
 The plain functions are importable and callable in tests.
@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, ctx, html, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
@@ -33,8 +33,8 @@ from databank import compare
 from databank.access import AccessDenied, get_dataset
 from databank.models import bank_version
 import ids
-from server.job_threads import similarity_manager
-from server.jobs import job_app_context, job_user
+from databank import jobs
+from server.dash_jobs import job_app_context, job_callback, job_user
 from components.similarity_figures import (compare_heatmap, result_columns, self_similarity_figure,
                                              self_similarity_overlay, summary_table)
 
@@ -74,14 +74,20 @@ def _progress_reporter(set_progress):
     return report
 
 
-def _status(rows, target, *, query_label="this dataset") -> html.Div:
+def _status(rows, target, *, query_label="this dataset", reason=None) -> html.Div:
+    """Counts of scored datasets, and why there are none: ``reason`` is ``search.no_scores_reason`` of the query."""
     scored = sum(1 for r in rows if r.get("thinned_mean") is not None)
     scored_unthinned = sum(1 for r in rows if r.get("unthinned_mean") is not None)
     parts = [html.Span(f"{len(rows):,} dataset(s) compared", className="fw-semibold"),
              f" · thinned to {target} loc/µm²: {scored:,} with scores · unthinned: {scored_unthinned:,} with scores"
              f" · bank version {bank_version()}"]
     children = [html.Div(parts)]
-    if rows and scored == 0 and scored_unthinned:
+    reason = reason or {}
+    if reason.get("unthinned"):
+        children.append(_alert(f"No similarity scores: {reason['unthinned']}.", "warning"))
+    elif reason.get("thinned"):
+        children.append(_alert(f"No thinned scores: {reason['thinned']}.", "warning"))
+    elif rows and scored == 0 and scored_unthinned:
         children.append(_alert(f"No thinned scores: {query_label} (or every other dataset) has no tile holding "
                                f"{target * 9} localisations, needed to thin to {target} loc/µm². Choose a lower "
                                "target or rank by unthinned λ̄."))
@@ -124,11 +130,17 @@ def show_self_similarity(target, split, dataset_id):
         raise PreventUpdate from exc
     split = bool(split)
     thinned_label = f"Thinned to {result['target']} loc/µm²"
+    reason = search.dataset_no_scores_reason(user, dataset_id, result["target"])
+    message = None
+    if reason["self"]:
+        message = _alert(f"No self-similarity: {reason['self']}.")
+    elif reason["thinned"]:
+        message = _alert(f"No thinned self-similarity: {reason['thinned']}.")
     return (self_similarity_figure(result["thinned"], label=thinned_label, split=split),
             self_similarity_figure(result["unthinned"], label="Unthinned", split=split),
             summary_table(result["thinned"], split=split, id="sim-self-table-thinned"),
             summary_table(result["unthinned"], split=split, id="sim-self-table-unthinned"),
-            None)
+            message)
 
 
 def apply_quick_filters(_protein_clicks, _cell_clicks, _modality_clicks, _clear_clicks, own):
@@ -156,14 +168,17 @@ def run_search(set_progress, _n_clicks, target, protein, cell_type, modality, ta
         user = job_user(app_server)
         report(0.0, "Starting")
         try:
-            rows = search.similar_datasets(user, dataset_id, target=target,
-                                           filters=build_filters(protein, cell_type, modality, tags),
-                                           progress=report)
+            with jobs.slot(report):
+                rows = search.similar_datasets(user, dataset_id, target=target,
+                                               filters=build_filters(protein, cell_type, modality, tags),
+                                               progress=report)
+            target = search.check_target(target)
+            reason = search.dataset_no_scores_reason(user, dataset_id, target)
         except AccessDenied:
             return [], _alert(NOT_FOUND)
         except ValueError as exc:
             return [], _alert(str(exc))
-        return rows, _status(rows, search.check_target(target))
+        return rows, _status(rows, target, reason=reason)
 
 
 def set_columns(metric, target):
@@ -229,12 +244,13 @@ def register_section(app) -> None:
         return run_search(set_progress, n_clicks, target, protein, cell_type, modality, tags, dataset_id,
                           server=server)
 
-    callback(
+    job_callback(
+        app, "similarity-search",
         Output(ids.Similarity.GRID, "rowData"), Output(ids.Similarity.STATUS, "children"),
         Input(ids.Similarity.RUN, "n_clicks"), Input(ids.Similarity.TARGET, "value"), Input(ids.Similarity.FILTER_PROTEIN, "value"),
         Input(ids.Similarity.FILTER_CELL_TYPE, "value"), Input(ids.Similarity.FILTER_MODALITY, "value"), Input(ids.Similarity.FILTER_TAGS, "value"),
         State(ids.Similarity.DATASET, "data"),
-        background=True, interval=JOB_INTERVAL_MS, manager=similarity_manager(),
+        interval=JOB_INTERVAL_MS,
         progress=[Output(ids.Similarity.PROGRESS, "value"), Output(ids.Similarity.PROGRESS, "label"), Output(ids.Similarity.PROGRESS_TEXT, "children")],
         progress_default=[0, "", ""],
         running=[(Output(ids.Similarity.RUN, "disabled"), True, False),
@@ -328,15 +344,17 @@ def run_query(set_progress, _n_clicks, token, target, pixel_size, protein, cell_
         try:
             target = search.check_target(target)
             pixel = float(pixel_size) if pixel_size not in (None, "") else None
-            report(0.02, "Reading, tiling and fingerprinting your file")
-            summary = query_files.analyse_query(user, token, pixel_size_nm=pixel)
-            report(0.5, "Comparing with the bank")
-            rows = query_files.search_query(user, token, target=target,
-                                       filters=build_filters(protein, cell_type, modality, tags),
-                                       progress=lambda f, m: report(0.5 + f / 2, m))
+            with jobs.slot(report):
+                report(0.02, "Reading, tiling and fingerprinting your file")
+                summary = query_files.analyse_query(user, token, pixel_size_nm=pixel)
+                report(0.5, "Comparing with the bank")
+                rows = query_files.search_query(user, token, target=target,
+                                                filters=build_filters(protein, cell_type, modality, tags),
+                                                progress=lambda f, m: report(0.5 + f / 2, m))
         except (query_files.QueryFileError, IngestError, ValueError) as exc:
             return [], _alert(str(exc), "danger"), None
-        return rows, _status(rows, target, query_label="your file"), _query_summary(summary, target)
+        reason = search.no_scores_reason([summary.get("stats") or {}], target, label="your file")
+        return rows, _status(rows, target, query_label="your file", reason=reason), _query_summary(summary, target)
 
 
 def download_query_results(n_clicks, rows, target, metric):
@@ -372,13 +390,14 @@ def register_search_page(app) -> None:
         return run_query(set_progress, n_clicks, token, target, pixel, protein, cell_type, modality, tags,
                          server=server)
 
-    callback(
+    job_callback(
+        app, "similarity-own-file",
         Output(ids.SearchFile.GRID, "rowData"), Output(ids.SearchFile.STATUS, "children"), Output(ids.SearchFile.SUMMARY, "children"),
         Input(ids.SearchFile.RUN, "n_clicks"),
         State(ids.SearchFile.TOKEN, "data"), State(ids.SearchFile.TARGET, "value"), State(ids.SearchFile.PIXEL, "value"),
         State(ids.SearchFile.PROTEIN, "value"), State(ids.SearchFile.CELL_TYPE, "value"), State(ids.SearchFile.MODALITY, "value"),
         State(ids.SearchFile.TAGS, "value"),
-        background=True, interval=JOB_INTERVAL_MS, manager=similarity_manager(), prevent_initial_call=True,
+        interval=JOB_INTERVAL_MS, prevent_initial_call=True,
         progress=[Output(ids.SearchFile.PROGRESS, "value"), Output(ids.SearchFile.PROGRESS, "label"), Output(ids.SearchFile.PROGRESS_TEXT, "children")],
         progress_default=[0, "", ""],
         running=[(Output(ids.SearchFile.RUN, "disabled"), True, False),
@@ -397,7 +416,7 @@ def register_search_page(app) -> None:
 
 
 def parse_ids(search_string) -> list[int]:
-    """Dataset ids from a query string like ``?ids=3,5,8`` (invalid parts ignored, at most 10)."""
+    """Dataset ids from a query string like ``?ids=3,5,8`` (invalid parts and repeats ignored, in order)."""
     from urllib.parse import parse_qs
 
     raw = parse_qs(str(search_string or "").lstrip("?")).get("ids", [""])[0]
@@ -406,19 +425,30 @@ def parse_ids(search_string) -> list[int]:
         part = part.strip()
         if part.isdigit() and int(part) not in out:
             out.append(int(part))
-    return out[:compare.MAX_COMPARE]
+    return out
 
 
 def load_compare_options(search_string):
-    """Dropdown options (datasets the user may read) and the preselection from ``?ids=``."""
+    """Dropdown options (datasets the user may read), the preselection from ``?ids=`` (at most
+    MAX_COMPARE) and a note when the link names datasets that are not chosen, and why."""
     from databank.datasets import list_datasets
 
     user = request_user()
     rows, _ = list_datasets(user, sort=[("title", "asc")], limit=1000)
     options = [{"label": f"{r['title']} (#{r['id']})", "value": r["id"]} for r in rows]
     readable = {r["id"] for r in rows}
-    wanted = [i for i in parse_ids(search_string) if i in readable]
-    return options, wanted
+    asked = parse_ids(search_string)
+    available = [i for i in asked if i in readable]
+    wanted = available[:compare.MAX_COMPARE]
+    notes = []
+    if len(available) < len(asked):
+        missing = len(asked) - len(available)
+        notes.append(f"{missing} dataset(s) named in the link are not available to you (or do not exist).")
+    if len(available) > compare.MAX_COMPARE:
+        left = ", ".join(f"#{i}" for i in available[compare.MAX_COMPARE:])
+        notes.append(f"The link names {len(available)} datasets; at most {compare.MAX_COMPARE} can be compared at "
+                     f"once, so the first {compare.MAX_COMPARE} are chosen and {left} are left out.")
+    return options, wanted, (_alert(" ".join(notes), "warning") if notes else None)
 
 
 def run_compare(set_progress, dataset_ids, target, kind, server=None):
@@ -433,7 +463,8 @@ def run_compare(set_progress, dataset_ids, target, kind, server=None):
     with job_app_context(server) as app_server:
         user = job_user(app_server)
         try:
-            result = compare.compare_datasets(user, dataset_ids, target=target, progress=report)
+            with jobs.slot(report):
+                result = compare.compare_datasets(user, dataset_ids, target=target, progress=report)
         except AccessDenied:
             return no_update, no_update, _alert("One of the chosen datasets is not available to you."), None
         except ValueError as exc:
@@ -469,17 +500,22 @@ def register_compare_page(app) -> None:
     callback = app.callback
     server = app.server
     callback(Output(ids.Compare.PICKER, "options"), Output(ids.Compare.PICKER, "value"),
+             Output(ids.Compare.LINK_MESSAGE, "children"),
              Input(ids.Compare.URL, "search"))(load_compare_options)
+    # the chosen datasets go into the address (?ids=...), replaced in place: the comparison is a link
+    app.clientside_callback(ClientsideFunction("nanoorg_compare", "ids_to_url"), Output(ids.Compare.URL_STATE, "data"),
+                            Input(ids.Compare.PICKER, "value"), prevent_initial_call=True)
 
     def _run(set_progress, _n_clicks, dataset_ids, target, kind):
         return run_compare(set_progress, dataset_ids, target, kind, server=server)
 
-    callback(
+    job_callback(
+        app, "similarity-compare",
         Output(ids.Compare.HEATMAP, "figure"), Output(ids.Compare.OVERLAY, "figure"), Output(ids.Compare.MESSAGE, "children"),
         Output(ids.Compare.TABLE, "children"),
         Input(ids.Compare.RUN, "n_clicks"), Input(ids.Compare.PICKER, "value"), Input(ids.Compare.TARGET, "value"),
         Input(ids.Compare.KIND, "value"),
-        background=True, interval=JOB_INTERVAL_MS, manager=similarity_manager(),
+        interval=JOB_INTERVAL_MS,
         progress=[Output(ids.Compare.PROGRESS, "value"), Output(ids.Compare.PROGRESS, "label"), Output(ids.Compare.PROGRESS_TEXT, "children")],
         progress_default=[0, "", ""],
         running=[(Output(ids.Compare.RUN, "disabled"), True, False),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
 
 import numpy as np
@@ -24,7 +23,6 @@ from dash import ClientsideFunction, Input, Output, Patch, State, ctx, html, no_
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
-from config import runtime_options
 from databank import analysis
 from databank import viewer_render
 from databank import analysis_csv
@@ -32,8 +30,8 @@ from databank import analysis_inputs
 from components import localisation_figure as figure
 import ids
 from callbacks.viewer_jobs import dbscan_job, envelope_job, ripley_job, sweep_job
+from server.dash_jobs import job_callback
 from components.viewer_figures import alert, fmt_number, histogram_figure, pending_card, ripley_figure, stats_card, SMALL_LAYOUT
-from compute.warm_up import warm_up, is_warm
 from databank.viewer_data import DEFAULT_CANVAS_PX, DENIED, file_extent, load_table, readable_file, region_of, result_cache
 
 
@@ -358,17 +356,6 @@ def download(n_clusters, n_labels, n_ripley, eps, min_samples, r_max, dr, edge, 
     return dict(content=text, filename=name, type="text/csv"), ""
 
 
-def _start_warm_up() -> None:
-    if not runtime_options().viewer_warmup or is_warm():
-        return
-    def run():
-        try:
-            warm_up()
-        except Exception:                     # never break the app for a warm-up
-            log.exception("viewer warm-up failed")
-    threading.Thread(target=run, name="viewer-warm-up", daemon=True).start()
-
-
 def _running(prefix, button):
     return [(Output(f"{prefix}-row", "style"), {"display": "flex"}, {"display": "none"}),
             (Output(button, "disabled"), True, False)]
@@ -388,38 +375,25 @@ def _timed(fn):
     return wrapper
 
 
-def _job_manager():
-    """The manager of the viewer's background jobs: None = the app's (Diskcache: one forked process
-    per job, so a minutes-long sweep never holds the web process's GIL; Celery with REDIS_URL).
-    NANOORG_VIEWER_JOBS=threads runs them in threads of the web process instead (web.job_threads:
-    no fork, but numba kernels hold the GIL while they run)."""
-    if runtime_options().viewer_jobs == "threads":
-        from server.job_threads import similarity_manager
-        return similarity_manager()
-    return None
-
-
 def register(app) -> None:
     """Wire the viewer callbacks to ``app`` ."""
     dash_callback = app.callback
-    manager = _job_manager()
 
     def callback(*args, **kwargs):
         decorate = dash_callback(*args, **kwargs)
-        # background jobs are registered as they are: Dash keys their results by the function's source
-        return decorate if kwargs.get("background") else (lambda fn: decorate(_timed(fn)))
+        return lambda fn: decorate(_timed(fn))
 
-    def request_job(request_id, ready_id, progress_id, cancel_id):
-        """A background job started by a request store, answering in a 'ready' store, with progress."""
-        return callback(
+    def request_job(kind, request_id, ready_id, progress_id, cancel_id):
+        """A ``kind`` job started by a request store, answering in a 'ready' store, with progress."""
+        return job_callback(
+            app, kind,
             Output(ready_id, "data"), Input(request_id, "data"), State(ids.Viewer.URL, "pathname"),
-            background=True, manager=manager, prevent_initial_call=True, interval=500,
+            prevent_initial_call=True, interval=500,
             progress=[Output(progress_id, "value"), Output(progress_id, "label")], progress_default=[0, ""],
             running=[(Output(f"{progress_id}-row", "style"), {"display": "flex"}, {"display": "none"})],
             cancel=[Input(cancel_id, "n_clicks")],
         )
 
-    _start_warm_up()
     clientside = app.clientside_callback
 
     clientside(ClientsideFunction("nanoorg_viewer", "view_request"), Output(ids.Viewer.VIEW_REQUEST, "data"), Input(ids.Viewer.GRAPH, "relayoutData"),
@@ -463,7 +437,8 @@ def register(app) -> None:
         prevent_initial_call=True,
     )(show_dbscan_job)
 
-    request_job(ids.Viewer.DBSCAN_REQUEST, ids.Viewer.DBSCAN_READY, ids.Viewer.DBSCAN_PROGRESS, ids.Viewer.DBSCAN_CANCEL)(dbscan_job)
+    request_job("viewer-dbscan", ids.Viewer.DBSCAN_REQUEST, ids.Viewer.DBSCAN_READY, ids.Viewer.DBSCAN_PROGRESS,
+                ids.Viewer.DBSCAN_CANCEL)(dbscan_job)
 
     callback(
         Output(ids.Viewer.RIPLEY_GRAPH, "figure"), Output(ids.Viewer.RIPLEY_INFO, "children"),
@@ -483,26 +458,29 @@ def register(app) -> None:
         prevent_initial_call=True,
     )(show_ripley_job)
 
-    request_job(ids.Viewer.RIPLEY_REQUEST, ids.Viewer.RIPLEY_READY, ids.Viewer.RIPLEY_PROGRESS, ids.Viewer.RIPLEY_CANCEL)(ripley_job)
+    request_job("viewer-ripley", ids.Viewer.RIPLEY_REQUEST, ids.Viewer.RIPLEY_READY, ids.Viewer.RIPLEY_PROGRESS,
+                ids.Viewer.RIPLEY_CANCEL)(ripley_job)
 
-    callback(
+    job_callback(
+        app, "viewer-envelope",
         Output(ids.Viewer.ENVELOPE_STORE, "data"), Output(ids.Viewer.ENVELOPE_STATUS, "children"),
         Input(ids.Viewer.ENVELOPE_RUN, "n_clicks"),
         State(ids.Viewer.ENVELOPE_SIMS, "value"), State(ids.Viewer.RIPLEY_RMAX, "value"), State(ids.Viewer.RIPLEY_STEP, "value"),
         State(ids.Viewer.RIPLEY_EDGE, "value"), State(ids.Viewer.REGION_STORE, "data"), State(ids.Viewer.URL, "pathname"),
-        background=True, manager=manager, prevent_initial_call=True, interval=700,
+        prevent_initial_call=True, interval=700,
         progress=[Output(ids.Viewer.ENVELOPE_PROGRESS, "value"), Output(ids.Viewer.ENVELOPE_PROGRESS, "label")],
         progress_default=[0, ""],
         running=_running(ids.Viewer.ENVELOPE_PROGRESS, ids.Viewer.ENVELOPE_RUN),
         cancel=[Input(ids.Viewer.ENVELOPE_CANCEL, "n_clicks")],
     )(envelope_job)
 
-    callback(
+    job_callback(
+        app, "viewer-sweep",
         Output(ids.Viewer.SWEEP_GRAPH, "figure"), Output(ids.Viewer.SWEEP_STATUS, "children"),
         Input(ids.Viewer.SWEEP_RUN, "n_clicks"),
         State(ids.Viewer.SWEEP_EPS, "value"), State(ids.Viewer.SWEEP_MIN, "value"), State(ids.Viewer.REGION_STORE, "data"),
         State(ids.Viewer.URL, "pathname"),
-        background=True, manager=manager, prevent_initial_call=True, interval=700,
+        prevent_initial_call=True, interval=700,
         progress=[Output(ids.Viewer.SWEEP_PROGRESS, "value"), Output(ids.Viewer.SWEEP_PROGRESS, "label")],
         progress_default=[0, ""],
         running=_running(ids.Viewer.SWEEP_PROGRESS, ids.Viewer.SWEEP_RUN),

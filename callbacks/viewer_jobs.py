@@ -13,22 +13,19 @@ import numpy as np
 from dash import no_update
 from dash.exceptions import PreventUpdate
 
-from databank import analysis
-
-from databank import analysis_inputs
+from databank import analysis, analysis_inputs, jobs
 from components.viewer_figures import sweep_figure
+from server.dash_jobs import job_app_context, job_user
 from databank.viewer_data import DENIED, load_table, readable_file, region_of, result_cache
 
 
 def _region_job(set_progress, request, pathname, work):
-    """Run ``work(region, report)`` for a job request {'region': ...} in the job slot; returns the
+    """Run ``work(region, report)`` for a job request {'region': ...} in a job slot; returns the
     'ready' store value ({'error': ...} if the user may not read the file or the region is bad).
     The user is re-derived from the session cookie and access re-checked before any data is read."""
-    from server import jobs
-
     if not isinstance(request, dict):
         raise PreventUpdate
-    with jobs.job_app_context():
+    with job_app_context():
         data_file, region, error = _job_region(pathname, request.get("region"))
         if error:
             return {"error": error}
@@ -36,7 +33,7 @@ def _region_job(set_progress, request, pathname, work):
         def report(fraction, message):
             set_progress((int(100 * fraction), message))
 
-        with jobs.job_slot("analysis", report):
+        with jobs.slot(report):
             work(region, report)
     return {"region": region.spec.key, "t": time.time()}
 
@@ -72,12 +69,10 @@ def _anonymous():
 
 def envelope_job(set_progress, n_clicks, n_simulations, r_max, dr, edge, region_key, pathname):
     """Background: CSR envelope of H for the current Ripley settings. Returns (envelope store, status)."""
-    from server import jobs
-
     if not n_clicks:
         raise PreventUpdate
     sims = int(n_simulations) if n_simulations in analysis_inputs.ENVELOPE_SIMULATIONS else analysis_inputs.ENVELOPE_SIMULATIONS[1]
-    with jobs.job_app_context():
+    with job_app_context():
         data_file, region, error = _job_region(pathname, region_key)
         if error:
             return no_update, error
@@ -88,7 +83,7 @@ def envelope_job(set_progress, n_clicks, n_simulations, r_max, dr, edge, region_
         def report(done, total):
             set_progress((int(100 * done / total), f"{done} / {total} simulations"))
 
-        with jobs.job_slot("analysis", lambda f, m: set_progress((0, m))):
+        with jobs.slot(lambda f, m: set_progress((0, m))):
             low, high = analysis.csr_envelope(outcome.n_used, region.window, outcome.result.r, outcome.result.edge,
                                               sims, seed=outcome.seed, progress=report)
     envelope = {"file": data_file.id, "region": region.spec.key, "edge": outcome.result.edge, "n": outcome.n_used,
@@ -100,11 +95,9 @@ def envelope_job(set_progress, n_clicks, n_simulations, r_max, dr, edge, region_
 
 def sweep_job(set_progress, n_clicks, eps_range, min_range, region_key, pathname):
     """Background: DBSCAN over the eps x minPts grid. Returns (sweep figure, status)."""
-    from server import jobs
-
     if not n_clicks:
         raise PreventUpdate
-    with jobs.job_app_context():
+    with job_app_context():
         data_file, region, error = _job_region(pathname, region_key)
         if error:
             return no_update, error
@@ -114,7 +107,7 @@ def sweep_job(set_progress, n_clicks, eps_range, min_range, region_key, pathname
             set_progress((int(100 * done / total), f"{done} / {total} runs"))
 
         start = time.perf_counter()
-        with jobs.job_slot("analysis", lambda f, m: set_progress((0, m))):
+        with jobs.slot(lambda f, m: set_progress((0, m))):
             sweep = analysis.parameter_sweep(region, eps_values, min_values, progress=report)
     status = (f"{region.label}: {region.n:,} localisations, {len(eps_values) * len(min_values)} DBSCAN runs in "
               f"{time.perf_counter() - start:.1f} s. Click a cell to use its parameters.")
@@ -126,9 +119,7 @@ def _job_region(pathname, region_key):
 
     The user comes from the session cookie of the request that started the job; access is checked
     again here, as in every callback."""
-    from server import jobs
-
-    user = jobs.job_user()
+    user = job_user()
     data_file = readable_file(pathname, user=user if user is not None else _anonymous())
     if data_file is None:
         return None, None, DENIED

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+import logging
 import threading
 
 import numpy as np
@@ -16,8 +17,8 @@ _WARM_LOCK = threading.Lock()
 def warm_up() -> None:
     """Compile the numba kernels of rendering and cluster analysis once per process (~5-10 s).
 
-    The viewer calls it in a daemon thread when its callbacks are registered, so the first file a
-    user opens is not slowed by JIT compilation.
+    A serving process calls it in a daemon thread (``start_warm_up``), so the first file a user
+    opens is not slowed by JIT compilation.
     """
     with _WARM_LOCK:
         if _WARMED.is_set():
@@ -39,3 +40,18 @@ def warm_up() -> None:
 def is_warm() -> bool:
     """Whether ``warm_up`` has completed in this process."""
     return _WARMED.is_set()
+
+
+def start_warm_up() -> threading.Thread | None:
+    """``warm_up`` in a daemon thread (None if already warm); a failure is logged, never raised."""
+    if is_warm():
+        return None
+
+    def run():
+        try:
+            warm_up()
+        except Exception:                     # never break the app for a warm-up
+            logging.getLogger(__name__).exception("kernel warm-up failed")
+    thread = threading.Thread(target=run, name="viewer-warm-up", daemon=True)
+    thread.start()
+    return thread

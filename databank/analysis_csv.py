@@ -15,7 +15,9 @@ from databank.analysis_inputs import ENVELOPE_QUANTILES
 
 
 def _clean(text) -> str:
-    return " ".join(str(text).split())
+    """User text (file and ROI names) for a header line: one line, and no cell separators, so a
+    spreadsheet never sees a cell starting with the user's text (CSV formula injection)."""
+    return " ".join(str(text).translate(str.maketrans({",": " ", ";": " "})).split())
 
 
 def header_lines(data_file, region: Region, parameters: dict, *, what: str) -> str:

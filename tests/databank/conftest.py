@@ -13,12 +13,14 @@ from databank.core import make_data_app
 from databank.demo import write_fiji_roi, write_thunderstorm_csv
 from databank.models import db
 from databank.users import create_user
+from tests.databases import database_overrides
 
 
 
 @pytest.fixture
 def settings(tmp_path):
-    return load_settings(instance_dir=tmp_path / "instance", seed_demo=False, secret_key="test-secret")
+    return load_settings(instance_dir=tmp_path / "instance", seed_demo=False, secret_key="test-secret",
+                         **database_overrides())
 
 
 @pytest.fixture

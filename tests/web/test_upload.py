@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dash._callback_context import context_value
-from dash._utils import AttributeDict
 from dash import no_update
 from dash.exceptions import PreventUpdate
 from flask_login import login_user, logout_user
@@ -22,7 +20,9 @@ from sqlalchemy import func, select
 from databank.metadata import METADATA_FIELDS
 from databank.models import DataFile, Dataset, Roi, db
 from databank.users import find_user
-from server import jobs, routes_upload
+from databank import jobs
+from server import routes_upload
+from server.dash_jobs import callback_context
 from callbacks import upload as cb
 from tests.web import support
 import ids
@@ -137,8 +137,8 @@ def run_job(app, client, request):
     progress = []
 
     def run():
-        context_value.set(AttributeDict(cookies=cookies, triggered_inputs=[{"prop_id": "upload-request.data"}]))
-        return cb.run_ingest(progress.append, request)
+        with callback_context(cookies=cookies, triggered_inputs=[{"prop_id": "upload-request.data"}]):
+            return cb.run_ingest(progress.append, request)
 
     with app.server.app_context():
         result = copy_context().run(run)
@@ -151,7 +151,8 @@ def unique_title(metadata=None):
 
 def request_for(upload_id, names, metadata=None, **extra):
     return dict(upload_id=upload_id, files=list(names), metadata=unique_title(metadata),
-                visibility=extra.get("visibility", "private"), shared_with=extra.get("shared_with", []))
+                visibility=extra.get("visibility", "private"), shared_with=extra.get("shared_with", []),
+                ingest_key=uuid.uuid4().hex)
 
 
 def text_of(component) -> str:
@@ -340,7 +341,7 @@ def test_upl010_page_anonymous_and_signed_in(app, make_user):
         for field in METADATA_FIELDS:
             assert f"'field': '{field.name}'" in signed_in, field.name
         assert "fixed-cell" in signed_in and "upload-drop-zone" in signed_in
-        assert "bob" in signed_in and "upload-share-with" in signed_in
+        assert "bob" not in signed_in and "upload-share-with" in signed_in   # names are typed, never listed
         # the callbacks refuse anonymous users on the server side
         logout_user()
         assert "Sign in" in text_of(cb.show_plan({"files": [{"index": 0, "name": "a.csv", "size": 1}]})[0])
@@ -371,6 +372,20 @@ def test_upl011_plan(app, settings, make_user):
         too_big = {"nonce": 5, "files": [{"index": 0, "name": "cell1.csv", "size": 3 * MiB}]}
         view, plan = cb.show_plan(too_big)
         assert not plan["ok"] and "limit is 2 MB" in text_of(view)
+
+
+def test_upl011b_misnamed_roi_file_stops_the_plan(app, settings, make_user):
+    """Issue 12 item 1: 'cell7-ROI1.csv' was planned as a second detection file and uploaded."""
+    make_user("alice")
+    names = ["cell7.csv", "cell7-ROI1.csv"]
+    selection = {"nonce": 1, "files": [{"index": i, "name": n, "size": 60} for i, n in enumerate(names)]}
+    with app.server.test_request_context("/upload"):
+        login_user(find_user("alice"))
+        view, plan = cb.show_plan(selection)
+    text = text_of(view)
+    assert plan == {"ok": False, "send": [], "nonce": 1}
+    assert "2 detection file(s)" not in text
+    assert "rename it to cell7_ROI_1.csv" in text and "{DETECTION_FILE_NAME}_ROI*.csv" in text
 
 
 def _form(metadata):
@@ -476,8 +491,8 @@ def test_upl021_job_user_comes_from_the_cookie(alice, bob, app, settings, files)
     (card, _, _), _ = run_job(app, anonymous, request_for(upload_id, files))
     assert "Sign in" in text_of(card)
     with app.server.app_context():
-        assert jobs.user_id_from_cookies({"session": "forged.value.sig"}) is None
-        assert jobs.user_id_from_cookies({"session": alice.get_cookie("session").value}) == find_user("alice").id
+        assert jobs.user_id_from_session_cookie({"session": "forged.value.sig"}, app.server) is None
+        assert jobs.user_id_from_session_cookie({"session": alice.get_cookie("session").value}, app.server) == find_user("alice").id
     with pytest.raises(PreventUpdate):
         run_job(app, alice, None)
 
@@ -528,16 +543,16 @@ def test_upl023_incomplete_upload_is_refused(alice, app, settings, files):
 def test_upl024_job_slots_bound_concurrency(app, settings):
     messages = []
     with app.server.app_context():
-        with jobs.job_slot("test", slots=1):
+        with jobs.slot(slots=1):
             with pytest.raises(jobs.QueueTimeout):
-                with jobs.job_slot("test", lambda f, m: messages.append(m), slots=1, timeout=0.3, poll=0.1):
+                with jobs.slot(lambda f, m: messages.append(m), slots=1, timeout=0.3, poll=0.1):
                     pass
         assert messages and messages[0].startswith("Queued")
-        with jobs.job_slot("test", slots=1):       # released again
+        with jobs.slot(slots=1):       # released again
             pass
         # a slot held by a dead process is taken over
         cache = jobs._slot_cache(settings)
-        cache.set("test:slot:0", {"host": __import__("socket").gethostname(), "pid": 2 ** 22 + 12345, "token": "x"})
+        cache.set("slot:0", {"host": __import__("socket").gethostname(), "pid": 2 ** 22 + 12345, "token": "x"})
         cache.close()
-        with jobs.job_slot("test", slots=1, timeout=1):
+        with jobs.slot(slots=1, timeout=1):
             pass
