@@ -39,6 +39,9 @@ _N_BUCKETS = 4096  # lookup table of squared distance -> radius bin
 _RADIUS_MARGIN = 1.0 + 1e-9  # search radius slightly inflated: no neighbour lost to rounding
 _RIPLEY_STRIPS_PER_RADIUS = 4
 _DBSCAN_STRIPS_PER_RADIUS = 2
+# Below this many points DBSCAN runs its kernels on one thread: at 10^5 points thread start-up and
+# spin-waiting cost more CPU than the second core saves (bench/bench_clusters.py, CPU ratio).
+_DBSCAN_PARALLEL_MIN_POINTS = 300_000
 
 # Ripley kernel modes (the public ``edge`` names map onto these).
 _MODE_NONE, _MODE_RECT, _MODE_POLYGON, _MODE_BUFFER = 0, 1, 2, 3
@@ -739,10 +742,15 @@ def dbscan_labels(x_nm, y_nm, eps_nm: float, min_samples: int) -> np.ndarray:
     strips = _Strips.build(x, y, eps_nm, _DBSCAN_STRIPS_PER_RADIUS)
     eps2 = float(eps_nm) * float(eps_nm)
     neighbours = (strips.xs, strips.ys, strips.start, strips.neighbour, strips.reach, eps2)
-    core = _core_mask(*neighbours, int(min_samples))   # static scheduling: chunksize(1) measured 2x slower here
-    roots = _core_roots(*neighbours, core)
-    labels_sorted = _number_groups(roots, core, strips.order, roots.size)  # clusters by first core point
-    _assign_border(*neighbours, core, labels_sorted)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(threads if x.size >= _DBSCAN_PARALLEL_MIN_POINTS else 1)   # this thread only
+    try:
+        core = _core_mask(*neighbours, int(min_samples))   # static scheduling: chunksize(1) measured 2x slower here
+        roots = _core_roots(*neighbours, core)
+        labels_sorted = _number_groups(roots, core, strips.order, roots.size)  # clusters by first core point
+        _assign_border(*neighbours, core, labels_sorted)
+    finally:
+        numba.set_num_threads(threads)
     labels = np.empty(x.size, dtype=np.int64)
     labels[strips.order] = labels_sorted
     return labels
