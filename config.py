@@ -131,7 +131,7 @@ def private_file(path: Path, make_text=None) -> Path:
     """Make ``path`` readable by its owner only (0600), creating it first with ``make_text()`` if it
     does not exist (created 0600 from the start, never briefly readable by others)."""
     if make_text is not None and not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)     # a new instance folder: 0700
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:        # another process made it first: keep theirs

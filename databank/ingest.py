@@ -176,6 +176,17 @@ def _require_spread(name: str, table) -> None:
                               "export the table again.")
 
 
+def _require_tileable_extent(name: str, table) -> None:
+    """IngestError when the localisations span more than one tile grid may (``tiles.check_grid_size``),
+    checked on their bounds before anything else is computed: a few rows far apart must not make the
+    server allocate millions of tiles."""
+    bounds = (float(table.x.min()), float(table.y.min()), float(table.x.max()), float(table.y.max()))
+    try:
+        tiles.check_grid_size([bounds])
+    except tiles.GridTooLarge as error:
+        raise IngestError(name, f"{name}: cannot tile the area of its localisations: {error}") from error
+
+
 def _check_plausible(name: str, table, pixel_size_nm: float | None) -> None:
     """Refuse a 'detection file' that is too small to be one, or whose coordinates look like pixels."""
     n_columns = 2 + sum(getattr(table, column) is not None for column in OPTIONAL_COLUMNS)
@@ -196,6 +207,7 @@ def analyse_file(detection: StagedFile, roi_files: list[StagedFile], *, pixel_si
         if len(table) == 0:
             raise IngestError(detection.name, "no localisations left after dropping invalid rows.")
         _require_spread(detection.name, table)
+        _require_tileable_extent(detection.name, table)
         _check_plausible(detection.name, table, pixel_size_nm)
         polygons, roi_records, warnings = _read_rois(roi_files, table, pixel_size_nm)
     except (formats.FormatError, rois.RoiError) as error:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from databank.core import settings_of
+from databank.users import session_user
 
 log = logging.getLogger("nanoorg.jobs")
 
@@ -85,7 +86,7 @@ def user_id_from_session_cookie(cookies, server) -> int | None:
     """The signed-in user's id from the Flask session cookie in ``cookies`` (None if absent/invalid).
 
     ``server`` is the Flask app whose secret key signed the cookie; an expired, forged or
-    unreadable cookie is anonymous."""
+    unreadable cookie is anonymous, and so is a session its user has ended by logging out."""
     raw = (cookies or {}).get(server.config.get("SESSION_COOKIE_NAME", "session"))
     if not raw:
         return None
@@ -96,11 +97,8 @@ def user_id_from_session_cookie(cookies, server) -> int | None:
         session = serializer.loads(raw, max_age=int(server.permanent_session_lifetime.total_seconds()))
     except Exception:  # bad signature, expired, garbage: anonymous
         return None
-    uid = session.get("_user_id")
-    try:
-        return int(uid) if uid is not None else None
-    except (TypeError, ValueError):
-        return None
+    user = session_user(session)          # refuses sessions ended by logout (needs an app context)
+    return user.id if user is not None else None
 
 
 @dataclass

@@ -141,6 +141,19 @@ def authenticate(username: str, password: str, *, client: str | None = None,
     return user
 
 
+SESSION_GENERATION = "nanoorg_session_generation"   # session key: the generation it was signed in at
+
+
+def session_user(session) -> User | None:
+    """The user a signed session (dict) names, unless that user has logged out since the session
+    was signed in (its generation is older): None, anonymous. Used by the web's user loader and by
+    background jobs, which read the session from the starting request's cookie."""
+    user = get_user(session.get("_user_id"))
+    if user is None or session.get(SESSION_GENERATION) != user.session_generation:
+        return None
+    return user
+
+
 def end_sessions(user: User) -> None:
     """Invalidate every session of ``user`` (logout): sessions carry the generation they were
     signed in at, and the user loader refuses any other."""

@@ -192,7 +192,7 @@ def _next_qs(next_url: str) -> str:
 # --------------------------------------------------------------------------------------------
 # sessions
 
-SESSION_GENERATION = "nanoorg_session_generation"
+SESSION_GENERATION = users.SESSION_GENERATION
 
 
 def sign_in(user) -> None:
@@ -201,13 +201,10 @@ def sign_in(user) -> None:
     session[SESSION_GENERATION] = user.session_generation
 
 
-def session_user(user_id):
+def session_user(_user_id):
     """flask-login's user loader: the session's user, unless that user has logged out since the
-    session was signed in (its generation is older) -> None (anonymous)."""
-    user = users.get_user(user_id)
-    if user is None or session.get(SESSION_GENERATION) != user.session_generation:
-        return None
-    return user
+    session was signed in (``users.session_user``) -> None (anonymous)."""
+    return users.session_user(session)
 
 
 # --------------------------------------------------------------------------------------------

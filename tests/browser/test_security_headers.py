@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from databank.models import Dataset, db
+from databank import datasets
+from databank.models import Dataset, User, db
 from tests.web import support
 
 pytestmark = pytest.mark.browser
@@ -57,3 +58,7 @@ def test_bsec001_pages_load_under_the_csp_without_console_errors(dash_duo, nanoo
                         (f"/dataset/{dataset_id}", "#dataset-owner-tools")):
         _visit(dash_duo, path, ready)
         assert _console_problems(dash_duo) == [], path
+
+    with nanoorg_app.server.app_context():           # leave the shared store as it was (rows and files)
+        datasets.delete_dataset(db.session.get(User, browser_user.id), dataset_id)
+        db.session.remove()

@@ -141,7 +141,7 @@ def test_similarity_callbacks_refuse_a_forged_dataset_id(bank):
         assert cb.NOT_FOUND in str(figures[-1])
         download, message = cb.download_results(1, dataset_id, 30, None, None, None, None, "thinned")
         assert message == cb.NOT_FOUND
-        options, wanted = cb.load_compare_options(f"?ids={dataset_id},{bank.datasets['public']}")
+        options, wanted, _note = cb.load_compare_options(f"?ids={dataset_id},{bank.datasets['public']}")
         assert dataset_id not in wanted and "Alice private" not in str(options)
 
 

@@ -161,6 +161,21 @@ def test_logout_in_one_browser_ends_the_others_and_a_new_login_works(server, use
     assert phone.get(f"/api/datasets/{dataset_id}").status_code == 200
 
 
+def test_background_jobs_refuse_a_cookie_copied_before_logout(app, user, signed_in):
+    """Jobs find their user in the starting request's session cookie: after logout that cookie
+    is anonymous there too (similarity, viewer and ingest jobs all use this)."""
+    from databank import jobs
+
+    browser = signed_in(user)
+    cookie = {"session": browser.get_cookie("session").value}
+    with app.server.app_context():
+        assert jobs.user_id_from_session_cookie(cookie, app.server) == user.id
+    browser.post("/logout", data={"csrf_token": support.form_csrf(browser.get("/logout").text)})
+    with app.server.app_context():
+        assert jobs.user_id_from_session_cookie(cookie, app.server) is None
+        db.session.remove()
+
+
 # --------------------------------------------------------------------------------------------
 # item 5: the demo owner
 
@@ -211,6 +226,7 @@ def test_secret_key_is_created_private_and_an_old_readable_one_is_fixed(tmp_path
     settings = load_settings(instance_dir=tmp_path / "new")
     key_file = tmp_path / "new" / "secret_key"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600 and settings.secret_key == key_file.read_text().strip()
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700            # the new instance folder
     old = tmp_path / "old"
     old.mkdir()
     (old / "secret_key").write_text("abc123")

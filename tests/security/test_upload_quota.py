@@ -20,7 +20,6 @@ from callbacks import upload as cb
 from databank.models import Dataset, db
 from databank.users import find_user
 from server import routes_upload
-from tests.web.conftest import _empty_tables, _fast_password_hashing, app, make_user, server, settings, signed_in  # noqa: F401
 from tests.web.test_upload import GOOD_META, csrf, request_for, run_job, stage, start, text_of, thunderstorm_csv
 
 KiB = 1024

@@ -24,6 +24,7 @@ from databank.models import Dataset, User, db
 from databank.users import create_api_token
 from callbacks import similarity as cb
 from components import similarity_section as section
+from databank.users import SESSION_GENERATION
 from server.dash_jobs import callback_context
 import ids
 
@@ -70,8 +71,8 @@ def ids_of(bank, *keys):
 
 def session_cookie(bank, name):
     server = bank.server
-    value = server.session_interface.get_signing_serializer(server).dumps({"_user_id": str(bank.users[name]),
-                                                                           "_fresh": True})
+    value = server.session_interface.get_signing_serializer(server).dumps(
+        {"_user_id": str(bank.users[name]), "_fresh": True, SESSION_GENERATION: 0})   # as sign-in stamps it
     return {server.config.get("SESSION_COOKIE_NAME", "session"): value}
 
 

@@ -30,7 +30,7 @@ from databank import analysis_inputs
 from databank.demo import write_fiji_roi, write_thunderstorm_csv
 from databank.ingest import StagedFile, ingest_dataset
 from databank.models import DataFile, User, db
-from databank.users import create_user
+from databank.users import SESSION_GENERATION, create_user
 from server.dash_jobs import callback_context
 from tests.web import support
 
@@ -230,7 +230,7 @@ def test_vw005_sweep_and_envelope_jobs_as_functions(bank):
     path = f"/file/{ids['private']}"
     serializer = app.server.session_interface.get_signing_serializer(app.server)
     cookies = {app.server.config.get("SESSION_COOKIE_NAME", "session"):
-               serializer.dumps({"_user_id": str(ids["users"]["alice"])})}
+               serializer.dumps({"_user_id": str(ids["users"]["alice"]), SESSION_GENERATION: 0})}
     progress = []
     with app.server.app_context():
         figure, status = as_callback("viewer-sweep-run.n_clicks", cb.sweep_job, progress.append, 1, [20, 80], [3, 10],
