@@ -29,7 +29,7 @@ from databank import analysis_csv
 from databank import analysis_inputs
 from components import localisation_figure as figure
 import ids
-from callbacks.viewer_jobs import dbscan_job, envelope_job, sweep_job
+from callbacks.viewer_jobs import dbscan_job, envelope_job, ripley_job, sweep_job
 from server.dash_jobs import job_callback
 from components.viewer_figures import alert, fmt_number, histogram_figure, pending_card, ripley_figure, stats_card, SMALL_LAYOUT
 from databank.viewer_data import DEFAULT_CANVAS_PX, DENIED, file_extent, load_table, readable_file, region_of, result_cache
@@ -180,6 +180,8 @@ def _dbscan_outputs(region, result, show_clusters, view_data, *, region_changed=
     patch = figure.cluster_patch(Patch(), region, result, overlay, show=bool(show_clusters),
                                  max_points=analysis_inputs.CLUSTER_POINTS_MAX, region_changed=region_changed)
     status = f"eps {result.eps_nm:g} nm, minPts {result.min_samples}"
+    if result.from_tree:
+        status += " (cut from the precomputed DBSCAN tree: labels identical to a direct run)"
     return status, stats_card(result.summary, region, result.seconds), histogram_figure(result), patch
 
 
@@ -188,7 +190,8 @@ def update_dbscan(eps, min_samples, region_key, show_clusters, pathname, view_da
 
     Returns (status, stats card, histogram figure, graph figure Patch, background request).
     Regions above ``analysis_inputs.DBSCAN_SYNC_MAX`` points go to the background job (request store)
-    unless the result is cached already; ``show_dbscan_job`` shows the job's result.
+    unless the result or the region's DbscanTree for minPts is cached already (the job builds that
+    tree, so later eps moves cut it inline); ``show_dbscan_job`` shows the job's result.
     """
     data_file = readable_file(pathname, current_user)
     if data_file is None:
@@ -202,10 +205,11 @@ def update_dbscan(eps, min_samples, region_key, show_clusters, pathname, view_da
         return alert(str(error)), no_update, no_update, no_update, no_update
     eps, min_samples = analysis_inputs.clamp_eps(eps), analysis_inputs.clamp_min_samples(min_samples)
     result = analysis.cached_dbscan(region, eps, min_samples, disk=result_cache())
-    if result is None and analysis.needs_background(region):
+    if result is None and analysis.needs_background(region, min_samples, disk=result_cache()):
         patch = figure.cluster_patch(Patch(), region, None)
         request = {"region": region.spec.key, "eps": eps, "min_samples": min_samples, "t": time.time()}
-        status = f"{region.n:,} localisations: DBSCAN runs in the background…"
+        status = (f"{region.n:,} localisations: precomputing DBSCAN for minPts {min_samples} and every eps "
+                  "in the background; eps moves are then answered at once…")
         return status, pending_card(region, eps, min_samples), no_update, patch, request
     if result is None:
         result = analysis.run_dbscan(region, eps, min_samples)
@@ -263,30 +267,70 @@ def _envelope_matches(envelope, data_file, region, outcome) -> bool:
             and np.isclose(envelope.get("dr", -1), outcome.dr_nm))
 
 
-def update_ripley(r_max, dr, edge, region_key, envelope, pathname):
-    """Ripley H curve of the region. Returns (figure, info)."""
+def ripley_summary(outcome) -> list:
+    """The H maximum as text (nm), or that it lies beyond r max when H still rises there."""
+    res = outcome.result
+    if res.h_max_beyond_range:
+        head = (f"the maximum of H = L(r) − r lies beyond r max: H is still rising at r = {outcome.r_max_nm:g} nm "
+                f"(L(r) − r = {fmt_number(res.h_max, '{:.1f}')} nm there); increase r max ")
+    else:
+        head = (f"maximum of H: r = {fmt_number(res.r_at_h_max, '{:.0f}')} nm, "
+                f"L(r) − r = {fmt_number(res.h_max, '{:.1f}')} nm ")
+    return [html.Span([head], id="viewer-ripley-max"),
+            html.Span("(r at H max indicates the cluster scale; it is not a cluster radius)", className="text-muted"),
+            html.Div(f"All {outcome.n_used:,} localisations of the region, edge correction '{res.edge}', "
+                     f"computed in {outcome.seconds:.2f} s.", className="text-muted")]
+
+
+def _ripley_region(region_key, pathname):
+    """(data file, region, None) or (None, None, (figure, info)) to return at once."""
     data_file = readable_file(pathname, current_user)
     if data_file is None:
-        return no_update, alert(DENIED)
+        return None, None, (no_update, alert(DENIED))
     if not region_key:
         raise PreventUpdate
-    table = load_table(data_file)
     try:
-        region = region_of(data_file, table, region_key)
+        region = region_of(data_file, load_table(data_file), region_key)
     except analysis_inputs.RegionError as error:
-        return no_update, alert(str(error))
+        return None, None, (no_update, alert(str(error)))
     if region.n < 2:
-        return dict(data=[], layout=SMALL_LAYOUT), alert("Fewer than 2 localisations in this region.")
-    outcome = analysis.run_ripley(region, r_max, dr, edge)
-    res = outcome.result
+        return None, None, (dict(data=[], layout=SMALL_LAYOUT), alert("Fewer than 2 localisations in this region."))
+    return data_file, region, None
+
+
+def update_ripley(r_max, dr, edge, region_key, envelope, pathname):
+    """Ripley H curve of all the region's points. Returns (figure, info, background request).
+
+    Inline when cached or expected under ~200 ms (``analysis.ripley_needs_background``); else a
+    request for ``ripley_job``, whose result ``show_ripley_job`` shows."""
+    data_file, region, early = _ripley_region(region_key, pathname)
+    if early:
+        return (*early, no_update)
+    outcome = analysis.cached_ripley(region, r_max, dr, edge, disk=result_cache())
+    if outcome is None and analysis.ripley_needs_background(region, r_max, dr):
+        request = {"region": region.spec.key, "r_max": r_max, "dr": dr, "edge": edge, "t": time.time()}
+        info = f"{region.n:,} localisations: Ripley K on all of them runs in the background…"
+        return dict(data=[], layout=SMALL_LAYOUT), info, request
+    if outcome is None:
+        outcome = analysis.run_ripley(region, r_max, dr, edge)
     env = envelope if _envelope_matches(envelope, data_file, region, outcome) else None
-    parts = [html.Span([f"maximum of H: r = {fmt_number(res.r_at_h_max, '{:.0f}')} nm, H = {fmt_number(res.h_max, '{:.1f}')} nm "],
-                       id="viewer-ripley-max"),
-             html.Span("(r at H max indicates the cluster scale; it is not a cluster radius)", className="text-muted")]
-    if outcome.subsampled:
-        parts.append(html.Div(f"Estimated from a random {outcome.n_used:,} of {outcome.n_total:,} localisations "
-                              "(K is unchanged by random thinning).", className="text-muted"))
-    return ripley_figure(outcome, env), parts
+    return ripley_figure(outcome, env), ripley_summary(outcome), no_update
+
+
+def show_ripley_job(ready, r_max, dr, edge, region_key, envelope, pathname):
+    """Show a finished background Ripley if it is for the current settings. Returns (figure, info)."""
+    if not isinstance(ready, dict):
+        raise PreventUpdate
+    if ready.get("error"):
+        return no_update, alert(str(ready["error"]))
+    data_file, region, early = _ripley_region(region_key, pathname)
+    if early:
+        return early
+    outcome = analysis.cached_ripley(region, r_max, dr, edge, disk=result_cache())
+    if outcome is None:              # a finished job for settings the user has moved away from
+        raise PreventUpdate
+    env = envelope if _envelope_matches(envelope, data_file, region, outcome) else None
+    return ripley_figure(outcome, env), ripley_summary(outcome)
 
 
 def sweep_click(click):
@@ -317,7 +361,7 @@ def download(n_clusters, n_labels, n_ripley, eps, min_samples, r_max, dr, edge, 
     if trigger == ids.Viewer.DL_RIPLEY:
         if region.n < 2:
             return no_update, "Fewer than 2 localisations in this region."
-        outcome = analysis.run_ripley(region, r_max, dr, edge)
+        outcome = analysis.run_ripley(region, r_max, dr, edge, disk=result_cache())
         env = envelope if _envelope_matches(envelope, data_file, region, outcome) else None
         text = analysis_csv.ripley_csv(data_file, region, outcome, env)
         name = analysis_csv.download_name(data_file, f"ripley_{region.spec.kind}")
@@ -358,6 +402,17 @@ def register(app) -> None:
     def callback(*args, **kwargs):
         decorate = dash_callback(*args, **kwargs)
         return lambda fn: decorate(_timed(fn))
+
+    def request_job(kind, request_id, ready_id, progress_id, cancel_id):
+        """A ``kind`` job started by a request store, answering in a 'ready' store, with progress."""
+        return job_callback(
+            app, kind,
+            Output(ready_id, "data"), Input(request_id, "data"), State(ids.Viewer.URL, "pathname"),
+            prevent_initial_call=True, interval=500,
+            progress=[Output(progress_id, "value"), Output(progress_id, "label")], progress_default=[0, ""],
+            running=[(Output(f"{progress_id}-row", "style"), {"display": "flex"}, {"display": "none"})],
+            cancel=[Input(cancel_id, "n_clicks")],
+        )
 
     clientside = app.clientside_callback
 
@@ -404,24 +459,29 @@ def register(app) -> None:
         prevent_initial_call=True,
     )(show_dbscan_job)
 
-    job_callback(
-        app, "viewer-dbscan",
-        Output(ids.Viewer.DBSCAN_READY, "data"),
-        Input(ids.Viewer.DBSCAN_REQUEST, "data"), State(ids.Viewer.URL, "pathname"),
-        prevent_initial_call=True, interval=500,
-        progress=[Output(ids.Viewer.DBSCAN_PROGRESS, "value"), Output(ids.Viewer.DBSCAN_PROGRESS, "label")],
-        progress_default=[0, ""],
-        running=[(Output(f"{ids.Viewer.DBSCAN_PROGRESS}-row", "style"), {"display": "flex"}, {"display": "none"})],
-        cancel=[Input(ids.Viewer.DBSCAN_CANCEL, "n_clicks")],
-    )(dbscan_job)
+    request_job("viewer-dbscan", ids.Viewer.DBSCAN_REQUEST, ids.Viewer.DBSCAN_READY, ids.Viewer.DBSCAN_PROGRESS,
+                ids.Viewer.DBSCAN_CANCEL)(dbscan_job)
 
     callback(
         Output(ids.Viewer.RIPLEY_GRAPH, "figure"), Output(ids.Viewer.RIPLEY_INFO, "children"),
+        Output(ids.Viewer.RIPLEY_REQUEST, "data"),
         Input(ids.Viewer.RIPLEY_RMAX, "value"), Input(ids.Viewer.RIPLEY_STEP, "value"), Input(ids.Viewer.RIPLEY_EDGE, "value"),
         Input(ids.Viewer.REGION_STORE, "data"), Input(ids.Viewer.ENVELOPE_STORE, "data"),
         State(ids.Viewer.URL, "pathname"),
         prevent_initial_call=True,
     )(update_ripley)
+
+    callback(
+        Output(ids.Viewer.RIPLEY_GRAPH, "figure", allow_duplicate=True),
+        Output(ids.Viewer.RIPLEY_INFO, "children", allow_duplicate=True),
+        Input(ids.Viewer.RIPLEY_READY, "data"),
+        State(ids.Viewer.RIPLEY_RMAX, "value"), State(ids.Viewer.RIPLEY_STEP, "value"), State(ids.Viewer.RIPLEY_EDGE, "value"),
+        State(ids.Viewer.REGION_STORE, "data"), State(ids.Viewer.ENVELOPE_STORE, "data"), State(ids.Viewer.URL, "pathname"),
+        prevent_initial_call=True,
+    )(show_ripley_job)
+
+    request_job("viewer-ripley", ids.Viewer.RIPLEY_REQUEST, ids.Viewer.RIPLEY_READY, ids.Viewer.RIPLEY_PROGRESS,
+                ids.Viewer.RIPLEY_CANCEL)(ripley_job)
 
     job_callback(
         app, "viewer-envelope",

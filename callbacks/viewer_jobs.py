@@ -1,4 +1,4 @@
-"""Background jobs of the file viewer: DBSCAN of a large region, the CSR envelope, the parameter sweep.
+"""Background jobs of the file viewer: DBSCAN and Ripley of a large region, the CSR envelope, the parameter sweep.
 
 Each job re-derives its user from the session cookie of the request that started it and checks
 access again before reading any data (``_job_region``).
@@ -19,12 +19,10 @@ from server.dash_jobs import job_app_context, job_user
 from databank.viewer_data import DENIED, load_table, readable_file, region_of, result_cache
 
 
-def dbscan_job(set_progress, request, pathname):
-    """Background: DBSCAN of a large region, stored in the shared result cache.
-
-    Returns the 'ready' store value; the user is re-derived from the session cookie and access is
-    re-checked before any data is read.
-    """
+def _region_job(set_progress, request, pathname, work):
+    """Run ``work(region, report)`` for a job request {'region': ...} in a job slot; returns the
+    'ready' store value ({'error': ...} if the user may not read the file or the region is bad).
+    The user is re-derived from the session cookie and access re-checked before any data is read."""
     if not isinstance(request, dict):
         raise PreventUpdate
     with job_app_context():
@@ -36,10 +34,32 @@ def dbscan_job(set_progress, request, pathname):
             set_progress((int(100 * fraction), message))
 
         with jobs.slot(report):
-            analysis.run_dbscan(region, request.get("eps"), request.get("min_samples"), disk=result_cache(),
-                                progress=report)
-    return {"region": region.spec.key, "eps": analysis_inputs.clamp_eps(request.get("eps")),
-            "min_samples": analysis_inputs.clamp_min_samples(request.get("min_samples")), "t": time.time()}
+            work(region, report)
+    return {"region": region.spec.key, "t": time.time()}
+
+
+def dbscan_job(set_progress, request, pathname):
+    """Background: for a large region the DbscanTree for minPts (later eps moves cut it inline),
+    then DBSCAN at eps, both stored in the shared result cache. Returns the 'ready' store value."""
+    def work(region, report):
+        if analysis.needs_background(region):
+            analysis.build_tree(region, request.get("min_samples"), disk=result_cache(),
+                                progress=lambda fraction, message: report(0.9 * fraction, message))
+        analysis.run_dbscan(region, request.get("eps"), request.get("min_samples"), disk=result_cache(),
+                            progress=report)
+
+    ready = _region_job(set_progress, request, pathname, work)
+    if "error" not in ready:
+        ready.update(eps=analysis_inputs.clamp_eps(request.get("eps")),
+                     min_samples=analysis_inputs.clamp_min_samples(request.get("min_samples")))
+    return ready
+
+
+def ripley_job(set_progress, request, pathname):
+    """Background: Ripley K of all the points of a large region, stored in the shared result cache.
+    Returns the 'ready' store value."""
+    return _region_job(set_progress, request, pathname, lambda region, report: analysis.run_ripley(
+        region, request.get("r_max"), request.get("dr"), request.get("edge"), disk=result_cache(), progress=report))
 
 
 def _anonymous():
@@ -56,7 +76,7 @@ def envelope_job(set_progress, n_clicks, n_simulations, r_max, dr, edge, region_
         data_file, region, error = _job_region(pathname, region_key)
         if error:
             return no_update, error
-        outcome = analysis.run_ripley(region, r_max, dr, edge)
+        outcome = analysis.run_ripley(region, r_max, dr, edge, disk=result_cache())
         if outcome.n_used < 2:
             return no_update, "Too few localisations for an envelope."
 

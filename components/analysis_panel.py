@@ -69,6 +69,7 @@ def ripley_tab() -> dbc.Tab:
                        value="ripley", inline=True, className="mb-2 small"),
         dcc.Loading(dcc.Graph(id=ids.Viewer.RIPLEY_GRAPH, config={"displaylogo": False, "displayModeBar": False}, style={"height": "300px"}),
                     type="dot", delay_show=300),
+        _progress(ids.Viewer.RIPLEY_PROGRESS, ids.Viewer.RIPLEY_CANCEL),
         html.Div(id=ids.Viewer.RIPLEY_INFO, className="small mb-2"),
         html.Div([
             dbc.Label("CSR envelope", className="mb-0 me-2"),
@@ -124,6 +125,8 @@ def analysis_panel(region_options, region_value, can_download: bool = True) -> h
         dcc.Store(id=ids.Viewer.REGION_STORE),
         dcc.Store(id=ids.Viewer.DBSCAN_REQUEST),
         dcc.Store(id=ids.Viewer.DBSCAN_READY),
+        dcc.Store(id=ids.Viewer.RIPLEY_REQUEST),
+        dcc.Store(id=ids.Viewer.RIPLEY_READY),
         dcc.Store(id=ids.Viewer.ENVELOPE_STORE),
         dbc.Tabs([dbscan_tab(), ripley_tab(), sweep_tab(), downloads_tab(can_download)], id="viewer-tabs",
                  active_tab="tab-dbscan"),

@@ -97,7 +97,8 @@ def ripley_figure(outcome, envelope=None) -> dict:
     if np.isfinite(res.h_max):
         traces.append(dict(type="scatter", x=[res.r_at_h_max], y=[res.h_max], mode="markers+text", name="maximum",
                            marker=dict(color="#e53935", size=9), showlegend=False, hoverinfo="skip",
-                           text=[f"r {res.r_at_h_max:.0f} nm, H {res.h_max:.1f} nm"], textposition="top center",
+                           text=[f"max beyond r max ({res.r_at_h_max:.0f} nm)" if res.h_max_beyond_range
+                                 else f"r {res.r_at_h_max:.0f} nm, H {res.h_max:.1f} nm"], textposition="top center",
                            cliponaxis=False))
     layout = dict(SMALL_LAYOUT, showlegend=True, margin=dict(l=45, r=10, t=25, b=40),
                   legend=dict(orientation="h", y=-0.25, font=dict(size=10)),

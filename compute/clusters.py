@@ -15,6 +15,7 @@ All coordinates, distances and radii are nanometres; areas are nm^2 unless a nam
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numba
@@ -38,6 +39,9 @@ _N_BUCKETS = 4096  # lookup table of squared distance -> radius bin
 _RADIUS_MARGIN = 1.0 + 1e-9  # search radius slightly inflated: no neighbour lost to rounding
 _RIPLEY_STRIPS_PER_RADIUS = 4
 _DBSCAN_STRIPS_PER_RADIUS = 2
+# Below this many points DBSCAN runs its kernels on one thread: at 10^5 points thread start-up and
+# spin-waiting cost more CPU than the second core saves (bench/bench_clusters.py, CPU ratio).
+_DBSCAN_PARALLEL_MIN_POINTS = 300_000
 
 # Ripley kernel modes (the public ``edge`` names map onto these).
 _MODE_NONE, _MODE_RECT, _MODE_POLYGON, _MODE_BUFFER = 0, 1, 2, 3
@@ -165,6 +169,24 @@ def _window(q, i, lo, hi, half):
     return lo[q], hi[q]
 
 
+def watch(work, tick, period_s: float = 0.5):
+    """Run ``work()`` (a nogil numba kernel) while another thread calls ``tick()`` every period:
+    progress reports from counters the kernel updates."""
+    done = threading.Event()
+
+    def watcher():
+        while not done.wait(period_s):
+            tick()
+
+    thread = threading.Thread(target=watcher, daemon=True)
+    thread.start()
+    try:
+        return work()
+    finally:
+        done.set()
+        thread.join()
+
+
 def _as_xy(x_nm, y_nm) -> tuple[np.ndarray, np.ndarray]:
     """Coordinates as contiguous float64 1-D arrays of equal length, all finite."""
     x = np.ascontiguousarray(x_nm, dtype=np.float64).ravel()
@@ -209,6 +231,15 @@ class RipleyResult:
         if not np.isfinite(self.H).any():
             return float("nan")
         return float(np.nanmax(self.H))
+
+    @property
+    def h_max_beyond_range(self) -> bool:
+        """True when H is largest at the last radius and still rising there: the true maximum
+        lies beyond r max, so ``r_at_h_max`` (= r max) is only a lower bound."""
+        finite = np.flatnonzero(np.isfinite(self.H))
+        if finite.size < 2 or finite[-1] != self.H.size - 1:
+            return False
+        return bool(np.nanargmax(self.H) == self.H.size - 1 and self.H[-1] > self.H[finite[-2]])
 
 
 @dataclass(frozen=True)
@@ -396,9 +427,9 @@ def _inverse_inside_fraction(mode, xi, yi, d, rect, t_sorted, inside_after):
     return 1.0 / _polygon_inside_fraction(d, t_sorted, inside_after)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _ripley_pair_histogram(
-    xs, ys, start, neighbour, reach, r2, table, scale, mode, boundary, stop_bin, rect, edges
+    xs, ys, start, neighbour, reach, r2, table, scale, mode, boundary, stop_bin, rect, edges, chunk_done
 ):
     """Weighted pair counts per radius bin, length n_radii + 1 (last entry: scratch).
 
@@ -407,7 +438,8 @@ def _ripley_pair_histogram(
     The other modes visit ordered pairs i -> j: 'ripley' adds the isotropic weight of i's
     circle (1 while the circle is inside W, i.e. d <= boundary[i]); 'buffer' lets centre i
     count only for m < stop_bin[i], i.e. adds +1 at b and -1 at stop_bin[i].
-    Work is split into a fixed number of chunks of strips, each with its own histogram row.
+    Work is split into a fixed number of chunks of strips, each with its own histogram row;
+    chunk_done[c] is set to 1 when chunk c is finished (read by a progress watcher).
     """
     n_radii, n_strips = r2.size, start.size - 1
     half = mode == _MODE_NONE
@@ -446,6 +478,7 @@ def _ripley_pair_histogram(
                                 weight = _inverse_inside_fraction(mode, xi, yi, d, rect, t_sorted, inside_after)
                             row[b] += weight
                             row[stop_bin[i]] -= weight
+        chunk_done[chunk] = 1
     return hist.sum(axis=0)
 
 
@@ -466,8 +499,10 @@ def _check_radii(radii_nm) -> np.ndarray:
     return radii
 
 
-def _weighted_pair_sums(x, y, radii, mode, window: _Window) -> tuple[np.ndarray, np.ndarray]:
-    """(sum over ordered pairs of w_ij 1(d_ij < r), number of centres) per radius."""
+def _weighted_pair_sums(x, y, radii, mode, window: _Window, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """(sum over ordered pairs of w_ij 1(d_ij < r), number of centres) per radius.
+
+    ``progress(fraction)`` is called about twice a second while the pairs are counted."""
     n_radii = radii.size
     strips = _Strips.build(x, y, radii[-1], _RIPLEY_STRIPS_PER_RADIUS)
     if mode == _MODE_NONE:
@@ -480,17 +515,25 @@ def _weighted_pair_sums(x, y, radii, mode, window: _Window) -> tuple[np.ndarray,
         stop_bin = np.full(x.size, n_radii, dtype=np.int64)
     rect = np.array(window.rect if window.rect is not None else (0.0, 0.0, 0.0, 0.0))
     edges = window.edges() if mode == _MODE_POLYGON else np.zeros((0, 4))
-    with numba.parallel_chunksize(1):  # dynamic scheduling: dense chunks do not stall a thread
-        r2 = radii * radii
-        hist = _ripley_pair_histogram(
-            strips.xs, strips.ys, strips.start, strips.neighbour, strips.reach,
-            r2, *_radius_table(r2), mode, boundary, stop_bin, rect, edges,
-        )
+    r2 = radii * radii
+    chunk_done = np.zeros(min(_N_CHUNKS, strips.start.size - 1), dtype=np.int64)
+
+    def count_pairs():
+        with numba.parallel_chunksize(1):  # dynamic scheduling: dense chunks do not stall a thread
+            return _ripley_pair_histogram(
+                strips.xs, strips.ys, strips.start, strips.neighbour, strips.reach,
+                r2, *_radius_table(r2), mode, boundary, stop_bin, rect, edges, chunk_done,
+            )
+
+    if progress is None:
+        hist = count_pairs()
+    else:
+        hist = watch(count_pairs, lambda: progress(float(chunk_done.mean())))
     n_centres = x.size - np.cumsum(np.bincount(stop_bin, minlength=n_radii + 1))[:n_radii]
     return np.cumsum(hist)[:n_radii], n_centres
 
 
-def ripley(x_nm, y_nm, radii_nm, *, window, edge: str = "ripley") -> RipleyResult:
+def ripley(x_nm, y_nm, radii_nm, *, window, edge: str = "ripley", progress=None) -> RipleyResult:
     """Ripley K, L, H of the points inside ``window`` at ``radii_nm`` (docs/SCIENCE.md §5.1).
 
     K(r) = A / (n (n-1)) sum_i sum_{j != i} w_ij 1(d_ij < r), A = window area (nm^2),
@@ -509,6 +552,7 @@ def ripley(x_nm, y_nm, radii_nm, *, window, edge: str = "ripley") -> RipleyResul
 
     ``window`` is a shapely (Multi)Polygon in nm or an (xmin, ymin, xmax, ymax) tuple in nm.
     L = sqrt(K / pi), H = L - r. With fewer than 2 points K, L, H are NaN.
+    ``progress(fraction)`` (0..1), if given, is called about twice a second during the count.
     """
     radii = _check_radii(radii_nm)
     win = _Window.from_user(window)
@@ -520,7 +564,7 @@ def ripley(x_nm, y_nm, radii_nm, *, window, edge: str = "ripley") -> RipleyResul
     if n < 2:
         K = np.full(radii.size, np.nan)
     else:
-        pair_sums, n_centres = _weighted_pair_sums(x, y, radii, mode, win)
+        pair_sums, n_centres = _weighted_pair_sums(x, y, radii, mode, win, progress)
         normaliser = (n - 1) if mode != _MODE_BUFFER else n_centres
         with np.errstate(divide="ignore", invalid="ignore"):
             K = np.where(normaliser > 0, area * pair_sums / (n * normaliser), np.nan)
@@ -559,25 +603,29 @@ def ripley_csr_envelope(
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _core_mask(xs, ys, start, neighbour, reach, eps2, min_samples):
     """True where a point has >= min_samples points (itself included) within eps.
 
     Counting stops as soon as min_samples is reached: dense regions cost O(min_samples).
+    Strips are split into _N_CHUNKS chunks run in parallel (each point independent).
     """
     core = np.zeros(xs.size, dtype=np.bool_)
-    for a in range(start.size - 1):
-        lo, hi = _open_windows(a, start, neighbour)
-        for i in range(start[a], start[a + 1]):
-            _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
-            count = 0
-            for q in range(lo.size):
-                for j in range(lo[q], hi[q]):
-                    dx, dy = xs[j] - xs[i], ys[j] - ys[i]
-                    count += dx * dx + dy * dy <= eps2
-                if count >= min_samples:
-                    break
-            core[i] = count >= min_samples
+    n_strips = start.size - 1
+    n_chunks = min(_N_CHUNKS, n_strips)
+    for chunk in prange(n_chunks):
+        for a in range(chunk * n_strips // n_chunks, (chunk + 1) * n_strips // n_chunks):
+            lo, hi = _open_windows(a, start, neighbour)
+            for i in range(start[a], start[a + 1]):
+                _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
+                count = 0
+                for q in range(lo.size):
+                    for j in range(lo[q], hi[q]):
+                        dx, dy = xs[j] - xs[i], ys[j] - ys[i]
+                        count += dx * dx + dy * dy <= eps2
+                    if count >= min_samples:
+                        break
+                core[i] = count >= min_samples
     return core
 
 
@@ -618,44 +666,60 @@ def _core_roots(xs, ys, start, neighbour, reach, eps2, core):
     return parent
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def _assign_border(xs, ys, start, neighbour, reach, eps2, core, labels):
     """Give each non-core point the smallest label among its core neighbours (in place).
 
     sklearn expands clusters in label order and a border point keeps the first label that
-    reaches it, i.e. the smallest one: this reproduces its labels exactly.
+    reaches it, i.e. the smallest one: this reproduces its labels exactly. Chunks of strips
+    run in parallel (a border point reads only core labels, which do not change here).
     """
-    for a in range(start.size - 1):
-        lo, hi = _open_windows(a, start, neighbour)
-        for i in range(start[a], start[a + 1]):
-            _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
-            if core[i]:
-                continue
-            best = -1
-            for q in range(lo.size):
-                for j in range(lo[q], hi[q]):
-                    if core[j] and (best < 0 or labels[j] < best):
-                        dx, dy = xs[j] - xs[i], ys[j] - ys[i]
-                        if dx * dx + dy * dy <= eps2:
-                            best = labels[j]
-            labels[i] = best
+    n_strips = start.size - 1
+    n_chunks = min(_N_CHUNKS, n_strips)
+    for chunk in prange(n_chunks):
+        for a in range(chunk * n_strips // n_chunks, (chunk + 1) * n_strips // n_chunks):
+            lo, hi = _open_windows(a, start, neighbour)
+            for i in range(start[a], start[a + 1]):
+                _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
+                if core[i]:
+                    continue
+                best = -1
+                for q in range(lo.size):
+                    for j in range(lo[q], hi[q]):
+                        if core[j] and (best < 0 or labels[j] < best):
+                            dx, dy = xs[j] - xs[i], ys[j] - ys[i]
+                            if dx * dx + dy * dy <= eps2:
+                                best = labels[j]
+                labels[i] = best
 
 
-def _number_core_clusters(roots: np.ndarray, core: np.ndarray, order: np.ndarray) -> np.ndarray:
-    """Labels of sorted points: clusters 0..k-1 ordered by their smallest input index of a
-    core point (sklearn's order); -1 elsewhere."""
-    labels = np.full(roots.size, -1, dtype=np.int64)
-    core_idx = np.flatnonzero(core)
-    if core_idx.size == 0:
-        return labels
-    core_roots = roots[core_idx]
-    first_input_index = np.full(roots.size, np.iinfo(np.int64).max)
-    np.minimum.at(first_input_index, core_roots, order[core_idx])
-    cluster_roots = np.unique(core_roots)
-    ranked = cluster_roots[np.argsort(first_input_index[cluster_roots])]
-    label_of_root = np.empty(roots.size, dtype=np.int64)
-    label_of_root[ranked] = np.arange(ranked.size)
-    labels[core_idx] = label_of_root[core_roots]
+@njit(cache=True)
+def _number_groups(group, member, order, n_groups):
+    """sklearn's cluster numbering: label k for the group holding the k-th member in input order.
+
+    ``group[s]`` (0..n_groups-1) and ``member[s]`` per point s, ``order[s]`` its input index.
+    Returns labels per point, -1 for non-members. O(n): a counting sort of the groups by their
+    first member's input index.
+    """
+    n = group.size
+    first_input = np.full(n_groups, n, dtype=np.int64)  # n: group without members
+    for s in range(n):
+        if member[s] and order[s] < first_input[group[s]]:
+            first_input[group[s]] = order[s]
+    group_starting_at = np.full(n, -1, dtype=np.int64)
+    for g in range(n_groups):
+        if first_input[g] < n:
+            group_starting_at[first_input[g]] = g
+    label_of_group = np.full(n_groups, -1, dtype=np.int64)
+    n_labels = 0
+    for i in range(n):
+        if group_starting_at[i] >= 0:
+            label_of_group[group_starting_at[i]] = n_labels
+            n_labels += 1
+    labels = np.full(n, -1, dtype=np.int64)
+    for s in range(n):
+        if member[s]:
+            labels[s] = label_of_group[group[s]]
     return labels
 
 
@@ -678,10 +742,15 @@ def dbscan_labels(x_nm, y_nm, eps_nm: float, min_samples: int) -> np.ndarray:
     strips = _Strips.build(x, y, eps_nm, _DBSCAN_STRIPS_PER_RADIUS)
     eps2 = float(eps_nm) * float(eps_nm)
     neighbours = (strips.xs, strips.ys, strips.start, strips.neighbour, strips.reach, eps2)
-    core = _core_mask(*neighbours, int(min_samples))
-    roots = _core_roots(*neighbours, core)
-    labels_sorted = _number_core_clusters(roots, core, strips.order)
-    _assign_border(*neighbours, core, labels_sorted)
+    threads = numba.get_num_threads()
+    numba.set_num_threads(threads if x.size >= _DBSCAN_PARALLEL_MIN_POINTS else 1)   # this thread only
+    try:
+        core = _core_mask(*neighbours, int(min_samples))   # static scheduling: chunksize(1) measured 2x slower here
+        roots = _core_roots(*neighbours, core)
+        labels_sorted = _number_groups(roots, core, strips.order, roots.size)  # clusters by first core point
+        _assign_border(*neighbours, core, labels_sorted)
+    finally:
+        numba.set_num_threads(threads)
     labels = np.empty(x.size, dtype=np.int64)
     labels[strips.order] = labels_sorted
     return labels
@@ -735,22 +804,50 @@ def _hull_areas(xs, ys, starts):
     return areas
 
 
-def cluster_table(x_nm, y_nm, labels) -> pd.DataFrame:
+@njit(cache=True)
+def _group_by_label(labels, visit_order):
+    """Indices of the points with labels >= 0 grouped by label (ascending), each group in
+    ``visit_order`` (a stable counting sort, O(n))."""
+    n_labels = labels.max() + 1 if labels.size else 0
+    next_slot = np.zeros(n_labels + 1, dtype=np.int64)
+    for label in labels:
+        if label >= 0:
+            next_slot[label + 1] += 1
+    for label in range(n_labels):
+        next_slot[label + 1] += next_slot[label]
+    order = np.empty(next_slot[n_labels], dtype=np.int64)
+    for i in visit_order:
+        label = labels[i]
+        if label >= 0:
+            order[next_slot[label]] = i
+            next_slot[label] += 1
+    return order
+
+
+def xy_order(x_nm, y_nm) -> np.ndarray:
+    """Indices sorting the points by x, then y (nm): sort once, then call ``cluster_table`` with
+    ``xy_sorted=True`` for every labelling of the same points."""
+    x, y = _as_xy(x_nm, y_nm)
+    return np.lexsort((y, x))
+
+
+def cluster_table(x_nm, y_nm, labels, *, xy_sorted: bool = False) -> pd.DataFrame:
     """One row per cluster (labels >= 0; -1 = noise), sorted by cluster_id.
 
     Columns: cluster_id, n_locs, area_nm2 (convex hull; NaN if < 3 points or collinear),
     radius_eq_nm = sqrt(area/pi), rg_nm = sqrt(mean |p - centroid|^2),
     density_locs_per_um2 = n_locs / (area_nm2 * 1e-6), centroid_x_nm, centroid_y_nm.
+    ``xy_sorted=True`` says the points are already sorted by x, then y (``xy_order``): the
+    grouping is then a sequential O(n) pass (same table, to the bit).
     """
     x, y = _as_xy(x_nm, y_nm)
-    labels = np.asarray(labels).ravel()
+    labels = np.ascontiguousarray(labels, dtype=np.int64).ravel()
     if labels.shape != x.shape:
         raise ValueError("labels must have one entry per localisation")
-    clustered = np.flatnonzero(labels >= 0)
-    if clustered.size == 0:
+    if not (labels >= 0).any():
         return pd.DataFrame({c: np.empty(0, dtype=_TABLE_COLUMNS[c]) for c in _TABLE_COLUMNS})
     # sort by cluster, then x, then y: contiguous groups ready for the monotone chain
-    order = clustered[np.lexsort((y[clustered], x[clustered], labels[clustered]))]
+    order = _group_by_label(labels, np.arange(x.size) if xy_sorted else xy_order(x, y))
     xs, ys, ls = x[order], y[order], labels[order]
     starts = np.flatnonzero(np.r_[True, ls[1:] != ls[:-1]])
     n_locs = np.diff(np.r_[starts, ls.size])

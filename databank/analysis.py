@@ -14,6 +14,7 @@ Browser input is parsed and clamped first (``databank.analysis_inputs``); result
 from __future__ import annotations
 
 
+import functools
 import hashlib
 import pickle
 import threading
@@ -28,10 +29,13 @@ import shapely
 from shapely.geometry import Polygon, box as shapely_box
 
 from compute import clusters
+from compute.dbscan_tree import DbscanTree
 from compute.rois import points_in_polygon, polygon_from_vertices
 from compute.tiles import TILE_NM, points_in_tile
 from databank.exports import tile_grid
-from databank.analysis_inputs import (ENVELOPE_QUANTILES, DBSCAN_SYNC_MAX, RIPLEY_MAX_POINTS, SWEEP_MAX_CELLS, RegionError, clamp_eps, clamp_min_samples, radii_for, RegionSpec)
+from databank.analysis_inputs import (ENVELOPE_QUANTILES, DBSCAN_SYNC_MAX, EPS_RANGE_NM, R_MAX_RANGE_NM,
+                                      RIPLEY_SYNC_MAX_PAIRS, SWEEP_MAX_CELLS, RegionError, clamp_eps,
+                                      clamp_min_samples, radii_for, RegionSpec)
 
 
 class Lru:
@@ -69,8 +73,11 @@ _DBSCAN = Lru(32)
 _RIPLEY = Lru(32)
 
 
+_TREES = Lru(2)        # DbscanTree per (region, minPts): ~80 MB for 10^6 points at minPts 10, ~250 MB at 50
+
+
 def clear_caches() -> None:
-    for cache in (_REGIONS, _DBSCAN, _RIPLEY):
+    for cache in (_REGIONS, _DBSCAN, _RIPLEY, _TREES):
         cache.clear()
 
 
@@ -91,6 +98,12 @@ class Region:
     @property
     def n(self) -> int:
         return int(self.index.shape[0])
+
+    @functools.cached_property
+    def by_xy(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(order, x, y): the points sorted by x, then y (nm), computed once for every cluster table."""
+        order = clusters.xy_order(self.x, self.y)
+        return order, self.x[order], self.y[order]
 
     @property
     def density(self) -> float:
@@ -221,6 +234,7 @@ class DbscanResult:
     table: pd.DataFrame          # compute.clusters.cluster_table
     summary: dict                # compute.clusters.cluster_summary
     seconds: float = 0.0
+    from_tree: bool = False      # labels cut from the precomputed DbscanTree (identical to a direct run)
 
 
 def _dbscan_key(region: Region, eps_nm: float, min_samples: int) -> tuple:
@@ -232,23 +246,57 @@ def cache_token(key: tuple) -> str:
     return hashlib.sha256(repr(key).encode()).hexdigest()[:32]
 
 
+def _cache_get(memory: Lru, key: tuple, disk=None):
+    """A result from the in-process cache, else (with ``disk``) from the on-disk cache of other processes."""
+    value = memory.get(key)
+    if value is None and disk is not None:
+        blob = disk.get(cache_token(key))
+        if blob is not None:
+            value = memory.put(key, pickle.loads(blob))
+    return value
+
+
+def _cache_put(memory: Lru, key: tuple, value, disk=None):
+    """Store a result in-process and (with ``disk``) on disk for a day."""
+    memory.put(key, value)
+    if disk is not None:
+        disk.set(cache_token(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), expire=24 * 3600)
+    return value
+
+
 def cached_dbscan(region: Region, eps_nm, min_samples, disk=None) -> DbscanResult | None:
     """The DBSCAN result if already computed here (or, with ``disk``, by a background job)."""
     eps_nm, min_samples = clamp_eps(eps_nm), clamp_min_samples(min_samples)
-    key = _dbscan_key(region, eps_nm, min_samples)
-    result = _DBSCAN.get(key)
-    if result is None and disk is not None:
-        blob = disk.get(cache_token(key))
-        if blob is not None:
-            result = _DBSCAN.put(key, pickle.loads(blob))
-    return result
+    return _cache_get(_DBSCAN, _dbscan_key(region, eps_nm, min_samples), disk)
+
+
+def _tree_key(region: Region, min_samples: int) -> tuple:
+    return region.cache_key + ("dbscan-tree", int(min_samples), float(EPS_RANGE_NM[1]))
+
+
+def cached_tree(region: Region, min_samples, disk=None) -> DbscanTree | None:
+    """The region's DBSCAN tree for minPts if built here (or, with ``disk``, by a background job)."""
+    return _cache_get(_TREES, _tree_key(region, clamp_min_samples(min_samples)), disk)
+
+
+def build_tree(region: Region, min_samples, disk=None, progress: Callable | None = None) -> DbscanTree:
+    """The region's DBSCAN tree for minPts and every eps in the slider range (compute.dbscan_tree),
+    cached in-process and, with ``disk``, on disk for other processes."""
+    min_samples = clamp_min_samples(min_samples)
+    tree = cached_tree(region, min_samples, disk)
+    if tree is None:
+        tree = DbscanTree.build(region.x, region.y, min_samples, EPS_RANGE_NM[1], progress=progress)
+        _cache_put(_TREES, _tree_key(region, min_samples), tree, disk)
+    return tree
 
 
 def run_dbscan(region: Region, eps_nm, min_samples, disk=None, progress: Callable | None = None) -> DbscanResult:
     """DBSCAN on the region's points (compute.clusters) with its cluster table and summary.
 
-    Cached per (file content, region, eps, minPts); with ``disk`` (a diskcache.Cache) the result is
-    also stored there so other processes (background jobs, other workers) can reuse it.
+    Labels are cut from the region's DbscanTree for minPts when one is cached (same labels, no
+    neighbour search), else computed directly. Cached per (file content, region, eps, minPts);
+    with ``disk`` (a diskcache.Cache) the result is also stored there so other processes
+    (background jobs, other workers) can reuse it.
     """
     eps_nm, min_samples = clamp_eps(eps_nm), clamp_min_samples(min_samples)
     cached = cached_dbscan(region, eps_nm, min_samples, disk)
@@ -257,21 +305,25 @@ def run_dbscan(region: Region, eps_nm, min_samples, disk=None, progress: Callabl
     report = progress or (lambda fraction, message: None)
     start = time.perf_counter()
     report(0.1, f"DBSCAN on {region.n:,} localisations")
-    labels = clusters.dbscan_labels(region.x, region.y, eps_nm, min_samples)
+    tree = cached_tree(region, min_samples, disk)
+    labels = tree.labels(eps_nm) if tree is not None else clusters.dbscan_labels(region.x, region.y, eps_nm, min_samples)
     report(0.6, "Measuring clusters")
-    table = clusters.cluster_table(region.x, region.y, labels)
+    order, x_sorted, y_sorted = region.by_xy
+    table = clusters.cluster_table(x_sorted, y_sorted, labels[order], xy_sorted=True)
     summary = clusters.cluster_summary(region.x, region.y, labels, region.area_um2, table=table)
-    result = DbscanResult(eps_nm, min_samples, labels, table, summary, time.perf_counter() - start)
-    key = _dbscan_key(region, eps_nm, min_samples)
-    _DBSCAN.put(key, result)
-    if disk is not None:
-        disk.set(cache_token(key), pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL), expire=24 * 3600)
+    result = DbscanResult(eps_nm, min_samples, labels, table, summary, time.perf_counter() - start,
+                          from_tree=tree is not None)
+    _cache_put(_DBSCAN, _dbscan_key(region, eps_nm, min_samples), result, disk)
     report(1.0, "Done")
     return result
 
 
-def needs_background(region: Region) -> bool:
-    return region.n > DBSCAN_SYNC_MAX
+def needs_background(region: Region, min_samples=None, disk=None) -> bool:
+    """True when a DBSCAN of the region must run as a job: too many points for a direct run and
+    (with ``min_samples``) no cached DbscanTree to cut."""
+    if region.n <= DBSCAN_SYNC_MAX:
+        return False
+    return min_samples is None or cached_tree(region, min_samples, disk) is None
 
 
 def histogram(values, bins: int = 30) -> dict:
@@ -288,47 +340,58 @@ def histogram(values, bins: int = 30) -> dict:
 class RipleyOutcome:
     result: Any                  # compute.clusters.RipleyResult
     n_total: int                 # points in the region
-    n_used: int                  # points analysed (a random subsample when the region is large)
+    n_used: int                  # points analysed: all of them (no subsampling)
     r_max_nm: float
     dr_nm: float
-    seed: int
-
-    @property
-    def subsampled(self) -> bool:
-        return self.n_used < self.n_total
+    seed: int                    # seed of the CSR envelope simulations for this region
+    seconds: float = 0.0
 
 
 def _seed(region: Region, *extra) -> int:
     return int(hashlib.sha256(repr(region.cache_key + extra).encode()).hexdigest()[:8], 16)
 
 
-def ripley_points(region: Region, max_points: int = RIPLEY_MAX_POINTS) -> tuple[np.ndarray, np.ndarray, int]:
-    """The region's points, or a reproducible random subsample of ``max_points`` of them.
-
-    K(r) is unchanged by independent random thinning, so a subsample estimates the same curve.
-    """
-    seed = _seed(region, "ripley-subsample")
-    if region.n <= max_points:
-        return region.x, region.y, seed
-    rng = np.random.default_rng(seed)
-    keep = np.sort(rng.choice(region.n, size=max_points, replace=False))
-    return region.x[keep], region.y[keep], seed
-
-
-def run_ripley(region: Region, r_max_nm, dr_nm, edge: str = "ripley",
-               max_points: int = RIPLEY_MAX_POINTS) -> RipleyOutcome:
-    """Ripley K/L/H of the region (compute.clusters.ripley), cached per region and parameters."""
+def _ripley_key(region: Region, r_max_nm, dr_nm, edge: str) -> tuple[tuple, np.ndarray, str]:
     if edge not in clusters.EDGE_CORRECTIONS:
         edge = "ripley"
     radii = radii_for(r_max_nm, dr_nm)
-    key = region.cache_key + ("ripley", float(radii[-1]), float(radii[0]), edge, int(max_points))
-    cached = _RIPLEY.get(key)
+    return region.cache_key + ("ripley", float(radii[-1]), float(radii[0]), edge), radii, edge
+
+
+def ripley_needs_background(region: Region, r_max_nm, dr_nm=None) -> bool:
+    """True when Ripley on all the region's points is expected to take over ~200 ms: more than
+    RIPLEY_SYNC_MAX_PAIRS ordered pairs closer than r max (n x density x pi r_max^2)."""
+    r_max = float(radii_for(r_max_nm, dr_nm if dr_nm is not None else R_MAX_RANGE_NM[0])[-1])
+    area_nm2 = region.area_um2 * 1e6
+    if area_nm2 <= 0:
+        return False
+    expected_pairs = region.n * (region.n / area_nm2) * np.pi * r_max * r_max
+    return bool(expected_pairs > RIPLEY_SYNC_MAX_PAIRS)
+
+
+def cached_ripley(region: Region, r_max_nm, dr_nm, edge: str = "ripley", disk=None) -> RipleyOutcome | None:
+    """The Ripley outcome if already computed here (or, with ``disk``, by a background job)."""
+    return _cache_get(_RIPLEY, _ripley_key(region, r_max_nm, dr_nm, edge)[0], disk)
+
+
+def run_ripley(region: Region, r_max_nm, dr_nm, edge: str = "ripley", disk=None,
+               progress: Callable | None = None) -> RipleyOutcome:
+    """Ripley K/L/H of all the region's points in its window (compute.clusters.ripley, edge
+    correction on the ROI polygon), cached per region and parameters, and with ``disk`` also on disk
+    for other processes. ``progress(fraction, message)`` is called during the pair count."""
+    cached = cached_ripley(region, r_max_nm, dr_nm, edge, disk)
     if cached is not None:
         return cached
-    x, y, seed = ripley_points(region, max_points)
-    result = clusters.ripley(x, y, radii, window=region.window, edge=edge)
-    outcome = RipleyOutcome(result, region.n, int(x.size), float(radii[-1]), float(radii[0]), seed)
-    return _RIPLEY.put(key, outcome)
+    key, radii, edge = _ripley_key(region, r_max_nm, dr_nm, edge)
+    start = time.perf_counter()
+    tick = None
+    if progress is not None:
+        def tick(fraction):
+            progress(fraction, f"Ripley K of {region.n:,} localisations, r up to {radii[-1]:g} nm")
+    result = clusters.ripley(region.x, region.y, radii, window=region.window, edge=edge, progress=tick)
+    outcome = RipleyOutcome(result, region.n, int(result.n), float(radii[-1]), float(radii[0]),
+                            _seed(region, "ripley-envelope"), time.perf_counter() - start)
+    return _cache_put(_RIPLEY, key, outcome, disk)
 
 
 def csr_envelope(n: int, window, radii, edge: str, n_simulations: int, *, seed: int = 0,

@@ -64,12 +64,18 @@ def labels_csv(data_file, region: Region, result: DbscanResult) -> str:
 
 
 def ripley_csv(data_file, region: Region, outcome: RipleyOutcome, envelope: dict | None = None) -> str:
-    """r, K, L, H (and the CSR envelope of H when computed), after the header lines."""
+    """r, K, L, H = L(r) - r (and the CSR envelope of H when computed), after the header lines.
+
+    The header gives r at the maximum of H (nm) and that maximum, or ``r_at_h_max_nm=beyond_r_max``
+    with H at r max when H is still rising at r max."""
     res = outcome.result
+    beyond = res.h_max_beyond_range
     params = {"edge": res.edge, "r_max_nm": outcome.r_max_nm, "dr_nm": outcome.dr_nm,
-              "n_points_used": outcome.n_used, "n_points_region": outcome.n_total,
-              "subsample_seed": outcome.seed if outcome.subsampled else "none",
-              "r_at_h_max_nm": res.r_at_h_max, "h_max_nm": res.h_max}
+              "n_points_used": outcome.n_used, "n_points_region": outcome.n_total, "subsampled": "no",
+              "window_area_um2": res.area_nm2 / 1e6,
+              "r_at_h_max_nm": "beyond_r_max" if beyond else res.r_at_h_max,
+              "h_max_nm" if not beyond else "h_at_r_max_nm": res.h_max,
+              "h_max_beyond_r_max": "true" if beyond else "false"}
     frame = pd.DataFrame({"r_nm": res.r, "K_nm2": res.K, "L_nm": res.L, "H_nm": res.H})
     if envelope is not None:
         params.update({"envelope_simulations": envelope["n_simulations"],

@@ -28,6 +28,7 @@ from compute.clusters import (
     ripley,
     ripley_csr_envelope,
 )
+from compute.dbscan_tree import DbscanTree
 
 GROUND_TRUTH_CSV = DATA_DIR / "ground_truth" / "Scenario2_normal_50_single_DetectionList_1.csv"
 
@@ -257,6 +258,16 @@ def test_ripley_degenerate_inputs():
         ripley([1, 2], [1, 2], [20.0, 10.0], window=(0, 0, 10, 10))
 
 
+def test_h_max_beyond_range_only_when_still_rising_at_r_max():
+    r = np.array([10.0, 20.0, 30.0])
+    result = partial(RipleyResult, r=r, K=r, L=r, edge="none", n=10, area_nm2=1.0)
+    assert result(H=np.array([1.0, 2.0, 3.0])).h_max_beyond_range            # rising at r max
+    assert not result(H=np.array([1.0, 3.0, 2.0])).h_max_beyond_range        # maximum inside the range
+    assert not result(H=np.array([3.0, 3.0, 3.0])).h_max_beyond_range        # flat: first maximum, inside
+    assert not result(H=np.array([1.0, 2.0, np.nan])).h_max_beyond_range     # undefined at r max
+    assert not result(H=np.array([np.nan, np.nan, 1.0])).h_max_beyond_range  # one value: no trend
+
+
 def test_default_radii():
     np.testing.assert_array_equal(default_radii_nm(), np.arange(10.0, 501.0, 10.0))
     np.testing.assert_array_equal(default_radii_nm(30.0, 10.0), [10.0, 20.0, 30.0])
@@ -416,3 +427,55 @@ def test_cluster_summary_without_clusters():
     assert summary["n_clusters"] == 0 and summary["percent_clustered"] == 0.0
     assert summary["clusters_per_um2"] == 0.0
     assert np.isnan(summary["area_nm2_mean"]) and np.isnan(summary["n_locs_per_cluster_median"])
+
+
+# ------------------------------------------------------------------------------------------
+# DBSCAN for every eps from one tree (compute.dbscan_tree) against sklearn
+# ------------------------------------------------------------------------------------------
+
+TREE_EPS_NM = (10.0, 30.0, 45.0, 77.5, 120.0, 200.0)
+
+
+def assert_tree_matches_sklearn(x, y, min_samples, eps_values=TREE_EPS_NM):
+    tree = DbscanTree.build(x, y, min_samples, max(eps_values))
+    for eps in eps_values:
+        reference = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(np.c_[x, y])
+        np.testing.assert_array_equal(tree.labels(eps), reference, err_msg=f"eps={eps} minPts={min_samples}")
+    return tree
+
+
+@pytest.mark.parametrize("min_samples", [2, 10, 30])
+def test_dbscan_tree_matches_sklearn_on_real_file(min_samples):
+    table = pd.read_csv(GROUND_TRUTH_CSV)
+    assert_tree_matches_sklearn(table["x"].to_numpy(), table["y"].to_numpy(), min_samples)
+
+
+@pytest.mark.parametrize("kind", ["uniform", "clustered", "duplicates"])
+@pytest.mark.parametrize("min_samples", [1, 5, 10])
+def test_dbscan_tree_matches_sklearn_on_simulated(kind, min_samples):
+    assert_tree_matches_sklearn(*dbscan_test_pattern(kind, 3), min_samples)
+
+
+def test_dbscan_tree_edge_cases():
+    # exact distance ties (lattice spacing == eps), duplicates
+    gx, gy = np.meshgrid(np.arange(12.0), np.arange(9.0))
+    x, y = np.r_[gx.ravel(), 40.0, 40.0, 40.0], np.r_[gy.ravel(), 40.0, 41.0, 40.0]
+    for min_samples in (1, 3, 5, 6):
+        assert_tree_matches_sklearn(x, y, min_samples, (0.5, 1.0, 1.5, 2.0, 50.0))
+    # all noise: points 1 um apart, eps below that
+    x = np.arange(50) * 1000.0
+    tree = assert_tree_matches_sklearn(x, np.zeros(50), 2, (10.0, 100.0, 999.0))
+    assert (tree.labels(999.0) == -1).all()
+    # one cluster: everything within eps of everything
+    rng = np.random.default_rng(4)
+    tree = assert_tree_matches_sklearn(rng.uniform(0, 20, 200), rng.uniform(0, 20, 200), 5, (30.0, 60.0))
+    assert (tree.labels(30.0) == 0).all()
+    # all points on one spot
+    tree = assert_tree_matches_sklearn(np.full(30, 7.0), np.full(30, 3.0), 10, (1.0, 5.0))
+    assert (tree.labels(1.0) == 0).all()
+    # fewer points than minPts, a single point, none
+    assert (DbscanTree.build([0.0, 1.0], [0.0, 0.0], 5, 100.0).labels(100.0) == -1).all()
+    np.testing.assert_array_equal(DbscanTree.build([3.0], [4.0], 1, 10.0).labels(10.0), [0])
+    assert DbscanTree.build([], [], 5, 100.0).labels(50.0).shape == (0,)
+    with pytest.raises(ValueError):
+        DbscanTree.build([0.0], [0.0], 5, 100.0).labels(150.0)   # beyond the tree's eps_max

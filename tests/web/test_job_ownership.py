@@ -197,12 +197,12 @@ def test_every_background_callback_is_a_recorded_job(app):
     from dash.background_callback.managers import BaseBackgroundCallbackManager
 
     background = [k for k, spec in app.callback_map.items() if spec.get("background")]
-    assert len(background) == 7             # ingest; search, own file, compare; DBSCAN, envelope, sweep
+    assert len(background) == 8             # ingest; search, own file, compare; DBSCAN, Ripley, envelope, sweep
     ours = [fn for _, fn, _ in BaseBackgroundCallbackManager.functions
             if getattr(fn, "__module__", "").startswith("callbacks.")]
     kinds = {getattr(fn, "nanoorg_job_kind", None) for fn in ours}
     assert kinds == {"ingest", "similarity-search", "similarity-own-file", "similarity-compare", "viewer-dbscan",
-                     "viewer-envelope", "viewer-sweep"}
+                     "viewer-ripley", "viewer-envelope", "viewer-sweep"}
 
 
 def test_job_record_logs_each_outcome_once(caplog):

@@ -25,6 +25,7 @@ from shapely.geometry import Polygon
 from config import __version__
 from compute import clusters, simulate
 from databank import analysis
+from databank import analysis_csv
 from databank import analysis_inputs
 from databank.demo import write_fiji_roi, write_thunderstorm_csv
 from databank.ingest import StagedFile, ingest_dataset
@@ -179,27 +180,47 @@ def test_vw003_ripley_callback_matches_compute(bank):
         table = cb.load_table(data_file)
         tile = max(data_file.tiles, key=lambda t: t.n_locs)
         x, y, _, window = _independent_points(data_file, table, "tile", index=tile.index)
-        assert x.size <= analysis_inputs.RIPLEY_MAX_POINTS          # no subsampling: exactly compute's curve
         radii = clusters.default_radii_nm(300, 20)
         expected = clusters.ripley(x, y, radii, window=window, edge="ripley")
-        figure, info = cb.update_ripley(300, 20, "ripley", f"tile:{tile.index}", None, f"/file/{ids['public']}")
+        figure, info, request = cb.update_ripley(300, 20, "ripley", f"tile:{tile.index}", None,
+                                                 f"/file/{ids['public']}")
+        assert request is cb.no_update
         curve = next(t for t in figure["data"] if t["name"].startswith("H(r)"))
         assert np.allclose(curve["y"], expected.H)
         assert np.allclose(curve["x"], radii)
-        assert f"r = {expected.r_at_h_max:.0f} nm, H = {expected.h_max:.1f} nm" in _text(info)
+        assert not expected.h_max_beyond_range
+        assert f"r = {expected.r_at_h_max:.0f} nm, L(r) − r = {expected.h_max:.1f} nm" in _text(info)
+        assert f"All {x.size:,} localisations" in _text(info)
 
 
-def test_vw004_ripley_subsamples_large_regions_reproducibly(bank):
+def test_vw004_ripley_of_a_large_polygon_roi_runs_as_a_job_on_every_point(bank, monkeypatch):
+    """No subsampling: above the inline budget the job computes K on all the ROI's points, with the
+    polygon edge correction, and the shown curve is compute's; a maximum at r max still rising is
+    reported as lying beyond r max (figure, text and CSV)."""
     app, ids = bank
-    with request_as(app, ids["users"]["alice"]):
+    cb = _cb()
+    path = f"/file/{ids['public']}"
+    monkeypatch.setattr(analysis, "RIPLEY_SYNC_MAX_PAIRS", 1000)
+    with request_as(app, ids["users"]["bob"]):
+        figure, info, request = as_callback("viewer-ripley-rmax.value", cb.update_ripley, 60, 10, "ripley", "roi:1",
+                                            None, path)
+        assert request["region"] == "roi:1" and "background" in _text(info)
+        progress = []
+        ready = as_callback("viewer-ripley-request.data", cb.ripley_job, progress.append, request, path)
+        figure, info = as_callback("viewer-ripley-ready.data", cb.show_ripley_job, ready, 60, 10, "ripley", "roi:1",
+                                   None, path)
         data_file = db.session.get(DataFile, ids["public"])
-        table = _cb().load_table(data_file)
-        region = analysis.select_region(data_file, table, analysis_inputs.RegionSpec("roi", index=1))
-        first = analysis.run_ripley(region, 200, 20, "ripley", max_points=2000)
-        analysis._RIPLEY.clear()
-        second = analysis.run_ripley(region, 200, 20, "ripley", max_points=2000)
-        assert first.subsampled and first.n_used == 2000 and first.n_total == region.n
-        assert np.array_equal(first.result.H, second.result.H)
+        x, y, _, window = _independent_points(data_file, cb.load_table(data_file), "roi", index=1)
+        expected = clusters.ripley(x, y, clusters.default_radii_nm(60, 10), window=window, edge="ripley")
+        assert expected.n == x.size and not isinstance(window, tuple)          # every point, a polygon window
+        curve = next(t for t in figure["data"] if t["name"].startswith("H(r)"))
+        np.testing.assert_allclose(curve["y"], expected.H, rtol=1e-12)
+        assert expected.h_max_beyond_range                       # clustered file: H still rises at 60 nm (peaks at 80 nm)
+        assert "lies beyond r max" in _text(info) and f"All {x.size:,} localisations" in _text(info)
+        region = analysis.select_region(data_file, cb.load_table(data_file), analysis_inputs.RegionSpec("roi", index=1))
+        text = analysis_csv.ripley_csv(data_file, region, analysis.run_ripley(region, 60, 10, "ripley"))
+        assert "r_at_h_max_nm=beyond_r_max" in text and f"n_points_used={x.size}" in text and "subsampled=no" in text
+        assert f"# nano-org {__version__}" in text
 
 
 def test_vw005_sweep_and_envelope_jobs_as_functions(bank):
@@ -259,6 +280,19 @@ def test_vw007_large_region_goes_to_the_background_job(bank, monkeypatch):
         # a finished job for parameters the user has left is not shown
         with pytest.raises(cb.PreventUpdate):
             as_callback("viewer-dbscan-ready.data", cb.show_dbscan_job, ready, 43, 8, "roi:1", True, path, {})
+        # the job built the region's DBSCAN tree for minPts 8: every other eps is answered inline, exactly
+        for eps in (12, 57, 150):
+            status, card, hist, patch, request = as_callback("viewer-eps.value", cb.update_dbscan, eps, 8, "roi:1",
+                                                             True, path, {})
+            assert request is cb.no_update and "precomputed DBSCAN tree" in status
+            expected = clusters.cluster_summary(x, y, clusters.dbscan_labels(x, y, eps, 8), area)
+            assert f'"children":"{expected["n_clusters"]:,d}","id":"viewer-n-clusters"' in _text(card)
+            region = analysis.select_region(data_file, cb.load_table(data_file), analysis_inputs.RegionSpec("roi", index=1))
+            np.testing.assert_array_equal(analysis.run_dbscan(region, eps, 8).labels,
+                                          clusters.dbscan_labels(region.x, region.y, eps, 8))
+        # another minPts has no tree yet: back to the job
+        *_, request = as_callback("viewer-eps.value", cb.update_dbscan, 57, 9, "roi:1", True, path, {})
+        assert request["min_samples"] == 9
 
 
 def test_vw006_sweep_click_sets_sliders():
