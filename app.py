@@ -6,6 +6,7 @@ the Dash pages (``pages/``, found by Dash next to this file) and the Flask route
 Entry points (built lazily on first access, so that importing ``create_app`` has no side effects):
 - ``app:server``: the WSGI application (``gunicorn 'app:server'``; ``make run``);
 - ``app:celery_app``: the Celery application when ``REDIS_URL`` is set (``celery -A app:celery_app worker``);
+  without it, background jobs run in threads of the web process (``server.dash_jobs``);
 - ``python app.py``: Flask's debug server (``make dev``), for development only.
 On start, leftovers of interrupted ingests are swept away; on first start, when the bank is empty and
 NANOORG_SEED_DEMO is on (default), the demo bank is seeded (``prepare_bank``).
@@ -27,7 +28,6 @@ entries). Pages hold layout only; every callback is registered on the app being 
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlencode
 
 import dash
@@ -47,7 +47,9 @@ from components.navbar import navbar
 from databank.demo import seed_demo
 from databank.ingest import sweep_orphans
 from databank.similarity_index import warm_bank_index
+from compute.warm_up import start_warm_up
 from server import api, auth, health
+from server.dash_jobs import CeleryJobManager, make_job_manager
 
 CSRF_COOKIE = "_csrf_token"
 # Requests for static files and the health check need neither a session nor a CSRF cookie.
@@ -170,19 +172,6 @@ def _init_csrf(server: Flask) -> None:
 # --------------------------------------------------------------------------------------------
 # Dash app
 
-def _background_manager(settings: Settings):
-    if settings.redis_url:
-        from celery import Celery
-
-        celery_app = Celery("nanoorg", broker=settings.redis_url, backend=settings.redis_url)
-        return dash.CeleryManager(celery_app)
-    import diskcache
-
-    jobs_dir = Path(settings.cache_dir) / "jobs"
-    jobs_dir.mkdir(parents=True, exist_ok=True)
-    return dash.DiskcacheManager(diskcache.Cache(str(jobs_dir)))
-
-
 def serve_layout():
     """The app shell, built per page load so the navbar shows the current user."""
     contact = current_app.config.get("NANOORG_CONTACT_EMAIL")
@@ -214,8 +203,8 @@ def create_app(settings: Settings | None = None, *, migrate_schema: bool = True)
     api.register(server)
     _register_route_modules(server)
 
-    job_manager = _background_manager(settings)
-    health.register(server, job_manager.handle if isinstance(job_manager, dash.CeleryManager) else None)
+    job_manager = make_job_manager(settings, server)      # threads of this process, or Celery (REDIS_URL)
+    health.register(server, job_manager.handle if isinstance(job_manager, CeleryJobManager) else None)
     app = Dash(
         __name__,                           # finds pages/ and assets/ beside this file
         server=server,
@@ -238,8 +227,8 @@ def create_app(settings: Settings | None = None, *, migrate_schema: bool = True)
 # --------------------------------------------------------------------------------------------
 # Entry points
 
-def prepare_bank(app: Dash, *, warm_index: bool = True) -> None:
-    """Sweep leftovers of interrupted ingests, seed the demo bank on first start, warm the index.
+def prepare_bank(app: Dash) -> None:
+    """Sweep leftovers of interrupted ingests, seed the demo bank on first start.
 
     Run once per deployment before serving (gunicorn's master does it, see gunicorn.conf.py)."""
     settings = app.nanoorg_settings
@@ -251,22 +240,32 @@ def prepare_bank(app: Dash, *, warm_index: bool = True) -> None:
             created = seed_demo(settings, progress=lambda message: print("  seeding demo bank " + message, flush=True))
             if created:
                 print(f"Demo bank ready: {len(created)} datasets.", flush=True)
-    if warm_index:
-        warm_bank_index(app.server)  # load the similarity index and compile its kernels in the background
+
+
+def warm_process(app: Dash) -> None:
+    """Load the similarity index and compile the viewer's kernels in background threads.
+
+    Only in a process that serves and will not fork again (a gunicorn worker, ``python app.py``):
+    a fork taken while such a thread holds a lock (SQLite's, numba's) hangs the child (see
+    ``server.dash_jobs``). So never in gunicorn's master nor in a Celery worker's parent."""
+    warm_bank_index(app.server)
+    if app.nanoorg_settings.viewer_warmup:
+        start_warm_up()
 
 
 _default_app: Dash | None = None
 
 
-def default_app(*, migrate_schema: bool = False) -> Dash:
-    """The process's app for the settings in the environment, built once (its index warmed).
+def default_app(*, warm: bool = True, migrate_schema: bool = False) -> Dash:
+    """The process's app for the settings in the environment, built once (warmed if ``warm``).
 
     Gunicorn and Celery workers only check the schema: it was migrated before they started
     (``nanoorg migrate``, or gunicorn's master in ``on_starting``), so workers never race on it."""
     global _default_app
     if _default_app is None:
         _default_app = create_app(load_settings(), migrate_schema=migrate_schema)
-        warm_bank_index(_default_app.server)
+        if warm:
+            warm_process(_default_app)
     return _default_app
 
 
@@ -276,15 +275,15 @@ def __getattr__(name: str):
         return default_app().server
     if name == "app":
         return default_app()
-    if name == "celery_app":
-        manager = default_app().nanoorg_job_manager
-        return manager.handle if isinstance(manager, dash.CeleryManager) else None
+    if name == "celery_app":             # a Celery worker's parent forks its pool: no warm-up threads
+        manager = default_app(warm=False).nanoorg_job_manager
+        return manager.handle if isinstance(manager, CeleryJobManager) else None
     raise AttributeError(f"module 'app' has no attribute {name!r}")
 
 
 if __name__ == "__main__":
     development_app = default_app(migrate_schema=True)
-    prepare_bank(development_app, warm_index=False)
+    prepare_bank(development_app)
     settings = development_app.nanoorg_settings
     print(f"nano-org (development server) on http://{settings.host}:{settings.port}/", flush=True)
     development_app.run(host=settings.host, port=settings.port, debug=False)

@@ -16,18 +16,11 @@
 | NANOORG_CONTACT_EMAIL | (unset) | address behind the footer's contact link |
 | NANOORG_SECURE_COOKIES | 0 | 1 behind HTTPS: session cookies only over TLS |
 | NANOORG_UPLOAD_QUOTA_MB | 4 x max upload | staging space one user may hold at once |
-| NANOORG_MAX_JOBS | 2 | ingest jobs running at once with the embedded job manager (others queue) |
+| NANOORG_JOB_WORKERS | 2 | background jobs (ingest, similarity, viewer) running at once per host; others queue. Embedded: threads of the web process; Celery: each worker's concurrency |
 | NANOORG_DEMO_PASSWORD | nanoorg-demo | password of the demo bank's owner 'demo' (set at first seed) |
 | NANOORG_HOST, NANOORG_PORT | 127.0.0.1, 8050 | where the web server listens (gunicorn.conf.py, ``python app.py``) |
 | NANOORG_WEB_WORKERS | 1 | gunicorn worker processes (more need PostgreSQL and Redis: README "Scaling out") |
 | NANOORG_WEB_THREADS | 8 | threads per gunicorn worker |
-
-Process-wide options read when modules are imported (``runtime_options()``):
-
-| variable | default | meaning |
-|---|---|---|
-| NANOORG_THREAD_JOBS | 2 | similarity jobs run at once in threads of a web process |
-| NANOORG_VIEWER_JOBS | processes | viewer jobs (whole-file DBSCAN, envelope, sweep) in forked processes, or 'threads' |
 | NANOORG_VIEWER_WARMUP | 1 (0 under pytest) | compile the viewer's kernels in a background thread at start |
 """
 
@@ -35,6 +28,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,12 +58,13 @@ class Settings:
     contact_email: str | None = None
     secure_cookies: bool = False
     upload_quota_mb: int | None = None
-    max_concurrent_jobs: int = 2
+    job_workers: int = 2
     demo_password: str = "nanoorg-demo"
     host: str = "127.0.0.1"
     port: int = 8050
     web_workers: int = 1
     web_threads: int = 8
+    viewer_warmup: bool = True
 
     @property
     def store_dir(self) -> Path:
@@ -119,12 +114,14 @@ def load_settings(**overrides) -> Settings:
         contact_email=env.get("NANOORG_CONTACT_EMAIL") or None,
         secure_cookies=env.get("NANOORG_SECURE_COOKIES", "0").lower() in ("1", "true", "yes"),
         upload_quota_mb=int(env["NANOORG_UPLOAD_QUOTA_MB"]) if env.get("NANOORG_UPLOAD_QUOTA_MB") else None,
-        max_concurrent_jobs=int(env.get("NANOORG_MAX_JOBS", 2)),
+        job_workers=max(1, int(env.get("NANOORG_JOB_WORKERS", 2))),
         demo_password=env.get("NANOORG_DEMO_PASSWORD") or "nanoorg-demo",
         host=env.get("NANOORG_HOST", "127.0.0.1"),
         port=int(env.get("NANOORG_PORT", 8050)),
         web_workers=int(env.get("NANOORG_WEB_WORKERS", 1)),
         web_threads=int(env.get("NANOORG_WEB_THREADS", 8)),
+        viewer_warmup=env.get("NANOORG_VIEWER_WARMUP", "0" if "pytest" in sys.modules else "1").strip().lower()
+        not in ("0", "false", "no"),
     )
     values.update(overrides)
     if not values["secret_key"]:
@@ -132,26 +129,3 @@ def load_settings(**overrides) -> Settings:
     if values["default_thinning"] not in values["thinning_targets"]:
         raise ValueError("NANOORG_DEFAULT_THINNING must be one of NANOORG_THINNING_TARGETS")
     return Settings(**values)
-
-
-@dataclass(frozen=True)
-class RuntimeOptions:
-    """Process-wide options needed at import time, before any Settings exist."""
-    redis_url: str | None
-    thread_jobs: int
-    viewer_jobs: str
-    viewer_warmup: bool
-
-
-def runtime_options() -> RuntimeOptions:
-    import sys
-    env = os.environ
-    warmup_default = "0" if "pytest" in sys.modules else "1"
-    viewer_jobs = env.get("NANOORG_VIEWER_JOBS", "processes").strip().lower()
-    if viewer_jobs not in ("processes", "threads"):
-        raise ValueError("NANOORG_VIEWER_JOBS must be 'processes' or 'threads'")
-    return RuntimeOptions(redis_url=env.get("REDIS_URL") or None,
-                          thread_jobs=int(env.get("NANOORG_THREAD_JOBS", 2)),
-                          viewer_jobs=viewer_jobs,
-                          viewer_warmup=env.get("NANOORG_VIEWER_WARMUP", warmup_default).strip().lower()
-                          not in ("0", "false", "no"))

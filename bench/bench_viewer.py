@@ -92,18 +92,17 @@ def as_callback(prop_id: str, fn, *args):
     """Call a callback function as Dash would for a change of ``prop_id`` (sets dash.ctx)."""
     from contextvars import copy_context
 
-    from dash._callback_context import context_value
-    from dash._utils import AttributeDict
+    from server.dash_jobs import callback_context
 
     def call():
-        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": None}]))
-        return fn(*args)
+        with callback_context(triggered_inputs=[{"prop_id": prop_id, "value": None}]):
+            return fn(*args)
     return copy_context().run(call)
 
 
 def json_bytes(value) -> int:
-    from dash._utils import to_json
-    return len(to_json(value).encode())
+    from plotly.io.json import to_json_plotly
+    return len(to_json_plotly(value).encode())
 
 
 def main(argv=None) -> int:
@@ -174,8 +173,8 @@ def run(settings, file_id: int, runs: int, quick: bool) -> int:
             return page.layout(file_id=str(file_id))
 
         def figure_of(layout):
-            from components.localisation_figure import GRAPH_ID
-            return layout[GRAPH_ID].figure
+            import ids
+            return layout[ids.Viewer.GRAPH].figure
 
         seconds, layout = median_of(first_plot_cold, runs)
         row("first plot: page layout, file not loaded yet", seconds, json_bytes(layout), 1.5,

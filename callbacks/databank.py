@@ -17,15 +17,10 @@ from flask_login import current_user
 
 from databank import datasets
 from databank.metadata import METADATA_FIELDS
+import ids
 
 log = logging.getLogger(__name__)
 
-GRID_ID = "databank-grid"
-SEARCH_ID = "databank-search"
-COUNT_ID = "databank-count"
-COLUMNS_ID = "databank-columns"
-NAV_ID = "databank-nav"
-PAGE_SIZE = 100
 MAX_BLOCK = 500
 
 # Columns the grid may sort and filter on (the keys list_datasets understands).
@@ -71,9 +66,9 @@ def fetch_rows(request: dict | None, search: str | None):
         return no_update, no_update
     try:
         start = max(0, int(request.get("startRow") or 0))
-        end = int(request.get("endRow") or start + PAGE_SIZE)
+        end = int(request.get("endRow") or start + datasets.GRID_PAGE_SIZE)
     except (TypeError, ValueError):
-        start, end = 0, PAGE_SIZE
+        start, end = 0, datasets.GRID_PAGE_SIZE
     limit = max(1, min(end - start, MAX_BLOCK))
     filters = _filter_model(request.get("filterModel"))
     try:
@@ -105,7 +100,7 @@ def visible_columns(selected, column_defs):
 PURGE_ON_SEARCH = f"""
 function(value) {{
     if (window.dash_ag_grid && window.dash_ag_grid.getApiAsync) {{
-        window.dash_ag_grid.getApiAsync("{GRID_ID}").then(function(api) {{
+        window.dash_ag_grid.getApiAsync("{ids.Databank.GRID}").then(function(api) {{
             api.purgeInfiniteCache();
             if (api.paginationGoToFirstPage) {{ api.paginationGoToFirstPage(); }}
         }}).catch(function() {{}});
@@ -129,13 +124,13 @@ def register(app) -> None:
     """Wire the databank callbacks to ``app`` ."""
     callback = app.callback
     clientside = app.clientside_callback
-    callback(Output(GRID_ID, "getRowsResponse"), Output(COUNT_ID, "children"),
-             Input(GRID_ID, "getRowsRequest"), State(SEARCH_ID, "value"))(grid_rows)
-    callback(Output(GRID_ID, "columnDefs"), Input(COLUMNS_ID, "value"), State(GRID_ID, "columnDefs"),
+    callback(Output(ids.Databank.GRID, "getRowsResponse"), Output(ids.Databank.COUNT, "children"),
+             Input(ids.Databank.GRID, "getRowsRequest"), State(ids.Databank.SEARCH, "value"))(grid_rows)
+    callback(Output(ids.Databank.GRID, "columnDefs"), Input(ids.Databank.COLUMNS, "value"), State(ids.Databank.GRID, "columnDefs"),
              prevent_initial_call=True)(visible_columns)
-    clientside(PURGE_ON_SEARCH, Output("databank-search-applied", "data"), Input(SEARCH_ID, "value"),
+    clientside(PURGE_ON_SEARCH, Output("databank-search-applied", "data"), Input(ids.Databank.SEARCH, "value"),
                prevent_initial_call=True)
     clientside("function(n, open) { return n ? !open : open; }", Output("databank-columns-panel", "is_open"),
                Input("databank-columns-toggle", "n_clicks"), State("databank-columns-panel", "is_open"),
                prevent_initial_call=True)
-    clientside(OPEN_ON_CLICK, Output(NAV_ID, "href"), Input(GRID_ID, "cellClicked"), prevent_initial_call=True)
+    clientside(OPEN_ON_CLICK, Output(ids.Databank.NAV, "href"), Input(ids.Databank.GRID, "cellClicked"), prevent_initial_call=True)

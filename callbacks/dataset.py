@@ -19,13 +19,10 @@ from databank import datasets
 from databank.access import AccessDenied, get_dataset
 from databank.metadata import FIELDS_BY_NAME, MetadataError
 from components.metadata_table import dataset_info
+import ids
 
-URL_ID = "dataset-url"
-INFO_ID = "dataset-info"
-FIELD_TYPE = "dataset-meta-field"        # text-like inputs (have an ``invalid`` prop)
-FLAG_TYPE = "dataset-meta-flag"          # boolean checkboxes
-FEEDBACK_TYPE = "dataset-meta-feedback"  # per-field error text
 PATH_RE = re.compile(r"^/dataset/(\d+)/?$")
+
 DENIED = "You may not change this dataset."
 
 
@@ -44,14 +41,6 @@ def _owned_dataset(pathname):
         return get_dataset(current_user, dataset_id, "write")
     except AccessDenied:
         return None
-
-
-def view_record(dataset, is_owner: bool) -> dict:
-    """``dataset_record`` for display: the share list only for the owner."""
-    record = datasets.dataset_record(dataset)
-    if not is_owner:
-        record.pop("shared_with", None)
-    return record
 
 
 def _alert(message, colour="danger"):
@@ -89,7 +78,7 @@ def save_metadata(n_clicks, field_values, field_ids, flag_values, flag_ids, path
         text = "Please correct the highlighted fields." + (" " + "; ".join(other) if other else "")
         return invalid, messages, _alert(text), no_update, no_update
     return ([False] * n_fields, [""] * n_fields, "", False,
-            dataset_info(view_record(dataset, True)))
+            dataset_info(datasets.display_record(dataset, is_owner=True)))
 
 
 def _share_names(text) -> list[str]:
@@ -112,7 +101,7 @@ def save_visibility(n_clicks, visibility, shared_text, pathname):
         return _alert(DENIED), no_update, no_update
     except MetadataError as exc:
         return _alert("; ".join(exc.errors.values())), no_update, no_update
-    return "", False, dataset_info(view_record(dataset, True))
+    return "", False, dataset_info(datasets.display_record(dataset, is_owner=True))
 
 
 def delete_dataset(n_clicks, pathname):
@@ -127,6 +116,7 @@ def delete_dataset(n_clicks, pathname):
     except AccessDenied:
         return _alert(DENIED), no_update
     return _alert("Dataset deleted.", "success"), "/databank"
+
 
 
 TOGGLE = "function(open_clicks, cancel_clicks, is_open) { return !is_open; }"
@@ -144,30 +134,30 @@ def register(app) -> None:
     clientside(SHARED_INPUT_DISABLED, Output("dataset-visibility-users", "disabled"),
                Input("dataset-visibility-choice", "value"))
     callback(
-        Output({"type": FIELD_TYPE, "name": ALL}, "invalid"),
-        Output({"type": FEEDBACK_TYPE, "name": ALL}, "children"),
+        Output({"type": ids.Dataset.FIELD_TYPE, "name": ALL}, "invalid"),
+        Output({"type": ids.Dataset.FEEDBACK_TYPE, "name": ALL}, "children"),
         Output("dataset-edit-feedback", "children"),
         Output("dataset-edit-modal", "is_open", allow_duplicate=True),
-        Output(INFO_ID, "children"),
+        Output(ids.Dataset.INFO, "children"),
         Input("dataset-edit-save", "n_clicks"),
-        State({"type": FIELD_TYPE, "name": ALL}, "value"), State({"type": FIELD_TYPE, "name": ALL}, "id"),
-        State({"type": FLAG_TYPE, "name": ALL}, "value"), State({"type": FLAG_TYPE, "name": ALL}, "id"),
-        State(URL_ID, "pathname"),
+        State({"type": ids.Dataset.FIELD_TYPE, "name": ALL}, "value"), State({"type": ids.Dataset.FIELD_TYPE, "name": ALL}, "id"),
+        State({"type": ids.Dataset.FLAG_TYPE, "name": ALL}, "value"), State({"type": ids.Dataset.FLAG_TYPE, "name": ALL}, "id"),
+        State(ids.Dataset.URL, "pathname"),
         prevent_initial_call=True,
     )(save_metadata)
     callback(
         Output("dataset-visibility-feedback", "children"),
         Output("dataset-visibility-modal", "is_open", allow_duplicate=True),
-        Output(INFO_ID, "children", allow_duplicate=True),
+        Output(ids.Dataset.INFO, "children", allow_duplicate=True),
         Input("dataset-visibility-save", "n_clicks"),
         State("dataset-visibility-choice", "value"), State("dataset-visibility-users", "value"),
-        State(URL_ID, "pathname"),
+        State(ids.Dataset.URL, "pathname"),
         prevent_initial_call=True,
     )(save_visibility)
     callback(
         Output("dataset-delete-feedback", "children"),
-        Output(URL_ID, "href"),
+        Output(ids.Dataset.URL, "href"),
         Input("dataset-delete-confirm", "n_clicks"),
-        State(URL_ID, "pathname"),
+        State(ids.Dataset.URL, "pathname"),
         prevent_initial_call=True,
     )(delete_dataset)

@@ -5,12 +5,12 @@ Rules followed here:
 - every callback that touches data calls the data layer with the *current* user, which re-checks
   access (``AccessDenied`` for missing and forbidden alike); ids and values coming from the
   browser are hints, never trusted;
-- heavy work runs as background callbacks (progress bar, Cancel button) on the thread manager of
-  ``web.job_threads`` (no fork: see there why), or the app's manager when REDIS_URL is set. Inside
-  a job there is no request: the user is re-derived from the signed session cookie
-  (``dash.ctx.cookies``) inside an app context of the Flask server; should a job run in a forked
-  process (Diskcache manager), the inherited database pool is dropped first (``jobs.job_app_context``);
-- no result is cached by Dash (no ``cache_by``): caching happens in the data layer, keyed by user.
+- heavy work runs as background jobs (progress bar, Cancel button; ``server.dash_jobs``: threads of
+  the web process, or Celery workers when REDIS_URL is set), in one of the host's job slots
+  (``databank.jobs.slot``). Inside a job there is no request: the user is re-derived from the
+  signed session cookie of the starting request (``job_user``) inside an app context;
+- a job's result belongs to the request that started it (``databank.jobs.result_key``); caching
+  of scores happens in the data layer, keyed by user.
 
 ``register(app)`` wires everything (``app.callback``); ``register_section``, ``register_search_page`` and ``register_compare_page`` wire one part.
 The plain functions are importable and callable in tests.
@@ -32,9 +32,9 @@ from databank import query_files
 from databank import compare
 from databank.access import AccessDenied, get_dataset
 from databank.models import bank_version
-from components import similarity_section as ids
-from server.job_threads import similarity_manager
-from server.jobs import job_app_context, job_user
+import ids
+from databank import jobs
+from server.dash_jobs import job_app_context, job_callback, job_user
 from components.similarity_figures import (compare_heatmap, result_columns, self_similarity_figure,
                                              self_similarity_overlay, summary_table)
 
@@ -135,9 +135,9 @@ def apply_quick_filters(_protein_clicks, _cell_clicks, _modality_clicks, _clear_
     """"Same protein / cell type / modality" set a filter to this dataset's value; "Clear" resets all."""
     trigger = ctx.triggered_id
     own = own if isinstance(own, dict) else {}
-    if trigger == ids.CLEAR_FILTERS:
+    if trigger == ids.Similarity.CLEAR_FILTERS:
         return None, None, None, ""
-    mapping = {ids.SAME_PROTEIN: 0, ids.SAME_CELL_TYPE: 1, ids.SAME_MODALITY: 2}
+    mapping = {ids.Similarity.SAME_PROTEIN: 0, ids.Similarity.SAME_CELL_TYPE: 1, ids.Similarity.SAME_MODALITY: 2}
     if trigger not in mapping:
         raise PreventUpdate
     field = ("protein", "cell_type", "modality")[mapping[trigger]]
@@ -156,9 +156,10 @@ def run_search(set_progress, _n_clicks, target, protein, cell_type, modality, ta
         user = job_user(app_server)
         report(0.0, "Starting")
         try:
-            rows = search.similar_datasets(user, dataset_id, target=target,
-                                           filters=build_filters(protein, cell_type, modality, tags),
-                                           progress=report)
+            with jobs.slot(report):
+                rows = search.similar_datasets(user, dataset_id, target=target,
+                                               filters=build_filters(protein, cell_type, modality, tags),
+                                               progress=report)
         except AccessDenied:
             return [], _alert(NOT_FOUND)
         except ValueError as exc:
@@ -204,24 +205,24 @@ def register_section(app) -> None:
     callback = app.callback
     server = app.server
     callback(
-        Output(ids.FILTER_PROTEIN, "options"), Output(ids.FILTER_CELL_TYPE, "options"),
-        Output(ids.FILTER_MODALITY, "options"), Output(ids.OWN_META, "data"),
-        Output(ids.SAME_PROTEIN, "children"), Output(ids.SAME_CELL_TYPE, "children"),
-        Output(ids.SAME_MODALITY, "children"),
-        Input(ids.DATASET, "data"),
+        Output(ids.Similarity.FILTER_PROTEIN, "options"), Output(ids.Similarity.FILTER_CELL_TYPE, "options"),
+        Output(ids.Similarity.FILTER_MODALITY, "options"), Output(ids.Similarity.OWN_META, "data"),
+        Output(ids.Similarity.SAME_PROTEIN, "children"), Output(ids.Similarity.SAME_CELL_TYPE, "children"),
+        Output(ids.Similarity.SAME_MODALITY, "children"),
+        Input(ids.Similarity.DATASET, "data"),
     )(load_choices)
     callback(
-        Output(ids.SELF_THINNED, "figure"), Output(ids.SELF_UNTHINNED, "figure"),
-        Output(ids.SELF_SUMMARY_THINNED, "children"), Output(ids.SELF_SUMMARY_UNTHINNED, "children"),
-        Output(ids.SELF_MESSAGE, "children"),
-        Input(ids.TARGET, "value"), Input(ids.SPLIT, "value"), State(ids.DATASET, "data"),
+        Output(ids.Similarity.SELF_THINNED, "figure"), Output(ids.Similarity.SELF_UNTHINNED, "figure"),
+        Output(ids.Similarity.SELF_SUMMARY_THINNED, "children"), Output(ids.Similarity.SELF_SUMMARY_UNTHINNED, "children"),
+        Output(ids.Similarity.SELF_MESSAGE, "children"),
+        Input(ids.Similarity.TARGET, "value"), Input(ids.Similarity.SPLIT, "value"), State(ids.Similarity.DATASET, "data"),
     )(show_self_similarity)
     callback(
-        Output(ids.FILTER_PROTEIN, "value"), Output(ids.FILTER_CELL_TYPE, "value"),
-        Output(ids.FILTER_MODALITY, "value"), Output(ids.FILTER_TAGS, "value"),
-        Input(ids.SAME_PROTEIN, "n_clicks"), Input(ids.SAME_CELL_TYPE, "n_clicks"),
-        Input(ids.SAME_MODALITY, "n_clicks"), Input(ids.CLEAR_FILTERS, "n_clicks"),
-        State(ids.OWN_META, "data"),
+        Output(ids.Similarity.FILTER_PROTEIN, "value"), Output(ids.Similarity.FILTER_CELL_TYPE, "value"),
+        Output(ids.Similarity.FILTER_MODALITY, "value"), Output(ids.Similarity.FILTER_TAGS, "value"),
+        Input(ids.Similarity.SAME_PROTEIN, "n_clicks"), Input(ids.Similarity.SAME_CELL_TYPE, "n_clicks"),
+        Input(ids.Similarity.SAME_MODALITY, "n_clicks"), Input(ids.Similarity.CLEAR_FILTERS, "n_clicks"),
+        State(ids.Similarity.OWN_META, "data"),
         prevent_initial_call=True,
     )(apply_quick_filters)
 
@@ -229,25 +230,26 @@ def register_section(app) -> None:
         return run_search(set_progress, n_clicks, target, protein, cell_type, modality, tags, dataset_id,
                           server=server)
 
-    callback(
-        Output(ids.GRID, "rowData"), Output(ids.STATUS, "children"),
-        Input(ids.RUN, "n_clicks"), Input(ids.TARGET, "value"), Input(ids.FILTER_PROTEIN, "value"),
-        Input(ids.FILTER_CELL_TYPE, "value"), Input(ids.FILTER_MODALITY, "value"), Input(ids.FILTER_TAGS, "value"),
-        State(ids.DATASET, "data"),
-        background=True, interval=JOB_INTERVAL_MS, manager=similarity_manager(),
-        progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "label"), Output(ids.PROGRESS_TEXT, "children")],
+    job_callback(
+        app, "similarity-search",
+        Output(ids.Similarity.GRID, "rowData"), Output(ids.Similarity.STATUS, "children"),
+        Input(ids.Similarity.RUN, "n_clicks"), Input(ids.Similarity.TARGET, "value"), Input(ids.Similarity.FILTER_PROTEIN, "value"),
+        Input(ids.Similarity.FILTER_CELL_TYPE, "value"), Input(ids.Similarity.FILTER_MODALITY, "value"), Input(ids.Similarity.FILTER_TAGS, "value"),
+        State(ids.Similarity.DATASET, "data"),
+        interval=JOB_INTERVAL_MS,
+        progress=[Output(ids.Similarity.PROGRESS, "value"), Output(ids.Similarity.PROGRESS, "label"), Output(ids.Similarity.PROGRESS_TEXT, "children")],
         progress_default=[0, "", ""],
-        running=[(Output(ids.RUN, "disabled"), True, False),
-                 (Output(ids.PROGRESS_BOX, "style"), {"display": "flex"}, {"display": "none"})],
-        cancel=[Input(ids.CANCEL, "n_clicks")],
+        running=[(Output(ids.Similarity.RUN, "disabled"), True, False),
+                 (Output(ids.Similarity.PROGRESS_BOX, "style"), {"display": "flex"}, {"display": "none"})],
+        cancel=[Input(ids.Similarity.CANCEL, "n_clicks")],
     )(_run)
-    callback(Output(ids.GRID, "columnDefs"), Input(ids.METRIC, "value"), Input(ids.TARGET, "value"))(set_columns)
+    callback(Output(ids.Similarity.GRID, "columnDefs"), Input(ids.Similarity.METRIC, "value"), Input(ids.Similarity.TARGET, "value"))(set_columns)
     callback(
-        Output(ids.DOWNLOAD_FILE, "data"), Output(ids.DOWNLOAD_MESSAGE, "children"),
-        Input(ids.DOWNLOAD, "n_clicks"),
-        State(ids.DATASET, "data"), State(ids.TARGET, "value"), State(ids.FILTER_PROTEIN, "value"),
-        State(ids.FILTER_CELL_TYPE, "value"), State(ids.FILTER_MODALITY, "value"), State(ids.FILTER_TAGS, "value"),
-        State(ids.METRIC, "value"),
+        Output(ids.Similarity.DOWNLOAD_FILE, "data"), Output(ids.Similarity.DOWNLOAD_MESSAGE, "children"),
+        Input(ids.Similarity.DOWNLOAD, "n_clicks"),
+        State(ids.Similarity.DATASET, "data"), State(ids.Similarity.TARGET, "value"), State(ids.Similarity.FILTER_PROTEIN, "value"),
+        State(ids.Similarity.FILTER_CELL_TYPE, "value"), State(ids.Similarity.FILTER_MODALITY, "value"), State(ids.Similarity.FILTER_TAGS, "value"),
+        State(ids.Similarity.METRIC, "value"),
         prevent_initial_call=True,
     )(download_results)
 
@@ -255,14 +257,6 @@ def register_section(app) -> None:
 # ---------------------------------------------------------------------------------------------
 # /search: search with your own file
 
-SEARCH = dict(
-    upload="own-upload", token="own-token", files="own-files", pixel="own-pixel-size", target="own-target",
-    metric="own-metric", protein="own-filter-protein", cell_type="own-filter-cell-type",
-    modality="own-filter-modality", tags="own-filter-tags", run="own-run", cancel="own-cancel",
-    progress="own-progress", progress_text="own-progress-text", progress_box="own-progress-box",
-    status="own-status", summary="own-summary", grid="own-grid", download="own-download",
-    download_file="own-download-file", download_message="own-download-message", page="own-page",
-)
 
 
 def load_search_choices(_pathname):
@@ -336,12 +330,13 @@ def run_query(set_progress, _n_clicks, token, target, pixel_size, protein, cell_
         try:
             target = search.check_target(target)
             pixel = float(pixel_size) if pixel_size not in (None, "") else None
-            report(0.02, "Reading, tiling and fingerprinting your file")
-            summary = query_files.analyse_query(user, token, pixel_size_nm=pixel)
-            report(0.5, "Comparing with the bank")
-            rows = query_files.search_query(user, token, target=target,
-                                       filters=build_filters(protein, cell_type, modality, tags),
-                                       progress=lambda f, m: report(0.5 + f / 2, m))
+            with jobs.slot(report):
+                report(0.02, "Reading, tiling and fingerprinting your file")
+                summary = query_files.analyse_query(user, token, pixel_size_nm=pixel)
+                report(0.5, "Comparing with the bank")
+                rows = query_files.search_query(user, token, target=target,
+                                                filters=build_filters(protein, cell_type, modality, tags),
+                                                progress=lambda f, m: report(0.5 + f / 2, m))
         except (query_files.QueryFileError, IngestError, ValueError) as exc:
             return [], _alert(str(exc), "danger"), None
         return rows, _status(rows, target, query_label="your file"), _query_summary(summary, target)
@@ -370,43 +365,39 @@ def register_search_page(app) -> None:
     """Wire the /search page."""
     callback = app.callback
     server = app.server
-    s = SEARCH
-    callback(Output(s["protein"], "options"), Output(s["cell_type"], "options"), Output(s["modality"], "options"),
-             Input(s["page"], "id"))(load_search_choices)
-    callback(Output(s["token"], "data"), Output(s["files"], "children"),
-             Input(s["upload"], "contents"), State(s["upload"], "filename"),
+    callback(Output(ids.SearchFile.PROTEIN, "options"), Output(ids.SearchFile.CELL_TYPE, "options"), Output(ids.SearchFile.MODALITY, "options"),
+             Input(ids.SearchFile.PAGE, "id"))(load_search_choices)
+    callback(Output(ids.SearchFile.TOKEN, "data"), Output(ids.SearchFile.FILES, "children"),
+             Input(ids.SearchFile.UPLOAD, "contents"), State(ids.SearchFile.UPLOAD, "filename"),
              prevent_initial_call=True)(receive_query_files)
 
     def _run(set_progress, n_clicks, token, target, pixel, protein, cell_type, modality, tags):
         return run_query(set_progress, n_clicks, token, target, pixel, protein, cell_type, modality, tags,
                          server=server)
 
-    callback(
-        Output(s["grid"], "rowData"), Output(s["status"], "children"), Output(s["summary"], "children"),
-        Input(s["run"], "n_clicks"),
-        State(s["token"], "data"), State(s["target"], "value"), State(s["pixel"], "value"),
-        State(s["protein"], "value"), State(s["cell_type"], "value"), State(s["modality"], "value"),
-        State(s["tags"], "value"),
-        background=True, interval=JOB_INTERVAL_MS, manager=similarity_manager(), prevent_initial_call=True,
-        progress=[Output(s["progress"], "value"), Output(s["progress"], "label"), Output(s["progress_text"], "children")],
+    job_callback(
+        app, "similarity-own-file",
+        Output(ids.SearchFile.GRID, "rowData"), Output(ids.SearchFile.STATUS, "children"), Output(ids.SearchFile.SUMMARY, "children"),
+        Input(ids.SearchFile.RUN, "n_clicks"),
+        State(ids.SearchFile.TOKEN, "data"), State(ids.SearchFile.TARGET, "value"), State(ids.SearchFile.PIXEL, "value"),
+        State(ids.SearchFile.PROTEIN, "value"), State(ids.SearchFile.CELL_TYPE, "value"), State(ids.SearchFile.MODALITY, "value"),
+        State(ids.SearchFile.TAGS, "value"),
+        interval=JOB_INTERVAL_MS, prevent_initial_call=True,
+        progress=[Output(ids.SearchFile.PROGRESS, "value"), Output(ids.SearchFile.PROGRESS, "label"), Output(ids.SearchFile.PROGRESS_TEXT, "children")],
         progress_default=[0, "", ""],
-        running=[(Output(s["run"], "disabled"), True, False),
-                 (Output(s["progress_box"], "style"), {"display": "flex"}, {"display": "none"})],
-        cancel=[Input(s["cancel"], "n_clicks")],
+        running=[(Output(ids.SearchFile.RUN, "disabled"), True, False),
+                 (Output(ids.SearchFile.PROGRESS_BOX, "style"), {"display": "flex"}, {"display": "none"})],
+        cancel=[Input(ids.SearchFile.CANCEL, "n_clicks")],
     )(_run)
-    callback(Output(s["grid"], "columnDefs"), Input(s["metric"], "value"), Input(s["target"], "value"))(set_columns)
-    callback(Output(s["download_file"], "data"), Output(s["download_message"], "children"),
-             Input(s["download"], "n_clicks"), State(s["grid"], "rowData"), State(s["target"], "value"),
-             State(s["metric"], "value"), prevent_initial_call=True)(download_query_results)
+    callback(Output(ids.SearchFile.GRID, "columnDefs"), Input(ids.SearchFile.METRIC, "value"), Input(ids.SearchFile.TARGET, "value"))(set_columns)
+    callback(Output(ids.SearchFile.DOWNLOAD_FILE, "data"), Output(ids.SearchFile.DOWNLOAD_MESSAGE, "children"),
+             Input(ids.SearchFile.DOWNLOAD, "n_clicks"), State(ids.SearchFile.GRID, "rowData"), State(ids.SearchFile.TARGET, "value"),
+             State(ids.SearchFile.METRIC, "value"), prevent_initial_call=True)(download_query_results)
 
 
 # ---------------------------------------------------------------------------------------------
 # /compare
 
-COMPARE = dict(page="cmp-page", url="cmp-url", picker="cmp-datasets", target="cmp-target", kind="cmp-kind",
-               run="cmp-run", cancel="cmp-cancel", progress="cmp-progress", progress_text="cmp-progress-text",
-               progress_box="cmp-progress-box", message="cmp-message", heatmap="cmp-heatmap",
-               overlay="cmp-overlay", table="cmp-table", result="cmp-result")
 
 
 def parse_ids(search_string) -> list[int]:
@@ -446,7 +437,8 @@ def run_compare(set_progress, dataset_ids, target, kind, server=None):
     with job_app_context(server) as app_server:
         user = job_user(app_server)
         try:
-            result = compare.compare_datasets(user, dataset_ids, target=target, progress=report)
+            with jobs.slot(report):
+                result = compare.compare_datasets(user, dataset_ids, target=target, progress=report)
         except AccessDenied:
             return no_update, no_update, _alert("One of the chosen datasets is not available to you."), None
         except ValueError as exc:
@@ -481,24 +473,24 @@ def register_compare_page(app) -> None:
     """Wire the /compare page."""
     callback = app.callback
     server = app.server
-    c = COMPARE
-    callback(Output(c["picker"], "options"), Output(c["picker"], "value"),
-             Input(c["url"], "search"))(load_compare_options)
+    callback(Output(ids.Compare.PICKER, "options"), Output(ids.Compare.PICKER, "value"),
+             Input(ids.Compare.URL, "search"))(load_compare_options)
 
     def _run(set_progress, _n_clicks, dataset_ids, target, kind):
         return run_compare(set_progress, dataset_ids, target, kind, server=server)
 
-    callback(
-        Output(c["heatmap"], "figure"), Output(c["overlay"], "figure"), Output(c["message"], "children"),
-        Output(c["table"], "children"),
-        Input(c["run"], "n_clicks"), Input(c["picker"], "value"), Input(c["target"], "value"),
-        Input(c["kind"], "value"),
-        background=True, interval=JOB_INTERVAL_MS, manager=similarity_manager(),
-        progress=[Output(c["progress"], "value"), Output(c["progress"], "label"), Output(c["progress_text"], "children")],
+    job_callback(
+        app, "similarity-compare",
+        Output(ids.Compare.HEATMAP, "figure"), Output(ids.Compare.OVERLAY, "figure"), Output(ids.Compare.MESSAGE, "children"),
+        Output(ids.Compare.TABLE, "children"),
+        Input(ids.Compare.RUN, "n_clicks"), Input(ids.Compare.PICKER, "value"), Input(ids.Compare.TARGET, "value"),
+        Input(ids.Compare.KIND, "value"),
+        interval=JOB_INTERVAL_MS,
+        progress=[Output(ids.Compare.PROGRESS, "value"), Output(ids.Compare.PROGRESS, "label"), Output(ids.Compare.PROGRESS_TEXT, "children")],
         progress_default=[0, "", ""],
-        running=[(Output(c["run"], "disabled"), True, False),
-                 (Output(c["progress_box"], "style"), {"display": "flex"}, {"display": "none"})],
-        cancel=[Input(c["cancel"], "n_clicks")],
+        running=[(Output(ids.Compare.RUN, "disabled"), True, False),
+                 (Output(ids.Compare.PROGRESS_BOX, "style"), {"display": "flex"}, {"display": "none"})],
+        cancel=[Input(ids.Compare.CANCEL, "n_clicks")],
     )(_run)
 
 

@@ -26,16 +26,15 @@ from databank.core import settings_of
 from databank.datasets import dataset_record
 from databank.ingest import IngestError, ingest_dataset, plan_upload
 from databank.metadata import FIELDS_BY_NAME, MetadataError, clean_metadata, clean_visibility
-from databank import datasets, users
+from databank import datasets
 from databank.users import resolve_share_users
-from server import jobs
+from databank import jobs
+from server.dash_jobs import job_app_context, job_callback, job_user
 from server.routes_upload import UploadError, discard_upload, max_file_bytes, quota_bytes, staged_files
+import ids
 
 log = logging.getLogger(__name__)
 
-META = "upload-meta"
-META_BOOL = "upload-meta-bool"
-META_FEEDBACK = "upload-meta-feedback"
 EXTRA_LABELS = {"visibility": "Visibility", "shared_with": "Share with", "files": "Files"}
 
 
@@ -44,11 +43,6 @@ EXTRA_LABELS = {"visibility": "Visibility", "shared_with": "Share with", "files"
 
 def _signed_in_user():
     return current_user if getattr(current_user, "is_authenticated", False) else None
-
-
-def share_candidates(user) -> list[str]:
-    """User names offered in the "Share with" list (everyone but ``user``)."""
-    return users.usernames(exclude=user)
 
 
 def title_taken(title: str | None) -> bool:
@@ -311,8 +305,8 @@ def run_ingest(set_progress, request):
     report = _report_to(set_progress)
     consumed = {"upload_id": upload_id, "outcome": "failed", "at": time.time()}
     report(0.0, "Starting…")
-    with jobs.job_app_context():
-        user = jobs.job_user()            # from the signed session cookie, never from the browser's data
+    with job_app_context():
+        user = job_user()            # from the signed session cookie, never from the browser's data
         if user is None:
             return error_card("Sign in to upload data", ["Your session has ended. Sign in and try again."]), \
                 no_update, no_update
@@ -334,7 +328,7 @@ def _ingest(user, request, report, consumed):
         report(0.0, "Failed: nothing was added to the databank.")
         return error_card("The upload failed", [str(error)]), no_update, consumed
     try:
-        with jobs.job_slot("ingest", report):
+        with jobs.slot(report):
             dataset = ingest_dataset(files, metadata, user, visibility=request.get("visibility") or "private",
                                      shared_with=request.get("shared_with") or (),
                                      pixel_size_nm=_positive_float(metadata.get("pixel_size_nm")), progress=report)
@@ -365,7 +359,7 @@ def _ingest(user, request, report, consumed):
 
 
 def cancel_ingest(n_clicks, request):
-    """The job is killed by Dash (``cancel=``); remove this user's staged files of that upload."""
+    """The job is cancelled by Dash (``cancel=``); remove this user's staged files of that upload."""
     user = _signed_in_user()
     if user is None or not n_clicks:
         raise PreventUpdate
@@ -386,14 +380,14 @@ def register(app) -> None:
     callback = app.callback
     clientside = app.clientside_callback
 
-    callback(Output("upload-dstorm-fields", "is_open"), Input({"type": META, "field": "modality"}, "value"))(
+    callback(Output("upload-dstorm-fields", "is_open"), Input({"type": ids.Upload.META, "field": "modality"}, "value"))(
         toggle_dstorm)
     callback(Output("upload-share-wrap", "is_open"), Input("upload-visibility", "value"))(toggle_share)
     callback(
-        Output({"type": META, "field": ALL}, "invalid"),
-        Output({"type": META_FEEDBACK, "field": ALL}, "children"),
-        Input({"type": META, "field": ALL}, "value"),
-        State({"type": META, "field": ALL}, "id"),
+        Output({"type": ids.Upload.META, "field": ALL}, "invalid"),
+        Output({"type": ids.Upload.META_FEEDBACK, "field": ALL}, "children"),
+        Input({"type": ids.Upload.META, "field": ALL}, "value"),
+        State({"type": ids.Upload.META, "field": ALL}, "id"),
         Input("upload-meta-errors", "data"),
     )(live_feedback)
     callback(Output("upload-plan-view", "children"), Output("upload-plan", "data"),
@@ -409,20 +403,20 @@ def register(app) -> None:
         Input("upload-submit", "n_clicks"),
         State("upload-staged", "data"),
         State("upload-selection", "data"),
-        State({"type": META, "field": ALL}, "value"),
-        State({"type": META, "field": ALL}, "id"),
-        State({"type": META_BOOL, "field": ALL}, "value"),
-        State({"type": META_BOOL, "field": ALL}, "id"),
+        State({"type": ids.Upload.META, "field": ALL}, "value"),
+        State({"type": ids.Upload.META, "field": ALL}, "id"),
+        State({"type": ids.Upload.META_BOOL, "field": ALL}, "value"),
+        State({"type": ids.Upload.META_BOOL, "field": ALL}, "id"),
         State("upload-visibility", "value"),
         State("upload-share-with", "value"),
         prevent_initial_call=True,
     )(submit_upload)
-    callback(
+    job_callback(
+        app, "ingest",
         Output("upload-result", "children", allow_duplicate=True),
         Output("upload-meta-errors", "data", allow_duplicate=True),
         Output("upload-consumed", "data"),
         Input("upload-request", "data"),
-        background=True,
         progress=[Output("upload-progress", "value"), Output("upload-progress", "label"),
                   Output("upload-progress-message", "children")],
         running=[

@@ -27,7 +27,6 @@ from dash import Patch
 from compute import render
 from compute.tiles import TILE_NM
 
-GRAPH_ID = "viewer-graph"
 T_EXTENT, T_POINTS, T_CLUSTERS, T_TILES, T_DROPPED, T_ROIS, T_ROI_LABELS, T_REGION, T_SCALE = range(9)
 IMG_DENSITY, IMG_CLUSTERS = 0, 1
 FIRE_SCALE = [[i / (len(render.DENSITY_CMAP) - 1), c] for i, c in enumerate(render.DENSITY_CMAP)]

@@ -15,39 +15,12 @@ from flask import current_app, has_app_context
 from flask_login import current_user
 
 from components.similarity_figures import result_columns
+import ids
 
 # ---- component ids (shared with the callbacks) ----
-DATASET = "sim-dataset-id"
-TARGET = "sim-target"
-SPLIT = "sim-self-split"
-SELF_THINNED = "sim-self-thinned"
-SELF_UNTHINNED = "sim-self-unthinned"
-SELF_SUMMARY_THINNED = "sim-self-summary-thinned"
-SELF_SUMMARY_UNTHINNED = "sim-self-summary-unthinned"
-SELF_MESSAGE = "sim-self-message"
-METRIC = "sim-metric"
-OWN_META = "sim-own-meta"
-FILTER_PROTEIN = "sim-filter-protein"
-FILTER_CELL_TYPE = "sim-filter-cell-type"
-FILTER_MODALITY = "sim-filter-modality"
-FILTER_TAGS = "sim-filter-tags"
-SAME_PROTEIN = "sim-same-protein"
-SAME_CELL_TYPE = "sim-same-cell-type"
-SAME_MODALITY = "sim-same-modality"
-CLEAR_FILTERS = "sim-clear-filters"
-RUN = "sim-run"
-CANCEL = "sim-cancel"
-PROGRESS = "sim-progress"
-PROGRESS_TEXT = "sim-progress-text"
-PROGRESS_BOX = "sim-progress-box"
-STATUS = "sim-status"
-GRID = "sim-grid"
-DOWNLOAD = "sim-download"
-DOWNLOAD_FILE = "sim-download-file"
-DOWNLOAD_MESSAGE = "sim-download-message"
 
-FILTERS = ((FILTER_PROTEIN, "protein", "Protein"), (FILTER_CELL_TYPE, "cell_type", "Cell type"),
-           (FILTER_MODALITY, "modality", "Modality"))
+FILTERS = ((ids.Similarity.FILTER_PROTEIN, "protein", "Protein"), (ids.Similarity.FILTER_CELL_TYPE, "cell_type", "Cell type"),
+           (ids.Similarity.FILTER_MODALITY, "modality", "Modality"))
 SELF_GUIDE = "/guide/self-similarity"
 SEARCH_GUIDE = "/guide/similarity"
 
@@ -84,11 +57,11 @@ def _self_block() -> dbc.Card:
             html.P(["Dissimilarity λ between every pair of this dataset's 3 × 3 µm tiles: mass near 0 means a "
                     "homogeneous organisation; a tail beyond the dashed line (λ = 1, significantly different) "
                     "means some regions or cells differ."], className="small text-body-secondary mb-2"),
-            dbc.Switch(id=SPLIT, value=False, className="small mb-2",
+            dbc.Switch(id=ids.Similarity.SPLIT, value=False, className="small mb-2",
                        label="Split pairs within a file (same cell) and between files (different cells)"),
-            html.Div(id=SELF_MESSAGE),
-            dbc.Row([column(SELF_THINNED, SELF_SUMMARY_THINNED, "Thinned"),
-                     column(SELF_UNTHINNED, SELF_SUMMARY_UNTHINNED, "Unthinned")]),
+            html.Div(id=ids.Similarity.SELF_MESSAGE),
+            dbc.Row([column(ids.Similarity.SELF_THINNED, ids.Similarity.SELF_SUMMARY_THINNED, "Thinned"),
+                     column(ids.Similarity.SELF_UNTHINNED, ids.Similarity.SELF_SUMMARY_UNTHINNED, "Unthinned")]),
         ]),
     ], className="mb-4", id="sim-self-card")
 
@@ -100,18 +73,18 @@ def _filter_bar() -> html.Div:
                      className="small"),
     ], md=3, sm=6, className="mb-2") for ident, _, label in FILTERS]
     dropdowns.append(dbc.Col([
-        dbc.Label("Tags contain", html_for=FILTER_TAGS, className="small mb-0"),
-        dbc.Input(id=FILTER_TAGS, value="", placeholder="e.g. treated", debounce=True, size="sm"),
+        dbc.Label("Tags contain", html_for=ids.Similarity.FILTER_TAGS, className="small mb-0"),
+        dbc.Input(id=ids.Similarity.FILTER_TAGS, value="", placeholder="e.g. treated", debounce=True, size="sm"),
     ], md=3, sm=6, className="mb-2"))
     return html.Div([
         html.Div([
             html.Span("Filters:", className="small fw-semibold me-2"),
-            dbc.Button("Same protein", id=SAME_PROTEIN, size="sm", color="secondary", outline=True, className="me-1 mb-1"),
-            dbc.Button("Same cell type", id=SAME_CELL_TYPE, size="sm", color="secondary", outline=True,
+            dbc.Button("Same protein", id=ids.Similarity.SAME_PROTEIN, size="sm", color="secondary", outline=True, className="me-1 mb-1"),
+            dbc.Button("Same cell type", id=ids.Similarity.SAME_CELL_TYPE, size="sm", color="secondary", outline=True,
                        className="me-1 mb-1"),
-            dbc.Button("Same modality", id=SAME_MODALITY, size="sm", color="secondary", outline=True,
+            dbc.Button("Same modality", id=ids.Similarity.SAME_MODALITY, size="sm", color="secondary", outline=True,
                        className="me-1 mb-1"),
-            dbc.Button("Clear filters", id=CLEAR_FILTERS, size="sm", color="link", className="mb-1"),
+            dbc.Button("Clear filters", id=ids.Similarity.CLEAR_FILTERS, size="sm", color="link", className="mb-1"),
         ], className="d-flex align-items-center flex-wrap mb-1"),
         dbc.Row(dropdowns, className="g-2"),
     ], id="sim-filters", className="mb-2")
@@ -139,12 +112,12 @@ def progress_block(progress_id: str, text_id: str, cancel_id: str, box_id: str) 
 
 def _download_block(signed_in: bool, dataset_id) -> html.Div:
     if signed_in:
-        control = dbc.Button("Download table (CSV)", id=DOWNLOAD, size="sm", color="primary", outline=True)
+        control = dbc.Button("Download table (CSV)", id=ids.Similarity.DOWNLOAD, size="sm", color="primary", outline=True)
     else:
         control = html.Span([html.A("Log in", href=f"/login?next=/dataset/{dataset_id}"),
                              " to download the full table as CSV."], className="small",
                             id="sim-download-login")
-    return html.Div([control, dcc.Download(id=DOWNLOAD_FILE), html.Span(id=DOWNLOAD_MESSAGE, className="small ms-2")],
+    return html.Div([control, dcc.Download(id=ids.Similarity.DOWNLOAD_FILE), html.Span(id=ids.Similarity.DOWNLOAD_MESSAGE, className="small ms-2")],
                     className="d-flex align-items-center")
 
 
@@ -164,17 +137,17 @@ def _search_block(dataset_id, target: int, signed_in: bool) -> dbc.Card:
             _filter_bar(),
             html.Div([
                 html.Div([
-                    dbc.Label("Rank by", html_for=METRIC, className="me-2 mb-0 small fw-semibold"),
-                    dbc.RadioItems(id=METRIC, value="thinned", inline=True, className="small d-inline-block",
+                    dbc.Label("Rank by", html_for=ids.Similarity.METRIC, className="me-2 mb-0 small fw-semibold"),
+                    dbc.RadioItems(id=ids.Similarity.METRIC, value="thinned", inline=True, className="small d-inline-block",
                                    options=[{"label": "thinned λ̄", "value": "thinned"},
                                             {"label": "unthinned λ̄", "value": "unthinned"}]),
                 ], className="d-flex align-items-center me-4"),
-                dbc.Button("Search again", id=RUN, size="sm", color="secondary", outline=True, className="me-3"),
+                dbc.Button("Search again", id=ids.Similarity.RUN, size="sm", color="secondary", outline=True, className="me-3"),
                 _download_block(signed_in, dataset_id),
             ], className="d-flex align-items-center flex-wrap mb-2 gap-2"),
-            progress_block(PROGRESS, PROGRESS_TEXT, CANCEL, PROGRESS_BOX),
-            html.Div(id=STATUS, className="small mb-2", role="status"),
-            results_grid(GRID, target=target),
+            progress_block(ids.Similarity.PROGRESS, ids.Similarity.PROGRESS_TEXT, ids.Similarity.CANCEL, ids.Similarity.PROGRESS_BOX),
+            html.Div(id=ids.Similarity.STATUS, className="small mb-2", role="status"),
+            results_grid(ids.Similarity.GRID, target=target),
         ]),
     ], id="sim-search-card")
 
@@ -184,11 +157,11 @@ def similarity_section(dataset_id) -> html.Div:
     targets, default = thinning_targets()
     signed_in = bool(getattr(current_user, "is_authenticated", False)) if has_app_context() else False
     return html.Div([
-        dcc.Store(id=DATASET, data=str(dataset_id)),
-        dcc.Store(id=OWN_META, data={}),
+        dcc.Store(id=ids.Similarity.DATASET, data=str(dataset_id)),
+        dcc.Store(id=ids.Similarity.OWN_META, data={}),
         html.Div([
             html.H2("Similarity", className="h4 mb-0 me-4", id="similarity"),
-            target_selector(TARGET, targets, default),
+            target_selector(ids.Similarity.TARGET, targets, default),
             html.Span("Thinning keeps the same number of localisations in every tile, so thinned scores do not "
                       "depend on density; see the guide for the two targets.", className="small text-body-secondary"),
         ], className="d-flex align-items-center flex-wrap gap-3 mb-3"),

@@ -1,4 +1,4 @@
-"""Cluster analysis of localisations: Ripley K/L/H and DBSCAN (SCIENCE.md section 5).
+"""Cluster analysis of localisations: Ripley K/L/H and DBSCAN (docs/SCIENCE.md §5).
 
 All coordinates, distances and radii are nanometres; areas are nm^2 unless a name says
 ``_um2``. The heavy lifting is done by numba kernels on one spatial index, ``_Strips``:
@@ -25,8 +25,8 @@ from numba import njit, prange
 from shapely.geometry import MultiPolygon, Polygon, box
 
 EDGE_CORRECTIONS = ("none", "ripley", "buffer")
-DEFAULT_EPS_NM = 100.0  # SCIENCE 5.2, Owen-lab protocol
-DEFAULT_MIN_SAMPLES = 10  # SCIENCE 5.2, counts the point itself (sklearn convention)
+DEFAULT_EPS_NM = 100.0  # docs/SCIENCE.md §5.2, Owen-lab protocol
+DEFAULT_MIN_SAMPLES = 10  # docs/SCIENCE.md §5.2, counts the point itself (sklearn convention)
 
 N_CIRCLE_SAMPLES = 360  # points on the circle for the polygon isotropic correction
 _RAY_COS = np.cos(2.0 * np.pi * np.arange(N_CIRCLE_SAMPLES) / N_CIRCLE_SAMPLES)
@@ -60,7 +60,7 @@ _SUMMARY_STATISTICS = {  # cluster_table column -> prefix of its _mean / _median
 
 
 def default_radii_nm(r_max_nm: float = 500.0, dr_nm: float = 10.0) -> np.ndarray:
-    """Ripley radii dr, 2 dr, ..., r_max in nm (SCIENCE 5.1 default: 10, 20, ..., 500 nm)."""
+    """Ripley radii dr, 2 dr, ..., r_max in nm (docs/SCIENCE.md §5.1 default: 10, 20, ..., 500 nm)."""
     if dr_nm <= 0 or r_max_nm < dr_nm:
         raise ValueError("need 0 < dr_nm <= r_max_nm")
     n_radii = int(np.floor(r_max_nm / dr_nm + 1e-9))
@@ -489,7 +489,7 @@ def _weighted_pair_sums(x, y, radii, mode, window: _Window) -> tuple[np.ndarray,
 
 
 def ripley(x_nm, y_nm, radii_nm, *, window, edge: str = "ripley") -> RipleyResult:
-    """Ripley K, L, H of the points inside ``window`` at ``radii_nm`` (SCIENCE 5.1).
+    """Ripley K, L, H of the points inside ``window`` at ``radii_nm`` (docs/SCIENCE.md §5.1).
 
     K(r) = A / (n (n-1)) sum_i sum_{j != i} w_ij 1(d_ij < r), A = window area (nm^2),
     n = points inside the window (points outside are ignored). Edge corrections:
@@ -778,7 +778,7 @@ def _nan_stat(values: np.ndarray, stat) -> float:
 
 
 def cluster_summary(x_nm, y_nm, labels, area_um2: float, *, table: pd.DataFrame | None = None) -> dict:
-    """Per-ROI summary of a DBSCAN labelling (SCIENCE 5.2), JSON-friendly.
+    """Per-ROI summary of a DBSCAN labelling (docs/SCIENCE.md §5.2), JSON-friendly.
 
     ``area_um2`` is the analysed area (um^2). percent_clustered = 100 * non-noise / n_locs;
     clusters_per_um2 = n_clusters / area_um2; mean/median of per-cluster n_locs, area_nm2,

@@ -2,7 +2,7 @@
 
 Every reader returns a :class:`~compute.table.LocalisationTable` with x, y (and z,
 precision) in nm and 0-based integer frames. The format is detected from the file's content
-(header line, HDF5 keys, zip manifest), not only from its extension (SCIENCE.md section 6).
+(header line, HDF5 keys, zip manifest), not only from its extension (docs/SCIENCE.md §6).
 
 A file that cannot be read raises :class:`FormatError`, whose message names the file, the line or
 column, and what the user should do. Rows whose x or y is missing or not a number are dropped,

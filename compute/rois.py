@@ -1,4 +1,4 @@
-"""Polygon ROI files drawn in Fiji: naming rule, reading, unit check and repair (SCIENCE.md section 7).
+"""Polygon ROI files drawn in Fiji: naming rule, reading, unit check and repair (docs/SCIENCE.md §7).
 
 A detection file ``cell1.csv`` owns the ROI files ``cell1_ROI*.csv``. Each ROI file lists one
 polygon vertex per row (header ``X,Y``, micrometres by default). :func:`roi_polygon` converts the

@@ -1,4 +1,4 @@
-"""Tile fingerprints, thinning and the KS dissimilarity lambda (SCIENCE.md §2, §3).
+"""Tile fingerprints, thinning and the KS dissimilarity lambda (docs/SCIENCE.md §2, §3).
 
 A tile's fingerprint is the histogram of its per-bin localisation counts (see ``tiles``); two tiles
 are compared with the two-sample Kolmogorov-Smirnov statistic D between the empirical CDFs of their
@@ -189,7 +189,7 @@ def thinned_count(target_per_um2: float, tile_nm: float) -> int:
 def file_fingerprints(x_nm, y_nm, grid: TileGrid, *, targets: Sequence[int] = THINNING_TARGETS_PER_UM2,
                       min_locs: int = MIN_TILE_LOCS, seed: int = 0,
                       bin_nm: float = BIN_NM) -> FileFingerprints:
-    """Unthinned and thinned fingerprints of every eligible tile of one file (SCIENCE §2.2 steps 2-4).
+    """Unthinned and thinned fingerprints of every eligible tile of one file (docs/SCIENCE.md §2.1-§2.3).
 
     Thinning draws round(target x 9 um²) of a tile's localisations uniformly without replacement,
     seeded from (seed, tile index, target), so a file always gives the same fingerprints.
@@ -530,7 +530,7 @@ def _split_by_flag(values, flags):
 
 def self_similarity(f: Fingerprints, file_ids: np.ndarray | None = None, *, mode: str = "critical",
                     max_pairs: int = 20000, seed: int = 0) -> SelfSimilarity:
-    """lambda over all unordered tile pairs i < j of one dataset (SCIENCE §3).
+    """lambda over all unordered tile pairs i < j of one dataset (docs/SCIENCE.md §3).
 
     Pairs are in row-major upper-triangle order; when there are more than ``max_pairs`` pairs,
     that many are sampled uniformly without replacement (seeded), kept in the same order.

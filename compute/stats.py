@@ -1,4 +1,4 @@
-"""Per-file statistics: localisation density, coverage, localisation precision (SCIENCE.md §4).
+"""Per-file statistics: localisation density, coverage, localisation precision (docs/SCIENCE.md §4).
 
 All values are plain Python floats / ints (or None when unknown) so the dict is JSON-friendly.
 """

@@ -1,7 +1,8 @@
 """3 x 3 um tiles inside polygon ROIs, point-to-tile assignment, per-tile count histograms.
 
-SCIENCE.md §2.2 steps 1 and 4. Each polygon gets its own square grid of side ``tile_nm`` anchored
-at the polygon's bounding-box corner (x_min, y_min); a tile is kept when it lies inside the polygon.
+docs/SCIENCE.md §2.1 (tiles) and §2.2 (fingerprints). Each polygon gets its own square grid of
+side ``tile_nm`` anchored at the polygon's bounding-box corner (x_min, y_min); a tile is kept when
+it lies inside the polygon.
 A tile's fingerprint is the histogram of per-bin localisation counts over its 100 x 100 grid of
 30 nm bins: entry v is the number of bins holding exactly v localisations. All lengths are nm.
 """
@@ -48,7 +49,7 @@ class TileGrid:
 
 def grid_tiles(polygons: Iterable, *, tile_nm: float = TILE_NM, inclusion: str = "inside",
                min_overlap: float = 0.95) -> TileGrid:
-    """Square tiles of side ``tile_nm`` (nm) inside each polygon (SCIENCE §2.2 step 1).
+    """Square tiles of side ``tile_nm`` (nm) inside each polygon (docs/SCIENCE.md §2.1).
 
     Per polygon, a grid anchored at its bounding-box corner (x_min, y_min). ``inclusion="inside"``
     keeps tiles entirely inside the polygon (``P.buffer(1e-6).contains(tile)``);

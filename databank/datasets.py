@@ -27,6 +27,9 @@ BOOLEAN_COLUMNS = ("drift_correction", "blink_correction", "is_simulated")
 MAX_PAGE = 1000
 
 
+GRID_PAGE_SIZE = 100    # rows per request of the databank table (server-side paging)
+
+
 def _column(key: str):
     """SQL expression for a grid column key (unknown keys -> None)."""
     if key == "owner":
@@ -152,6 +155,14 @@ def file_record(data_file) -> dict:
                 precision_median=data_file.precision_median, roi_source=data_file.roi_source,
                 n_rois=len(data_file.rois), n_tiles=stats.get("n_tiles"), n_tiles_kept=stats.get("n_tiles_kept"),
                 sha256=data_file.sha256, size_bytes=data_file.size_bytes, stats=stats, warnings=data_file.warnings)
+
+
+def display_record(dataset: Dataset, *, is_owner: bool) -> dict:
+    """``dataset_record`` for the dataset page: the share list only for the owner."""
+    record = dataset_record(dataset)
+    if not is_owner:
+        record.pop("shared_with", None)
+    return record
 
 
 def dataset_record(dataset: Dataset) -> dict:

@@ -13,7 +13,8 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from databank.metadata import METADATA_FIELDS
-from callbacks import databank as callbacks
+from databank.datasets import GRID_PAGE_SIZE
+import ids
 
 dash.register_page(__name__, path="/databank", name="Databank", title="Databank · nano-org", order=2,
                    description="Browse the single-molecule localisation microscopy datasets of nano-org.")
@@ -85,7 +86,7 @@ def layout(q: str | None = None, **_ignored):
     visible = [c["field"] for c in columns if not c.get("hide") and c["field"] != "title"]
     search = (q if isinstance(q, str) else "")[:200]
     grid = dag.AgGrid(
-        id=callbacks.GRID_ID,
+        id=ids.Databank.GRID,
         rowModelType="infinite",
         columnDefs=columns,
         defaultColDef={"sortable": True, "resizable": True, "floatingFilter": False, "flex": 1,
@@ -93,9 +94,9 @@ def layout(q: str | None = None, **_ignored):
         getRowId="params.data.row_id",
         dashGridOptions={
             "pagination": True,
-            "paginationPageSize": callbacks.PAGE_SIZE,
+            "paginationPageSize": GRID_PAGE_SIZE,
             "paginationPageSizeSelector": False,
-            "cacheBlockSize": callbacks.PAGE_SIZE,
+            "cacheBlockSize": GRID_PAGE_SIZE,
             "maxBlocksInCache": 20,
             "maxConcurrentDatasourceRequests": 1,
             "infiniteInitialRowCount": 1,
@@ -106,7 +107,7 @@ def layout(q: str | None = None, **_ignored):
         className="ag-theme-quartz",
     )
     return dbc.Container([
-        dcc.Location(id=callbacks.NAV_ID, refresh="callback-nav"),
+        dcc.Location(id=ids.Databank.NAV, refresh="callback-nav"),
         dcc.Store(id="databank-search-applied"),
         html.H1("Databank", className="h3 mt-3"),
         html.P("Single-molecule localisation microscopy datasets shared with the community. Click a column "
@@ -115,16 +116,16 @@ def layout(q: str | None = None, **_ignored):
         dbc.Row([
             dbc.Col(dbc.InputGroup([
                 dbc.InputGroupText("Search"),
-                dbc.Input(id=callbacks.SEARCH_ID, type="search", value=search, debounce=400,
+                dbc.Input(id=ids.Databank.SEARCH, type="search", value=search, debounce=400,
                           placeholder="protein, cell type, fluorophore, tag, owner …", autocomplete="off"),
             ]), md=7, lg=6, className="mb-2"),
             dbc.Col(dbc.Button("Columns", id="databank-columns-toggle", color="secondary", outline=True,
                                size="sm"), width="auto", className="mb-2 ms-auto"),
         ], className="g-2 align-items-center"),
         dbc.Collapse(dbc.Card(dbc.CardBody(dbc.Checklist(
-            id=callbacks.COLUMNS_ID, options=column_choices(columns), value=visible, inline=True, switch=True,
+            id=ids.Databank.COLUMNS, options=column_choices(columns), value=visible, inline=True, switch=True,
         )), className="mb-2"), id="databank-columns-panel", is_open=False),
-        html.Div(html.Span("Loading datasets …", id=callbacks.COUNT_ID), className="small text-muted mb-2",
+        html.Div(html.Span("Loading datasets …", id=ids.Databank.COUNT), className="small text-muted mb-2",
                  **{"aria-live": "polite"}),
         grid,
     ], fluid=True, className="pb-4", id="databank-page")

@@ -16,11 +16,12 @@ from flask_login import current_user
 
 from databank.access import AccessDenied, authorise, get_dataset
 from databank.metadata import METADATA_FIELDS, VISIBILITIES
-from callbacks import dataset as callbacks
+from databank import datasets
 from components.file_table import download_buttons, file_table
 from components.metadata_table import dataset_info
 from components.similarity_section import similarity_section
 from components.not_found import not_found_card
+import ids
 
 dash.register_page(__name__, path_template="/dataset/<dataset_id>", name="Dataset",
                    title="Dataset · nano-org", description="A dataset of the nano-org databank.")
@@ -30,12 +31,12 @@ VISIBILITY_LABELS = {"private": "Private (only me)", "shared": "Shared with chos
 
 
 def not_found(dataset_id=None):
-    return not_found_card(noun="dataset", path=f"/dataset/{dataset_id}", object_id=dataset_id, url_id=callbacks.URL_ID,
+    return not_found_card(noun="dataset", path=f"/dataset/{dataset_id}", object_id=dataset_id, url_id=ids.Dataset.URL,
                           card_id="dataset-not-found")
 
 
 def _field_input(field, value):
-    ident = {"type": callbacks.FIELD_TYPE, "name": field.name}
+    ident = {"type": ids.Dataset.FIELD_TYPE, "name": field.name}
     text = "" if value is None else str(value)
     if field.kind == "choice":
         control = dbc.Select(id=ident, options=[{"label": c, "value": c} for c in field.choices], value=text)
@@ -47,13 +48,13 @@ def _field_input(field, value):
     label = field.label + (" *" if field.required else "")
     return dbc.Row([
         dbc.Label(label, width=4, className="text-md-end"),
-        dbc.Col([control, dbc.FormFeedback(id={"type": callbacks.FEEDBACK_TYPE, "name": field.name}, type="invalid"),
+        dbc.Col([control, dbc.FormFeedback(id={"type": ids.Dataset.FEEDBACK_TYPE, "name": field.name}, type="invalid"),
                  dbc.FormText(field.help) if field.help else None], width=8),
     ], className="mb-2")
 
 
 def _flag_input(field, value):
-    return dbc.Row(dbc.Col(dbc.Checkbox(id={"type": callbacks.FLAG_TYPE, "name": field.name}, label=field.label,
+    return dbc.Row(dbc.Col(dbc.Checkbox(id={"type": ids.Dataset.FLAG_TYPE, "name": field.name}, label=field.label,
                                         value=bool(value)), width={"size": 8, "offset": 4}), className="mb-1")
 
 
@@ -113,10 +114,10 @@ def dataset_view(record: dict, *, is_owner: bool, can_download: bool):
     """The whole page for a dataset the visitor may read."""
     dataset_id = record["id"]
     return dbc.Container([
-        dcc.Location(id=callbacks.URL_ID, refresh="callback-nav"),
+        dcc.Location(id=ids.Dataset.URL, refresh="callback-nav"),
         html.Div(dcc.Link("← Databank", href="/databank", className="small"), className="mt-3"),
         owner_tools(record) if is_owner else None,
-        dataset_info(record, id=callbacks.INFO_ID),
+        dataset_info(record, id=ids.Dataset.INFO),
         html.H2("Data Files", className="h4 mt-4", id="data-files"),
         download_buttons(dataset_id, can_download, next_path=f"/dataset/{dataset_id}"),
         file_table(record.get("files") or [], can_download),
@@ -133,4 +134,4 @@ def layout(dataset_id=None, **_query):
         return not_found(dataset_id)
     is_owner = authorise(current_user, dataset, "write")
     can_download = authorise(current_user, dataset, "download")
-    return dataset_view(callbacks.view_record(dataset, is_owner), is_owner=is_owner, can_download=can_download)
+    return dataset_view(datasets.display_record(dataset, is_owner=is_owner), is_owner=is_owner, can_download=can_download)

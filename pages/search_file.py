@@ -13,13 +13,12 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 from flask_login import current_user
 
-from callbacks import similarity as callbacks
 from components.similarity_section import SEARCH_GUIDE, progress_block, results_grid, target_selector, thinning_targets
+import ids
 
 dash.register_page(__name__, path="/search", name="Search with your file", title="Search with your file · nano-org",
                    description="Rank the nano-org databank by similarity to a file of your own.")
 
-S = callbacks.SEARCH
 MAX_UPLOAD_BYTES = 100 * 2 ** 20
 
 
@@ -35,13 +34,13 @@ def _signed_out():
 
 def _filters():
     def dropdown(key, label):
-        return dbc.Col([dbc.Label(label, html_for=S[key], className="small mb-0"),
-                        dcc.Dropdown(id=S[key], options=[], placeholder=f"Any {label.lower()}", className="small")],
+        return dbc.Col([dbc.Label(label, html_for=getattr(ids.SearchFile, key.upper()), className="small mb-0"),
+                        dcc.Dropdown(id=getattr(ids.SearchFile, key.upper()), options=[], placeholder=f"Any {label.lower()}", className="small")],
                        md=3, sm=6)
     return dbc.Row([dropdown("protein", "Protein"), dropdown("cell_type", "Cell type"),
                     dropdown("modality", "Modality"),
-                    dbc.Col([dbc.Label("Tags contain", html_for=S["tags"], className="small mb-0"),
-                             dbc.Input(id=S["tags"], value="", size="sm", placeholder="e.g. treated")], md=3, sm=6)],
+                    dbc.Col([dbc.Label("Tags contain", html_for=ids.SearchFile.TAGS, className="small mb-0"),
+                             dbc.Input(id=ids.SearchFile.TAGS, value="", size="sm", placeholder="e.g. treated")], md=3, sm=6)],
                    className="g-2 mb-3")
 
 
@@ -50,7 +49,7 @@ def layout(**_query):
         return _signed_out()
     targets, default = thinning_targets()
     return dbc.Container([
-        dcc.Store(id=S["token"]),
+        dcc.Store(id=ids.SearchFile.TOKEN),
         html.H1("Search with your own file", className="h3 mt-3"),
         html.P(["Rank every dataset you may read by similarity to one detection file of your own (ThunderSTORM, "
                 "SMAP, Picasso, DECODE, RapidSTORM or plain x,y CSV, up to 100 MB here), with its ROI files named "
@@ -60,35 +59,35 @@ def layout(**_query):
                 html.A("How to read the scores", href=SEARCH_GUIDE)], className="text-body-secondary"),
         dbc.Card(dbc.CardBody([
             dcc.Upload(
-                id=S["upload"], multiple=True, max_size=MAX_UPLOAD_BYTES,
+                id=ids.SearchFile.UPLOAD, multiple=True, max_size=MAX_UPLOAD_BYTES,
                 children=html.Div(["Drop the detection file and its ROI files here, or ",
                                    html.A("choose them", className="link-primary", style={"cursor": "pointer"})]),
                 className="nanoorg-dropzone text-center p-4 mb-2",
                 style={"border": "2px dashed #adb5bd", "borderRadius": "0.5rem"},
             ),
-            html.Div(id=S["files"], className="mb-3"),
+            html.Div(id=ids.SearchFile.FILES, className="mb-3"),
             dbc.Row([
-                dbc.Col(target_selector(S["target"], targets, default), md="auto"),
+                dbc.Col(target_selector(ids.SearchFile.TARGET, targets, default), md="auto"),
                 dbc.Col(html.Div([
-                    dbc.Label("Pixel size (nm)", html_for=S["pixel"], className="small mb-0 me-2"),
-                    dbc.Input(id=S["pixel"], type="number", min=1, step="any", size="sm", style={"width": "7rem"},
+                    dbc.Label("Pixel size (nm)", html_for=ids.SearchFile.PIXEL, className="small mb-0 me-2"),
+                    dbc.Input(id=ids.SearchFile.PIXEL, type="number", min=1, step="any", size="sm", style={"width": "7rem"},
                               placeholder="if in pixels"),
                 ], className="d-flex align-items-center"), md="auto"),
                 dbc.Col(html.Div([
-                    dbc.Label("Rank by", html_for=S["metric"], className="small mb-0 me-2 fw-semibold"),
-                    dbc.RadioItems(id=S["metric"], value="thinned", inline=True, className="small",
+                    dbc.Label("Rank by", html_for=ids.SearchFile.METRIC, className="small mb-0 me-2 fw-semibold"),
+                    dbc.RadioItems(id=ids.SearchFile.METRIC, value="thinned", inline=True, className="small",
                                    options=[{"label": "thinned λ̄", "value": "thinned"},
                                             {"label": "unthinned λ̄", "value": "unthinned"}]),
                 ], className="d-flex align-items-center"), md="auto"),
             ], className="g-3 mb-2 align-items-center"),
             _filters(),
-            dbc.Button("Search", id=S["run"], color="primary", className="me-2"),
+            dbc.Button("Search", id=ids.SearchFile.RUN, color="primary", className="me-2"),
         ]), className="mb-3"),
-        progress_block(S["progress"], S["progress_text"], S["cancel"], S["progress_box"]),
-        html.Div(id=S["summary"], className="mb-2"),
-        html.Div(id=S["status"], className="small mb-2", role="status"),
-        html.Div([dbc.Button("Download table (CSV)", id=S["download"], size="sm", color="primary", outline=True),
-                  dcc.Download(id=S["download_file"]),
-                  html.Span(id=S["download_message"], className="small ms-2")], className="mb-2"),
-        results_grid(S["grid"], target=default),
-    ], id=S["page"], className="py-3")
+        progress_block(ids.SearchFile.PROGRESS, ids.SearchFile.PROGRESS_TEXT, ids.SearchFile.CANCEL, ids.SearchFile.PROGRESS_BOX),
+        html.Div(id=ids.SearchFile.SUMMARY, className="mb-2"),
+        html.Div(id=ids.SearchFile.STATUS, className="small mb-2", role="status"),
+        html.Div([dbc.Button("Download table (CSV)", id=ids.SearchFile.DOWNLOAD, size="sm", color="primary", outline=True),
+                  dcc.Download(id=ids.SearchFile.DOWNLOAD_FILE),
+                  html.Span(id=ids.SearchFile.DOWNLOAD_MESSAGE, className="small ms-2")], className="mb-2"),
+        results_grid(ids.SearchFile.GRID, target=default),
+    ], id=ids.SearchFile.PAGE, className="py-3")

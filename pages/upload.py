@@ -14,15 +14,16 @@ from flask_login import current_user
 from compute.formats import DETECTION_EXTENSIONS
 from databank.core import settings_of
 from databank.metadata import DSTORM_ONLY, METADATA_FIELDS, VISIBILITIES
-from callbacks import upload as upload_callbacks
+from databank import users
+import ids
 
 dash.register_page(__name__, path="/upload", name="Upload data", title="Upload data · nano-org",
                    description="Upload SMLM detection files with their ROIs and metadata", requires_login=True)
 
 # component ids (pattern-matching ids are namespaced so other pages' forms never match)
-META = upload_callbacks.META            # {"type": META, "field": name}: text, choice, number inputs
-META_BOOL = upload_callbacks.META_BOOL  # checkboxes
-META_FEEDBACK = upload_callbacks.META_FEEDBACK
+META = ids.Upload.META            # {"type": META, "field": name}: text, choice, number inputs
+META_BOOL = ids.Upload.META_BOOL  # checkboxes
+META_FEEDBACK = ids.Upload.META_FEEDBACK
 
 VISIBILITY_LABELS = {
     "private": "Private: only me",
@@ -155,7 +156,7 @@ def layout(**_kwargs):
         dbc.Card([dbc.CardHeader(html.H5("2. Describe the dataset", className="mb-0")), dbc.CardBody(metadata_form())],
                  className="mb-3"),
         dbc.Card([dbc.CardHeader(html.H5("3. Who can see it", className="mb-0")),
-                  dbc.CardBody(visibility_block(upload_callbacks.share_candidates(current_user)))], className="mb-3"),
+                  dbc.CardBody(visibility_block(users.usernames(exclude=current_user)))], className="mb-3"),
         html.Div([
             dbc.Button("Upload", id="upload-submit", color="success", size="lg", className="me-2", n_clicks=0),
             dbc.Button("Cancel", id="upload-cancel-job", color="danger", outline=True, disabled=True, n_clicks=0),

@@ -15,17 +15,18 @@ from flask_login import current_user
 
 from databank import analysis
 from databank.access import AccessDenied, authorise, get_file
-from callbacks import viewer as callbacks
+from databank import viewer_data
 from components import analysis_panel as panel
 from components import localisation_figure as figure
 from components.not_found import not_found_card
+import ids
 
 dash.register_page(__name__, path_template="/file/<file_id>", name="Data file",
                    title="Data file · nano-org", description="A localisation file and its cluster analysis.")
 
 
 def not_found(file_id=None):
-    return not_found_card(noun="data file", path=f"/file/{file_id}", object_id=file_id, url_id=callbacks.URL_ID,
+    return not_found_card(noun="data file", path=f"/file/{file_id}", object_id=file_id, url_id=ids.Viewer.URL,
                           card_id="viewer-not-found")
 
 
@@ -77,18 +78,18 @@ def plot_controls(data_file, table) -> html.Div:
     ]
     return html.Div([
         html.Span("Colour by", className="small text-muted me-2"),
-        dbc.RadioItems(id=callbacks.COLOUR_ID, options=colour_options, value="density", inline=True,
+        dbc.RadioItems(id=ids.Viewer.COLOUR, options=colour_options, value="density", inline=True,
                        className="small me-3"),
-        dbc.Switch(id=callbacks.TILES_ID, label="3 x 3 µm tiles", value=False, className="small me-3 mb-0"),
-        dbc.Switch(id=callbacks.SHOW_CLUSTERS_ID, label="clusters", value=True, className="small me-3 mb-0"),
-        dbc.Button("Export PNG", id=callbacks.EXPORT_ID, size="sm", color="secondary", outline=True,
+        dbc.Switch(id=ids.Viewer.TILES, label="3 x 3 µm tiles", value=False, className="small me-3 mb-0"),
+        dbc.Switch(id=ids.Viewer.SHOW_CLUSTERS, label="clusters", value=True, className="small me-3 mb-0"),
+        dbc.Button("Export PNG", id=ids.Viewer.EXPORT, size="sm", color="secondary", outline=True,
                    className="ms-auto"),
     ], className="d-flex flex-wrap align-items-center mb-1")
 
 
 def viewer_layout(data_file) -> html.Div:
-    table = callbacks.load_table(data_file)
-    view, extent = callbacks.initial_view(data_file, table)
+    table = viewer_data.load_table(data_file)
+    view, extent = viewer_data.initial_view(data_file, table)
     region_spec = analysis.default_region(data_file)
     try:
         region = analysis.select_region(data_file, table, region_spec)
@@ -97,21 +98,21 @@ def viewer_layout(data_file) -> html.Div:
     fig = figure.build_figure(data_file, view, extent=extent, region=region)
     config = dict(figure.GRAPH_CONFIG)
     config["toImageButtonOptions"] = dict(config["toImageButtonOptions"],
-                                          filename=callbacks.export_name(data_file))
+                                          filename=viewer_data.export_name(data_file))
     return html.Div([
-        dcc.Location(id=callbacks.URL_ID, refresh="callback-nav"),
-        dcc.Store(id=callbacks.VIEW_STORE_ID, data={"x_range": list(view.x_range), "y_range": list(view.y_range),
+        dcc.Location(id=ids.Viewer.URL, refresh="callback-nav"),
+        dcc.Store(id=ids.Viewer.VIEW_STORE, data={"x_range": list(view.x_range), "y_range": list(view.y_range),
                                                     "extent": [list(extent[0]), list(extent[1])]}),
-        dcc.Store(id=callbacks.VIEW_REQUEST_ID),
-        dcc.Store(id=callbacks.EXPORT_NAME_ID, data=callbacks.export_name(data_file)),
-        dcc.Store(id=callbacks.EXPORT_DONE_ID),
+        dcc.Store(id=ids.Viewer.VIEW_REQUEST),
+        dcc.Store(id=ids.Viewer.EXPORT_NAME, data=viewer_data.export_name(data_file)),
+        dcc.Store(id=ids.Viewer.EXPORT_DONE),
         file_header(data_file),
         dbc.Row([
             dbc.Col([
                 plot_controls(data_file, table),
-                dcc.Graph(id=figure.GRAPH_ID, figure=fig, config=config, className="border rounded",
+                dcc.Graph(id=ids.Viewer.GRAPH, figure=fig, config=config, className="border rounded",
                           style={"height": f"{figure.PLOT_HEIGHT}px"}),
-                html.Div(figure.view_info(view), id=callbacks.VIEW_INFO_ID, className="small text-muted mt-1"),
+                html.Div(figure.view_info(view), id=ids.Viewer.VIEW_INFO, className="small text-muted mt-1"),
             ], lg=7, xl=8, className="mb-3"),
             dbc.Col(panel.analysis_panel(analysis.region_options(data_file), region_spec.key,
                                          can_download=authorise(current_user, data_file.dataset, "download")),

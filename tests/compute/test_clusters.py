@@ -55,7 +55,7 @@ def thomas_points(rng, n_parents, per_parent, sigma_nm, bounds):
 
 
 # ------------------------------------------------------------------------------------------
-# Brute force Ripley, straight from the formulas (SCIENCE 5.1)
+# Brute force Ripley, straight from the formulas (docs/SCIENCE.md §5.1)
 # ------------------------------------------------------------------------------------------
 
 

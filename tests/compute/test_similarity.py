@@ -267,7 +267,7 @@ def test_search_bank_equals_compare_sets_per_dataset(rng, monkeypatch, block_val
     assert np.isnan(result.mean[2]) and result.n_pairs[2] == 0 and np.isfinite(result.sd[0])
 
 
-# ---- science checks (SCIENCE §2.4), 9 x 9 um fields = 9 tiles of 3 x 3 um ------------------------
+# ---- science checks (docs/SCIENCE.md §2.6), 9 x 9 um fields = 9 tiles of 3 x 3 um ------------------------
 
 FIELD_NM = 9000.0
 GRID = grid_tiles([box(0, 0, FIELD_NM, FIELD_NM)])

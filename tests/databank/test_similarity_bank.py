@@ -1,4 +1,4 @@
-"""Verification of the similarity search on a simulated bank with known classes (SCIENCE.md §2).
+"""Verification of the similarity search on a simulated bank with known classes (docs/SCIENCE.md §2).
 
 Three organisation classes, each at three densities (two datasets per density) and spread over
 three "cell types":
@@ -10,11 +10,11 @@ three "cell types":
 Inside a class the datasets differ in density the way real acquisitions of the same structure do:
 the same cluster pattern (same cluster centre density and size) seen with a different detection or
 labelling efficiency, i.e. more or fewer localisations per cluster. That is exactly the difference
-thinning removes (SCIENCE §2.1: the thinned lambda is density-independent), so
+thinning removes (docs/SCIENCE.md §2.3: the thinned lambda is density-independent), so
 
 - thinned to 100 loc/um², the search ranks same-class datasets first: precision at k = class size - 1
   (the other members of the query's class) >= 0.9;
-- unthinned, lambda inside a class grows with the density difference (SCIENCE §2.4: 300 vs 60
+- unthinned, lambda inside a class grows with the density difference (docs/SCIENCE.md §2.6: 300 vs 60
   loc/um² gives lambda ~ 8 unthinned and ~ 0.1 thinned).
 
 Fields are small (2 files x 6 x 6 um = 8 tiles per dataset) to keep the test fast. Fingerprints are

@@ -72,7 +72,7 @@ class Deployment:
         (self.scale_dir / "celery.pid").unlink()
 
     def start_job_worker(self) -> None:
-        self.run("celery", "-A", "app:celery_app", "worker", "--concurrency", "2", "--loglevel", "INFO", "--detach",
+        self.run("celery", "-A", "app:celery_app", "worker", "--loglevel", "INFO", "--detach",
                  "--pidfile", str(self.scale_dir / "celery.pid"), "--logfile", str(self.scale_dir / "logs" / "celery.log"))
         wait_until(lambda: self.health()["job_workers"]["ok"], 120, "the Celery worker to answer /healthz")
 

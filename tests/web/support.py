@@ -6,6 +6,7 @@
 - ``login(client, account)``: signs in through the real /login form, with its CSRF token.
 - ``csrf_cookie(client)``: the token the Dash renderer would send as X-CSRFToken.
 - ``dash_post(...)``: a Dash callback POST to /_dash-update-component.
+- ``BackgroundJob``: start a background callback and poll it over HTTP, as the renderer does.
 - ``render_page(client, path)``: the page content Dash's router returns for a path.
 - ``add_dataset(...)``: a bare Dataset row (no files) with any visibility, for access tests.
 - ``ingest_small(...)``: a real ingest of a small synthetic file with one ROI.
@@ -28,6 +29,7 @@ from config import load_settings
 from tests.databases import database_overrides
 
 PASSWORD = "correct horse battery"
+TEST_SECRET = "test-secret-web"      # the secret key of the test apps
 _SHARED: dict = {}
 
 
@@ -39,7 +41,7 @@ def make_test_settings(root: Path | None = None):
     if root is None:
         root = Path(tempfile.mkdtemp(prefix="nanoorg-web-"))
         atexit.register(shutil.rmtree, root, ignore_errors=True)
-    return load_settings(instance_dir=root / "instance", seed_demo=False, secret_key="test-secret-web",
+    return load_settings(instance_dir=root / "instance", seed_demo=False, secret_key=TEST_SECRET,
                          contact_email="help@nano-org.test", **database_overrides())
 
 
@@ -138,7 +140,7 @@ def _id_text(component_id) -> str:
     return component_id
 
 
-def dash_post(client, outputs, inputs, state=(), changed=None, csrf: bool = True):
+def dash_post(client, outputs, inputs, state=(), changed=None, csrf: bool = True, query=None):
     """POST a callback. ``outputs``: [(id, prop)]; ``inputs``/``state``: [(id, prop, value)] or raw
     dicts / lists of dicts (pattern-matching ALL); ``changed``: prop ids like "btn.n_clicks"."""
     def entry(item):
@@ -159,7 +161,69 @@ def dash_post(client, outputs, inputs, state=(), changed=None, csrf: bool = True
     body = {"output": output_key, "outputs": outputs_field, "inputs": inputs,
             "state": [entry(s) for s in state], "changedPropIds": changed}
     headers = {"X-CSRFToken": csrf_cookie(client)} if csrf else {}
-    return client.post("/_dash-update-component", json=body, headers=headers)
+    return client.post("/_dash-update-component", json=body, headers=headers, query_string=query)
+
+
+def page_end_id(client, path: str = "/") -> str:
+    """The signed per-page-load token (``endId``) Dash puts in the page's config."""
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'<script id="_dash-config" type="application/json">(.*?)</script>', page, re.S)
+    assert match, "no Dash config in the page"
+    return json.loads(match.group(1))["end_id"]
+
+
+class BackgroundJob:
+    """A background callback started and polled over HTTP the way the renderer does.
+
+    ``start()`` POSTs the inputs with the page load's ``endId`` and keeps the signed ``cacheKey``
+    and ``job`` handles of the answer; ``poll()`` POSTs them back (input values nulled) and
+    returns (status code, JSON body or None)."""
+
+    def __init__(self, client, outputs, inputs, state=(), changed=None, path: str = "/", csrf: bool = True):
+        self.client, self.outputs, self.inputs, self.state, self.changed = client, outputs, inputs, state, changed
+        self.csrf = csrf
+        self.end_id = page_end_id(client, path)
+        self.handles: dict = {}
+
+    def start(self) -> dict:
+        response = dash_post(self.client, self.outputs, self.inputs, self.state, self.changed, csrf=self.csrf,
+                             query={"endId": self.end_id})
+        assert response.status_code in (200, 202), response.get_data(as_text=True)[:500]
+        self.handles = response.get_json()
+        assert "cacheKey" in self.handles and "job" in self.handles, self.handles
+        return self.handles
+
+    @property
+    def cache_key(self) -> str:
+        """The unsigned result key (the part before the signature)."""
+        return self.handles["cacheKey"].rpartition("~")[0]
+
+    @property
+    def job_id(self) -> str:
+        """The unsigned job id."""
+        return self.handles["job"].rpartition("~")[0]
+
+    def poll(self, handles: dict | None = None):
+        handles = handles or self.handles
+        nulled = [(i, p, None) for i, p, _ in self.inputs]
+        response = dash_post(self.client, self.outputs, nulled, [(i, p, None) for i, p, _ in self.state],
+                             self.changed or [f"{_id_text(self.inputs[0][0])}.{self.inputs[0][1]}"], csrf=self.csrf,
+                             query={"endId": self.end_id, "cacheKey": handles["cacheKey"], "job": handles["job"]})
+        body = response.get_json(silent=True) if response.status_code == 200 else None
+        return response.status_code, body
+
+    def result(self, timeout: float = 60.0) -> dict:
+        """Poll until the callback answers with its outputs (status 200 with a ``response``)."""
+        import time
+
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            status, body = self.poll()
+            if status == 200 and body and "response" in body:
+                return body["response"]
+            assert status in (200, 202, 204), status
+            time.sleep(0.05)
+        raise AssertionError(f"no result within {timeout} s")
 
 
 def render_page(client, path: str):

@@ -9,6 +9,7 @@ from databank.models import DatasetShare, db
 from callbacks import databank as cb
 
 from .helpers_datasets import add_bare_dataset, as_user, build_bank, client_as, dash_post, find_ids, page_layout
+import ids
 
 N_PUBLIC = 25
 
@@ -138,8 +139,8 @@ def test_rows_carry_grid_columns(bank):
 def test_layout_is_an_infinite_grid_with_every_column(bank):
     with as_user(bank, None, "/databank"):
         layout = page_layout("/databank")(q="tigit")
-    ids = find_ids(layout)
-    grid = ids[cb.GRID_ID]
+    found = find_ids(layout)
+    grid = found[ids.Databank.GRID]
     assert grid.rowModelType == "infinite"
     assert grid.defaultColDef["sortable"] is True
     fields = {c["field"]: c for c in grid.columnDefs}
@@ -151,8 +152,8 @@ def test_layout_is_an_infinite_grid_with_every_column(bank):
     assert fields["n_locs"]["filter"] == "agNumberColumnFilter"
     assert fields["protein"]["filter"] == "agTextColumnFilter"
     assert fields["title"]["cellRenderer"] == "NanoorgDatasetLink"
-    assert ids[cb.SEARCH_ID].value == "tigit" and ids[cb.SEARCH_ID].debounce
-    assert cb.COUNT_ID in ids
+    assert found[ids.Databank.SEARCH].value == "tigit" and found[ids.Databank.SEARCH].debounce
+    assert ids.Databank.COUNT in found
 
 
 def test_column_chooser_hides_and_shows():
@@ -163,15 +164,15 @@ def test_column_chooser_hides_and_shows():
 
 def test_grid_callback_over_http(bank):
     """The real Dash endpoint (with CSRF) answers the grid with readable rows only."""
-    outputs = [(cb.GRID_ID, "getRowsResponse"), (cb.COUNT_ID, "children")]
-    args = dict(output=f"..{cb.GRID_ID}.getRowsResponse...{cb.COUNT_ID}.children..", outputs=outputs,
-                inputs=[(cb.GRID_ID, "getRowsRequest", request(sort=[{"colId": "title", "sort": "desc"}]))],
-                state=[(cb.SEARCH_ID, "value", "")])
+    outputs = [(ids.Databank.GRID, "getRowsResponse"), (ids.Databank.COUNT, "children")]
+    args = dict(output=f"..{ids.Databank.GRID}.getRowsResponse...{ids.Databank.COUNT}.children..", outputs=outputs,
+                inputs=[(ids.Databank.GRID, "getRowsRequest", request(sort=[{"colId": "title", "sort": "desc"}]))],
+                state=[(ids.Databank.SEARCH, "value", "")])
     anonymous = dash_post(client_as(bank, None), **args)
     assert anonymous.status_code == 200, anonymous.data
-    data = anonymous.get_json()["response"][cb.GRID_ID]["getRowsResponse"]
+    data = anonymous.get_json()["response"][ids.Databank.GRID]["getRowsResponse"]
     assert data["rowCount"] == N_PUBLIC and all(r["visibility"] == "public" for r in data["rowData"])
-    bob = dash_post(client_as(bank, "bob"), **args).get_json()["response"][cb.GRID_ID]["getRowsResponse"]
+    bob = dash_post(client_as(bank, "bob"), **args).get_json()["response"][ids.Databank.GRID]["getRowsResponse"]
     assert "Alice shared ZAP70" in {r["title"] for r in bob["rowData"]}
     assert "Alice private LAT" not in {r["title"] for r in bob["rowData"]}
 

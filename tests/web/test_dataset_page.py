@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ids
+
 import io
 import re
 import zipfile
@@ -52,8 +54,8 @@ def test_layout_refuses_foreign_private_without_leaking(bank):
     assert "dataset-not-found" in find_ids(missing)
     for user in ("carol", "bob", "dave", None):
         page = view(bank, user, bank.datasets["private"])
-        ids = find_ids(page)
-        assert "dataset-not-found" in ids and "dataset-info" not in ids, user
+        found = find_ids(page)
+        assert "dataset-not-found" in found and "dataset-info" not in found, user
         assert "Alice private EGFR" not in text_of(page)
         assert text_of(page) == text_of(view(bank, user, 999_999)).replace("999999", str(bank.datasets["private"]))
     assert "dataset-not-found" in find_ids(view(bank, None, "not-a-number"))
@@ -62,9 +64,9 @@ def test_layout_refuses_foreign_private_without_leaking(bank):
 
 def test_layout_for_readers(bank):
     page = view(bank, "bob", bank.datasets["shared"])             # shared with bob
-    ids = find_ids(page)
-    assert "dataset-info" in ids and "dataset-owner-tools" not in ids
-    assert "dataset-similarity-section" in ids
+    found = find_ids(page)
+    assert "dataset-info" in found and "dataset-owner-tools" not in found
+    assert "dataset-similarity-section" in found
     assert "Alice shared CD8" in text_of(page)
 
 
@@ -87,15 +89,15 @@ def test_public_layout_anonymous_and_signed_in(bank):
 
 def test_metadata_table_links_and_owner_tools(bank):
     page = view(bank, "alice", bank.datasets["public"])
-    ids = find_ids(page)
-    text = text_of(ids["dataset-metadata-table"])
+    found = find_ids(page)
+    text = text_of(found["dataset-metadata-table"])
     for field in METADATA_FIELDS:
         assert field.label in text, field.label
     assert "Owner" in text and "alice" in text and "Created" in text
-    assert ids["dataset-link-doi"].href == "https://doi.org/10.1038/s41592-022-01750-6"
-    assert ids["dataset-link-licence"].href.startswith("https://creativecommons.org/")
-    assert {"dataset-owner-tools", "dataset-edit-modal", "dataset-visibility-modal", "dataset-delete-modal"} <= set(ids)
-    files = text_of(ids["dataset-file-table"])
+    assert found["dataset-link-doi"].href == "https://doi.org/10.1038/s41592-022-01750-6"
+    assert found["dataset-link-licence"].href.startswith("https://creativecommons.org/")
+    assert {"dataset-owner-tools", "dataset-edit-modal", "dataset-visibility-modal", "dataset-delete-modal"} <= set(found)
+    files = text_of(found["dataset-file-table"])
     for header in ("Localisations", "Density", "Coverage", "Precision", "ROIs", "Tiles kept / dropped"):
         assert header in files
     assert "tigit.csv" in files
@@ -107,9 +109,9 @@ def test_metadata_table_links_and_owner_tools(bank):
 
 def edit_form(**values):
     names = [f.name for f in METADATA_FIELDS if f.kind != "bool"]
-    field_ids = [{"type": cb.FIELD_TYPE, "name": n} for n in names]
+    field_ids = [{"type": ids.Dataset.FIELD_TYPE, "name": n} for n in names]
     flags = [f.name for f in METADATA_FIELDS if f.kind == "bool"]
-    flag_ids = [{"type": cb.FLAG_TYPE, "name": n} for n in flags]
+    flag_ids = [{"type": ids.Dataset.FLAG_TYPE, "name": n} for n in flags]
     return ([values.get(n, "") for n in names], field_ids, [values.get(n, False) for n in flags], flag_ids)
 
 

@@ -16,8 +16,6 @@ from contextvars import copy_context
 from pathlib import Path
 
 import pytest
-from dash._callback_context import context_value
-from dash._utils import AttributeDict
 from flask_login import login_user, logout_user
 
 from databank import search
@@ -25,7 +23,9 @@ from databank.datasets import delete_dataset, set_visibility
 from databank.models import Dataset, User, db
 from databank.users import create_api_token
 from callbacks import similarity as cb
-from components import similarity_section as ids
+from components import similarity_section as section
+from server.dash_jobs import callback_context
+import ids
 
 from .helpers_datasets import (Bank, client_as, find_ids, fresh_bank, ingest, make_files, page_layout,
                                text_of)
@@ -82,14 +82,12 @@ def as_caller(bank, name, *, triggered=None):
     with bank.server.test_request_context("/_dash-update-component", method="POST"):
         if name is not None:
             login_user(db.session.get(User, bank.users[name]))
-        values = AttributeDict(cookies=session_cookie(bank, name) if name else {},
-                               triggered_inputs=[{"prop_id": f"{triggered}.n_clicks", "value": 1}] if triggered
-                               else [])
-        token = context_value.set(values)
         try:
-            yield
+            with callback_context(cookies=session_cookie(bank, name) if name else {},
+                                  triggered_inputs=[{"prop_id": f"{triggered}.n_clicks", "value": 1}] if triggered
+                                  else []):
+                yield
         finally:
-            context_value.reset(token)
             if name is not None:
                 logout_user()
             db.session.remove()
@@ -277,9 +275,9 @@ def test_filter_choices_come_from_readable_datasets_only(bank):
 
 def test_quick_filter_buttons(bank):
     own = {"protein": "EGFR", "cell_type": "COS-7", "modality": "dSTORM"}
-    out = call(bank, "alice", cb.apply_quick_filters, 1, None, None, None, own, triggered=ids.SAME_CELL_TYPE)
+    out = call(bank, "alice", cb.apply_quick_filters, 1, None, None, None, own, triggered=ids.Similarity.SAME_CELL_TYPE)
     assert out[1] == "COS-7" and all(v is cb.no_update for k, v in enumerate(out) if k != 1)
-    assert call(bank, "alice", cb.apply_quick_filters, 1, 1, 1, 1, own, triggered=ids.CLEAR_FILTERS) == (None, None, None, "")
+    assert call(bank, "alice", cb.apply_quick_filters, 1, 1, 1, 1, own, triggered=ids.Similarity.CLEAR_FILTERS) == (None, None, None, "")
     assert cb.build_filters("EGFR", " ", None, " drug ") == {"protein": "EGFR", "tags": {"type": "contains", "filter": "drug"}}
 
 
@@ -318,10 +316,10 @@ def test_columns_follow_the_metric_switch():
 
 def test_section_layout(bank):
     with bank.server.test_request_context("/"):
-        layout = ids.similarity_section(bank.datasets["query"])
+        layout = section.similarity_section(bank.datasets["query"])
     found = find_ids(layout)
-    for ident in (ids.SELF_THINNED, ids.SELF_UNTHINNED, ids.GRID, ids.TARGET, ids.SPLIT, ids.METRIC,
-                  ids.FILTER_PROTEIN, ids.FILTER_CELL_TYPE, ids.FILTER_MODALITY, ids.CANCEL, ids.PROGRESS,
+    for ident in (ids.Similarity.SELF_THINNED, ids.Similarity.SELF_UNTHINNED, ids.Similarity.GRID, ids.Similarity.TARGET, ids.Similarity.SPLIT, ids.Similarity.METRIC,
+                  ids.Similarity.FILTER_PROTEIN, ids.Similarity.FILTER_CELL_TYPE, ids.Similarity.FILTER_MODALITY, ids.Similarity.CANCEL, ids.Similarity.PROGRESS,
                   "sim-download-login"):
         assert ident in found, ident
     text = str(layout)
@@ -458,13 +456,13 @@ def test_compare_page_layout(bank):
 # --------------------------------------------------------------------------------------------
 # the thread job manager (background callbacks without fork)
 
-def test_thread_job_manager_runs_reports_cancels_and_reports_errors(bank):
+def test_thread_job_manager_runs_reports_cancels_and_reports_errors(bank, tmp_path):
     import threading
     import time
 
-    from server.job_threads import ThreadJobManager
+    from server.dash_jobs import ThreadJobManager
 
-    manager = ThreadJobManager(max_workers=1, folder_name="jobs-threads-test")
+    manager = ThreadJobManager(tmp_path / "jobs")
     seen = {}
 
     def job(set_progress, steps):
@@ -482,28 +480,33 @@ def test_thread_job_manager_runs_reports_cancels_and_reports_errors(bank):
 
     spec = manager.make_job_fn(job, True)
 
-    def wait_done(job_id, timeout=10.0):
+    def wait_done(key, job_id, timeout=10.0):
         end = time.time() + timeout
+        while manager.job_running(job_id) and not manager.result_ready(key) and time.time() < end:
+            time.sleep(0.02)
+
+    with bank.server.test_request_context("/"):
+        job_id = manager.call_job_fn("anonymous-k-ok", spec, [3], {"cookies": {"session": "x"}})
+        wait_done("anonymous-k-ok", job_id)
+        assert manager.job_running(job_id)                 # finished, result not yet collected
+        assert manager.get_result("anonymous-k-ok", job_id) == ["done", 3]
+        assert not manager.job_running(job_id)             # collected: the job is gone
+        assert manager.get_result("anonymous-k-ok", job_id) is manager.UNDEFINED     # collected once only
+        assert seen == {"app_context": True, "cookies": {"session": "x"}}
+
+        job_id = manager.call_job_fn("anonymous-k-cancel", spec, [10_000], {})
+        end = time.time() + 10
+        while not manager.get_progress("anonymous-k-cancel") and time.time() < end:
+            time.sleep(0.02)
+        manager.terminate_job(job_id)
+        end = time.time() + 10
         while manager.job_running(job_id) and time.time() < end:
             time.sleep(0.02)
         assert not manager.job_running(job_id)
+        assert manager.get_result("anonymous-k-cancel", job_id) is manager.UNDEFINED      # cancelled: no result
 
-    with bank.server.test_request_context("/"):
-        job_id = manager.call_job_fn("k-ok", spec, [3], {"cookies": {"session": "x"}})
-        wait_done(job_id)
-        assert manager.get_result("k-ok", job_id) == ["done", 3]
-        assert seen == {"app_context": True, "cookies": {"session": "x"}}
-
-        job_id = manager.call_job_fn("k-cancel", spec, [10_000], {})
-        end = time.time() + 10
-        while not manager.get_progress("k-cancel") and time.time() < end:
-            time.sleep(0.02)
-        manager.terminate_job(job_id)
-        wait_done(job_id)
-        assert manager.get_result("k-cancel", job_id) is manager.UNDEFINED      # cancelled: no result
-
-        job_id = manager.call_job_fn("k-error", spec, [0], {})
-        wait_done(job_id)
-        error = manager.get_result("k-error", job_id)
+        job_id = manager.call_job_fn("anonymous-k-error", spec, [0], {})
+        wait_done("anonymous-k-error", job_id)
+        error = manager.get_result("anonymous-k-error", job_id)
         assert "broken job" in error["background_callback_error"]["msg"]
-    assert not [t for t in threading.enumerate() if t.name.startswith("dash-job-") and t.is_alive()]
+    assert not [t for t in threading.enumerate() if t.name.startswith("nanoorg-job-") and t.is_alive()]

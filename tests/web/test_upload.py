@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dash._callback_context import context_value
-from dash._utils import AttributeDict
 from dash import no_update
 from dash.exceptions import PreventUpdate
 from flask_login import login_user, logout_user
@@ -22,9 +20,12 @@ from sqlalchemy import func, select
 from databank.metadata import METADATA_FIELDS
 from databank.models import DataFile, Dataset, Roi, db
 from databank.users import find_user
-from server import jobs, routes_upload
+from databank import jobs
+from server import routes_upload
+from server.dash_jobs import callback_context
 from callbacks import upload as cb
 from tests.web import support
+import ids
 
 MiB = 1024 * 1024
 
@@ -136,8 +137,8 @@ def run_job(app, client, request):
     progress = []
 
     def run():
-        context_value.set(AttributeDict(cookies=cookies, triggered_inputs=[{"prop_id": "upload-request.data"}]))
-        return cb.run_ingest(progress.append, request)
+        with callback_context(cookies=cookies, triggered_inputs=[{"prop_id": "upload-request.data"}]):
+            return cb.run_ingest(progress.append, request)
 
     with app.server.app_context():
         result = copy_context().run(run)
@@ -376,10 +377,10 @@ def _form(metadata):
     text_fields = [f for f in METADATA_FIELDS if f.kind != "bool"]
     bool_fields = [f for f in METADATA_FIELDS if f.kind == "bool"]
     values = [metadata.get(f.name, "" if f.kind != "float" else None) for f in text_fields]
-    ids = [{"type": cb.META, "field": f.name} for f in text_fields]
+    field_ids = [{"type": ids.Upload.META, "field": f.name} for f in text_fields]
     bools = [bool(metadata.get(f.name)) for f in bool_fields]
-    bool_ids = [{"type": cb.META_BOOL, "field": f.name} for f in bool_fields]
-    return values, ids, bools, bool_ids
+    bool_ids = [{"type": ids.Upload.META_BOOL, "field": f.name} for f in bool_fields]
+    return values, field_ids, bools, bool_ids
 
 
 def test_upl012_submit_checks_before_anything_is_consumed(alice, bob, app, settings, files):
@@ -475,8 +476,8 @@ def test_upl021_job_user_comes_from_the_cookie(alice, bob, app, settings, files)
     (card, _, _), _ = run_job(app, anonymous, request_for(upload_id, files))
     assert "Sign in" in text_of(card)
     with app.server.app_context():
-        assert jobs.user_id_from_cookies({"session": "forged.value.sig"}) is None
-        assert jobs.user_id_from_cookies({"session": alice.get_cookie("session").value}) == find_user("alice").id
+        assert jobs.user_id_from_session_cookie({"session": "forged.value.sig"}, app.server) is None
+        assert jobs.user_id_from_session_cookie({"session": alice.get_cookie("session").value}, app.server) == find_user("alice").id
     with pytest.raises(PreventUpdate):
         run_job(app, alice, None)
 
@@ -527,16 +528,16 @@ def test_upl023_incomplete_upload_is_refused(alice, app, settings, files):
 def test_upl024_job_slots_bound_concurrency(app, settings):
     messages = []
     with app.server.app_context():
-        with jobs.job_slot("test", slots=1):
+        with jobs.slot(slots=1):
             with pytest.raises(jobs.QueueTimeout):
-                with jobs.job_slot("test", lambda f, m: messages.append(m), slots=1, timeout=0.3, poll=0.1):
+                with jobs.slot(lambda f, m: messages.append(m), slots=1, timeout=0.3, poll=0.1):
                     pass
         assert messages and messages[0].startswith("Queued")
-        with jobs.job_slot("test", slots=1):       # released again
+        with jobs.slot(slots=1):       # released again
             pass
         # a slot held by a dead process is taken over
         cache = jobs._slot_cache(settings)
-        cache.set("test:slot:0", {"host": __import__("socket").gethostname(), "pid": 2 ** 22 + 12345, "token": "x"})
+        cache.set("slot:0", {"host": __import__("socket").gethostname(), "pid": 2 ** 22 + 12345, "token": "x"})
         cache.close()
-        with jobs.job_slot("test", slots=1, timeout=1):
+        with jobs.slot(slots=1, timeout=1):
             pass

@@ -18,8 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from dash._callback_context import context_value
-from dash._utils import AttributeDict, to_json
+from plotly.io.json import to_json_plotly as to_json
 from flask_login import login_user, logout_user
 from shapely.geometry import Polygon
 
@@ -30,6 +29,7 @@ from databank.demo import write_fiji_roi, write_thunderstorm_csv
 from databank.ingest import StagedFile, ingest_dataset
 from databank.models import DataFile, User, db
 from databank.users import create_user
+from server.dash_jobs import callback_context
 from tests.web import support
 
 META = dict(modality="dSTORM", software="ThunderSTORM", protein="EGFR", cell_type="COS-7",
@@ -83,9 +83,8 @@ def request_as(app, user_id, path="/"):
 def as_callback(prop_id, fn, *args, cookies=None):
     """Call ``fn`` the way Dash does for a change of ``prop_id`` (dash.ctx set)."""
     def call():
-        context_value.set(AttributeDict(triggered_inputs=[{"prop_id": prop_id, "value": None}],
-                                        cookies=cookies or {}))
-        return fn(*args)
+        with callback_context(triggered_inputs=[{"prop_id": prop_id, "value": None}], cookies=cookies or {}):
+            return fn(*args)
     return copy_context().run(call)
 
 

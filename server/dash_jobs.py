@@ -1,0 +1,335 @@
+"""The one bridge between nano-org's jobs (``databank.jobs``) and Dash's background callbacks.
+
+``make_job_manager(settings)`` picks the backend once, when the app is built:
+
+- **embedded default** (no ``REDIS_URL``): ``ThreadJobManager`` runs each job in a thread of the
+  web process; results, progress and cancel flags live in a diskcache in the instance's cache
+  folder, so every web process of the host can answer the browser's polling requests.
+  Why threads and not Dash's ``DiskcacheManager``: that one *forks* the web process for every
+  job, and the web process is multi-threaded (request threads, warm-up threads). A fork taken
+  while another thread holds one of SQLite's process-wide mutexes (its allocator, its list of open
+  files; the bank and diskcache are both SQLite) leaves the child blocked forever on its first
+  SQLite call: observed on the dataset page, the job child hung in ``sqlite3Malloc``
+  (``pthread_mutex_lock``) and numba's TBB pool warned "Unable to join threads to shut down before
+  fork()". So nothing here forks; a separate process, if ever needed, must be started by
+  ``spawn``. Cancelling is cooperative: the job stops at its next progress report.
+- **Celery** (``REDIS_URL`` set): ``CeleryJobManager`` (Dash's ``CeleryManager``) sends jobs to
+  ``celery -A app:celery_app worker`` processes; Redis holds results and progress; cancel revokes
+  the task (the worker process running it is terminated).
+
+Both backends store a job's result under ``databank.jobs.result_key``: Dash's key for the callback
+and its inputs, mixed with the user id from the starting request's signed session cookie and a
+random nonce, through the public ``build_cache_key`` hook. Dash also signs that key and binds it
+to the page load that started the job, so only that request can collect the result.
+
+``job_callback(app, kind, ...)`` registers a background callback whose body runs inside a
+``databank.jobs.JobRecord`` (one log line at the start, one with outcome and duration at the end),
+on either backend. Job bodies find their user with ``job_user()`` (from the signed session cookie
+of the starting request, re-checked against the database) inside ``job_app_context()``.
+
+Dash's public API cannot run a callback body with a callback context (``dash.ctx.cookies``) outside
+Dash's own managers; the two private Dash names this needs are imported here and nowhere else,
+and ``tests/web/test_dash_adapter.py`` fails if they change (``callback_context``).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import traceback
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import dash
+from dash.background_callback.managers import BaseBackgroundCallbackManager
+from dash.exceptions import PreventUpdate
+from flask import current_app, has_app_context, has_request_context, request
+
+# Private Dash internals: only here (pinned by tests/web/test_dash_adapter.py).
+from dash._callback_context import context_value
+from dash._utils import AttributeDict
+
+from databank import jobs, users
+from databank.models import User, db
+
+log = logging.getLogger(__name__)
+
+RESULT_TTL_SECONDS = 3600          # an uncollected result (the page was left) expires
+FLAG_TTL_SECONDS = 600
+NO_UPDATE = {"_dash_no_update": "_dash_no_update"}       # how Dash's managers store PreventUpdate
+
+
+# --------------------------------------------------------------------------------------------
+# the callback context of a job (private Dash API, isolated here)
+
+@contextmanager
+def callback_context(**values):
+    """Run the body with a Dash callback context holding ``values`` (``cookies``, ``triggered_inputs`` ...).
+
+    What Dash's own managers do before calling a job body; also used by tests that call callback
+    functions directly."""
+    token = context_value.set(AttributeDict(**{**values, "ignore_register_page": False}))
+    try:
+        yield
+    finally:
+        context_value.reset(token)
+
+
+# --------------------------------------------------------------------------------------------
+# the user of a job
+
+def _server(server=None):
+    if server is not None:
+        return server
+    if has_app_context():
+        return current_app._get_current_object()
+    return dash.get_app().server
+
+
+def job_user_id(server=None) -> int | None:
+    """The signed-in user's id inside a job (from the starting request's cookies, ``dash.ctx.cookies``)."""
+    try:
+        cookies = dash.ctx.cookies
+    except Exception:
+        cookies = None
+    return jobs.user_id_from_session_cookie(cookies, _server(server))
+
+
+def job_user(server=None) -> User | None:
+    """The signed-in ``User`` inside a job; needs an app context (``job_app_context``)."""
+    uid = job_user_id(server)
+    return users.get_user(uid) if uid is not None else None
+
+
+@contextmanager
+def job_app_context(server=None):
+    """An app context for database work inside a job: the current one, else the Dash server's."""
+    if has_app_context():
+        yield current_app._get_current_object()
+        return
+    with _server(server).app_context():
+        try:
+            yield current_app._get_current_object()
+        finally:
+            db.session.remove()
+
+
+# --------------------------------------------------------------------------------------------
+# registering a job
+
+def job_callback(app, kind: str, *dependencies, **options):
+    """``app.callback(*dependencies, background=True, **options)`` with the body run as a ``kind`` job.
+
+    The body's start, user id, outcome and duration are logged (``databank.jobs.JobRecord``) on
+    both backends."""
+    def decorate(body):
+        @functools.wraps(body)           # Dash hashes the body's source (``inspect.unwrap``)
+        def run_job(*args, **kwargs):
+            with job_app_context() as server:
+                user_id = job_user_id(server)
+            with jobs.recorded(kind, user_id) as record:
+                try:
+                    return body(*args, **kwargs)
+                except PreventUpdate:
+                    record.finish("refused", "nothing to do")
+                    raise
+        run_job.nanoorg_job_kind = kind
+        return app.callback(*dependencies, background=True, **options)(run_job)
+    return decorate
+
+
+# --------------------------------------------------------------------------------------------
+# result ownership (both backends)
+
+def _requester_id() -> int | None:
+    """The user id in the current request's signed session cookie (None: anonymous or no request)."""
+    if not has_request_context():
+        return None
+    return jobs.user_id_from_session_cookie(request.cookies, current_app._get_current_object())
+
+
+class OwnedResultKeys:
+    """Mixin for a Dash manager: a job's result key belongs to the request that started it.
+
+    ``build_cache_key`` (called by Dash in the starting request) mixes the requester's user id and
+    a random nonce into Dash's key; ``get_result``, ``get_progress`` and ``get_updated_props``
+    (called in the polling requests) answer nothing to a requester of another user, even one
+    holding a stolen handle."""
+
+    def build_cache_key(self, fn, args, cache_args_to_ignore, triggered):
+        dash_key = super().build_cache_key(fn, args, cache_args_to_ignore, triggered)
+        return jobs.result_key(dash_key, _requester_id(), jobs.new_nonce())
+
+    @staticmethod
+    def _refused(key, *, report: bool = False) -> bool:
+        requester = _requester_id()
+        if jobs.result_belongs_to(key, requester):
+            return False
+        if report and key is not None:
+            log.warning("job result %s… refused to %s", str(key)[:24], jobs.owner_tag(requester))
+        return True
+
+    def get_result(self, key, job):
+        return self.UNDEFINED if self._refused(key, report=True) else super().get_result(key, job)
+
+    def get_progress(self, key):
+        return None if self._refused(key) else super().get_progress(key)
+
+    def get_updated_props(self, key):
+        return {} if self._refused(key) else super().get_updated_props(key)
+
+
+# --------------------------------------------------------------------------------------------
+# embedded backend: threads of the web process
+
+class _JobBody:
+    def __init__(self, fn, progress):
+        self.fn = fn
+        self.progress = progress
+
+
+class ThreadJobRunner(BaseBackgroundCallbackManager):
+    """Background callbacks in threads of the web process (see the module docstring).
+
+    State per job id in the diskcache ``handle``: "running" while the body runs, "finished" once
+    its result is stored (until the result is collected), removed when it ends without a result
+    (cancelled), so Dash's poll loop always sees a result or a stopped job, never neither."""
+
+    def __init__(self, cache_dir: Path):
+        import diskcache
+
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        self.handle = diskcache.Cache(str(cache_dir))
+        super().__init__(None)           # no ``cache_by``: a result is deleted once collected
+
+    @staticmethod
+    def _state_key(job) -> str:
+        return f"job:{job}:state"
+
+    @staticmethod
+    def _cancel_key(job) -> str:
+        return f"job:{job}:cancel"
+
+    @staticmethod
+    def _progress_key(key) -> str:
+        return f"{key}-progress"
+
+    def make_job_fn(self, fn, progress, key=None):
+        return _JobBody(fn, progress)
+
+    def call_job_fn(self, key, job_fn, args, context):
+        server = current_app._get_current_object()
+        job = uuid.uuid4().hex
+        self.handle.set(self._state_key(job), "running", expire=RESULT_TTL_SECONDS)
+        threading.Thread(target=self._run, name=f"nanoorg-job-{job[:8]}", daemon=True,
+                         args=(job_fn, key, args, dict(context), job, server)).start()
+        return job
+
+    def _run(self, body: _JobBody, key, args, context, job, server) -> None:
+        cache = self.handle
+
+        def set_progress(value):
+            if cache.get(self._cancel_key(job)):
+                raise jobs.JobCancelled()
+            cache.set(self._progress_key(key), list(value) if isinstance(value, (list, tuple)) else [value],
+                      expire=RESULT_TTL_SECONDS)
+
+        leading = [set_progress] if body.progress else []
+        output = None
+        try:
+            with server.app_context(), callback_context(**context):
+                try:
+                    if isinstance(args, dict):
+                        output = body.fn(*leading, **args)
+                    elif isinstance(args, (list, tuple)):
+                        output = body.fn(*leading, *args)
+                    else:
+                        output = body.fn(*leading, args)
+                except jobs.JobCancelled:
+                    return
+                except PreventUpdate:
+                    output = NO_UPDATE
+                except Exception as error:  # shown in the browser as Dash shows a job's error
+                    log.exception("background job failed")
+                    output = {"background_callback_error": {"msg": str(error), "tb": traceback.format_exc()}}
+                finally:
+                    db.session.remove()
+            if not cache.get(self._cancel_key(job)):
+                cache.set(key, output, expire=RESULT_TTL_SECONDS)
+                cache.set(self._state_key(job), "finished", expire=RESULT_TTL_SECONDS)
+                return
+        finally:
+            if cache.get(self._state_key(job)) == "running":
+                cache.delete(self._state_key(job))
+
+    def get_progress(self, key):
+        progress = self.handle.get(self._progress_key(key))
+        if progress:
+            self.handle.delete(self._progress_key(key))
+        return progress
+
+    def result_ready(self, key):
+        return self.handle.get(key) is not None
+
+    def get_result(self, key, job):
+        result = self.handle.get(key, self.UNDEFINED)
+        if result is self.UNDEFINED:
+            return self.UNDEFINED
+        self.handle.delete(key)
+        self.handle.delete(self._progress_key(key))
+        if job is not None:
+            self.handle.delete(self._state_key(job))
+        return result
+
+    def get_updated_props(self, key):
+        return {}
+
+    def job_running(self, job):
+        return job is not None and self.handle.get(self._state_key(job)) is not None
+
+    def terminate_job(self, job):
+        if job is not None and self.handle.get(self._state_key(job)) == "running":
+            self.handle.set(self._cancel_key(job), True, expire=FLAG_TTL_SECONDS)
+
+    def terminate_unhealthy_job(self, job):
+        return False
+
+
+class ThreadJobManager(OwnedResultKeys, ThreadJobRunner):
+    """The embedded backend: jobs in threads, results owned by the request that started them."""
+
+
+# --------------------------------------------------------------------------------------------
+# Celery backend
+
+class CeleryJobManager(OwnedResultKeys, dash.CeleryManager):
+    """The Celery backend: Dash's Celery manager, results owned by the request that started them."""
+
+
+def make_celery(settings, server):
+    """The Celery application for ``settings.redis_url`` (broker and result backend).
+
+    A worker (``celery -A app:celery_app worker``) runs ``settings.job_workers`` jobs at once, each
+    in a pool process forked from the worker's parent (which has no warm-up threads, ``app.py``);
+    a pool process drops the database connections it inherited before its first job."""
+    from celery import Celery
+    from celery.signals import worker_process_init
+
+    celery_app = Celery("nanoorg", broker=settings.redis_url, backend=settings.redis_url)
+    celery_app.conf.update(worker_concurrency=int(settings.job_workers), worker_hijack_root_logger=False,
+                           result_expires=RESULT_TTL_SECONDS, broker_connection_retry_on_startup=True)
+
+    def fresh_connections(**_):
+        with server.app_context():
+            db.engine.dispose(close=False)      # SQLAlchemy's rule for a forked child: never share the pool
+    worker_process_init.connect(fresh_connections, weak=False)
+    return celery_app
+
+
+def make_job_manager(settings, server) -> BaseBackgroundCallbackManager:
+    """The app's background-job manager: Celery when ``settings.redis_url`` is set, else threads."""
+    if settings.redis_url:
+        return CeleryJobManager(make_celery(settings, server), expire=RESULT_TTL_SECONDS)
+    return ThreadJobManager(Path(settings.cache_dir) / "jobs")
