@@ -23,16 +23,9 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture(scope="module")
 def accounts(deployment):
-    """Two users made with the CLI (against PostgreSQL), each with an API token."""
-    made = {}
-    for name in ("alice_" + uuid.uuid4().hex[:6], "bob_" + uuid.uuid4().hex[:6]):
-        deployment.nanoorg("create-user", name, "--email", f"{name}@example.org", "--password", PASSWORD)
-        made[name.split("_")[0]] = dict(name=name, token=deployment.nanoorg("token", name)["token"])
-    return made
-
-
-def bearer(account) -> dict:
-    return {"Authorization": f"Bearer {account['token']}"}
+    """Two users registered through the web form, each a signed-in client."""
+    return {role: WebClient(deployment.url).register(f"{role}_{uuid.uuid4().hex[:6]}", PASSWORD)
+            for role in ("alice", "bob")}
 
 
 def test_schema_created_on_empty_postgresql_and_demo_bank_seeded(deployment):
@@ -62,8 +55,8 @@ def test_every_web_worker_answers_and_only_checks_the_schema(deployment):
     assert deployment.log("gunicorn.log").count("Booting worker") >= 2
 
 
-def _similar_ids(client: WebClient, dataset_id: int, pid: int, headers=None) -> set[int]:
-    response = client.get(f"/api/datasets/{dataset_id}/similar", worker=pid, headers=headers or {})
+def _similar_ids(client: WebClient, dataset_id: int, pid: int) -> set[int]:
+    response = client.get(f"/api/datasets/{dataset_id}/similar", worker=pid)
     assert response.status_code == 200, response.text
     return {row["dataset_id"] for row in response.json()["results"]}
 
@@ -71,7 +64,6 @@ def _similar_ids(client: WebClient, dataset_id: int, pid: int, headers=None) -> 
 def test_similarity_index_consistent_across_web_workers(deployment, accounts, tmp_path):
     alice, bob = accounts["alice"], accounts["bob"]
     anonymous = WebClient(deployment.url)
-    reader = WebClient(deployment.url)
     reference = anonymous.get("/api/datasets?limit=1&sort=id").json()["datasets"][0]["id"]
     for pid in deployment.web_workers:          # every worker builds its index before the bank changes
         assert reference not in _similar_ids(anonymous, reference, pid)
@@ -82,21 +74,18 @@ def test_similarity_index_consistent_across_web_workers(deployment, accounts, tm
     meta = tmp_path / "meta.json"
     meta.write_text(json.dumps(dict(title=f"Private CSR {uuid.uuid4().hex[:6]}", modality="dSTORM",
                                     software="ThunderSTORM", protein="EGFR", visibility="private")))
-    added = deployment.nanoorg("ingest", str(folder), "--metadata", str(meta), "--owner", alice["name"], "--quiet")["id"]
+    added = deployment.nanoorg("ingest", str(folder), "--metadata", str(meta), "--owner", alice.username, "--quiet")["id"]
 
     def seen_by(pid):
-        return dict(alice=added in _similar_ids(reader, reference, pid, bearer(alice)),
-                    bob=added in _similar_ids(reader, reference, pid, bearer(bob)),
-                    anonymous=added in _similar_ids(anonymous, reference, pid))
+        return {name: added in _similar_ids(client, reference, pid)
+                for name, client in (("alice", alice), ("bob", bob), ("anonymous", anonymous))}
 
     for pid in deployment.web_workers:
         assert seen_by(pid) == dict(alice=True, bob=False, anonymous=False), f"web worker {pid}"
 
     # visibility change through the dataset page's callback, on whichever worker answers
-    owner = WebClient(deployment.url).login(alice["name"], PASSWORD)
-
     def set_visibility(choice):
-        response = owner.callback("dataset-visibility-save", "n_clicks", 1, {
+        response = alice.callback("dataset-visibility-save", "n_clicks", 1, {
             "dataset-visibility-choice.value": choice, "dataset-url.pathname": f"/dataset/{added}"})
         assert response.status_code == 200, response.text
         assert response.json()["response"]["dataset-visibility-modal"]["is_open"] is False, response.text
@@ -109,12 +98,12 @@ def test_similarity_index_consistent_across_web_workers(deployment, accounts, tm
         assert seen_by(pid) == dict(alice=True, bob=False, anonymous=False), f"web worker {pid}"
 
     # delete through the dataset page's callback
-    response = owner.callback("dataset-delete-confirm", "n_clicks", 1, {"dataset-url.pathname": f"/dataset/{added}"})
+    response = alice.callback("dataset-delete-confirm", "n_clicks", 1, {"dataset-url.pathname": f"/dataset/{added}"})
     assert response.status_code == 200, response.text
     assert response.json()["response"]["dataset-url"]["href"] == "/databank", response.text
     for pid in deployment.web_workers:
         assert seen_by(pid) == dict(alice=False, bob=False, anonymous=False), f"web worker {pid}"
-        assert reader.get(f"/api/datasets/{added}", worker=pid, headers=bearer(alice)).status_code == 404
+        assert alice.get(f"/api/datasets/{added}", worker=pid).status_code == 404
 
 
 # The suites that check access rules, re-run with the data layer on this deployment's PostgreSQL.
