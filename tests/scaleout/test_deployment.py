@@ -106,8 +106,11 @@ def test_similarity_index_consistent_across_web_workers(deployment, accounts, tm
         assert alice.get(f"/api/datasets/{added}", worker=pid).status_code == 404
 
 
-# The suites that check access rules, re-run with the data layer on this deployment's PostgreSQL.
-ACCESS_SUITES = ("tests/security", "tests/databank/test_access.py", "tests/web/test_auth.py", "tests/web/test_api.py")
+# The suites that check access rules, re-run with the data layer on this deployment's PostgreSQL
+# (their jobs run in the test process's threads: who may collect a Celery job's result is checked
+# against the live deployment in test_jobs.py).
+ACCESS_SUITES = ("tests/security", "tests/databank/test_access.py", "tests/web/test_auth.py", "tests/web/test_api.py",
+                 "tests/web/test_job_ownership.py")
 
 
 def test_access_rules_identical_on_postgresql(deployment):
@@ -118,9 +121,9 @@ def test_access_rules_identical_on_postgresql(deployment):
     engine.dispose()
     suites = [path for path in ACCESS_SUITES if (ROOT / path).exists()]
     database = deployment.database_url.rsplit("/", 1)[0] + "/access_rules"
+    env = {key: value for key, value in deployment.env.items() if key not in ("REDIS_URL", "DATABASE_URL")}
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *suites],
-                            cwd=ROOT, env={**deployment.env, "NANOORG_TEST_DATABASE_URL": database,
-                                           "REDIS_URL": deployment.redis_url.rsplit("/", 1)[0] + "/1"},
+                            cwd=ROOT, env={**env, "NANOORG_TEST_DATABASE_URL": database},
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and " skipped" not in result.stdout, result.stdout[-2000:]
