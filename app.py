@@ -19,6 +19,9 @@ Security wiring (DASH_NOTES §5):
   callback POST; server-rendered forms carry it as the ``csrf_token`` field.
 - Anonymous visitors may browse public data, so no global gate: every layout, callback and route
   that touches data calls the data layer's authorisation (``access.get_dataset`` ...).
+- Logout ends every session of the user (session generation checked by ``auth.session_user``);
+  request bodies are capped (``NANOORG_MAX_REQUEST_MB``); API and callback errors are always JSON;
+  security headers and the CSP come from ``server/headers.py``. The model: docs/SECURITY.md.
 
 Several apps in one process (tests): Dash executes the modules of ``pages/`` on each ``create_app``
 (``dash.page_registry`` is module-global, keyed by module name, so a later call overwrites the
@@ -33,10 +36,12 @@ from urllib.parse import urlencode
 import dash
 from dash import Dash, html
 import numpy as np
-from flask import Flask, current_app, g, jsonify, redirect, request
+from flask import Flask, Request, current_app, g, jsonify, redirect, request
 from flask.json.provider import DefaultJSONProvider
 from flask_login import LoginManager, current_user
 from flask_wtf.csrf import CSRFError, CSRFProtect, generate_csrf
+from werkzeug.exceptions import BadRequest, InternalServerError, RequestEntityTooLarge
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import Settings, load_settings
 from databank import users
@@ -44,11 +49,11 @@ from databank.core import init_databank
 from callbacks import register_callbacks
 from components.footer import footer
 from components.navbar import navbar
-from databank.demo import seed_demo
+from databank.demo import retire_documented_password, seed_demo
 from databank.ingest import sweep_orphans
 from databank.similarity_index import warm_bank_index
 from compute.warm_up import start_warm_up
-from server import api, auth, health
+from server import api, auth, headers, health
 from server.dash_jobs import CeleryJobManager, make_job_manager
 
 CSRF_COOKIE = "_csrf_token"
@@ -60,7 +65,14 @@ STATIC_PREFIXES = ("/assets/", "/_dash-component-suites/", "/_favicon.ico", "/he
 # Flask server
 
 class _JSONProvider(DefaultJSONProvider):
-    """Flask JSON that also writes numpy scalars and arrays (statistics come from numpy)."""
+    """Flask JSON that also writes numpy scalars and arrays (statistics come from numpy), and
+    refuses request bodies nested too deeply to parse as bad JSON (400), not a crash (500)."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("the JSON is nested too deeply") from None
 
     @staticmethod
     def default(o):
@@ -71,8 +83,17 @@ class _JSONProvider(DefaultJSONProvider):
         return DefaultJSONProvider.default(o)
 
 
+class _Request(Request):
+    def on_json_loading_failed(self, e):
+        """Say why a JSON body was refused (Flask says so only in debug mode)."""
+        if e is None:
+            return super().on_json_loading_failed(e)
+        raise BadRequest(f"The request body is not valid JSON: {e}.")
+
+
 def _make_server(settings: Settings, migrate_schema: bool) -> Flask:
     server = Flask(__name__)
+    server.request_class = _Request
     server.json = _JSONProvider(server)
     secure = settings.secure_cookies
     server.config.update(
@@ -86,10 +107,14 @@ def _make_server(settings: Settings, migrate_schema: bool) -> Flask:
         WTF_CSRF_SSL_STRICT=secure,
         NANOORG_CONTACT_EMAIL=settings.contact_email,
         NANOORG_SECURE_COOKIES=secure,
+        MAX_CONTENT_LENGTH=settings.max_request_mb * 1024 * 1024,   # files: chunked upload only
     )
+    if settings.proxy_hops:
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=settings.proxy_hops, x_proto=settings.proxy_hops)
     init_databank(server, settings, migrate=migrate_schema)
     _init_login(server)
     _init_csrf(server)
+    _init_errors(server)
     return server
 
 
@@ -111,9 +136,7 @@ def _init_login(server: Flask) -> None:
     manager = LoginManager(server)
     manager.session_protection = "basic"
 
-    @manager.user_loader
-    def load_user(user_id):
-        return users.get_user(user_id)
+    manager.user_loader(auth.session_user)
 
     @manager.request_loader
     def load_user_from_request(_request):
@@ -156,6 +179,11 @@ def _init_csrf(server: Flask) -> None:
                                 text=f"{exc.description} Reload the page and try again.",
                                 link=request.path, link_text="Reload")
 
+
+
+def _init_errors(server: Flask) -> None:
+    """API and callback clients always get JSON errors; nothing answers with a bare HTML 500."""
+
     @server.errorhandler(404)
     def not_found(exc):
         if request.path.startswith("/api/"):
@@ -167,6 +195,38 @@ def _init_csrf(server: Flask) -> None:
         if request.path.startswith("/api/"):
             return jsonify(error="Method not allowed (the API is read-only).", status=405), 405
         return exc
+
+    @server.errorhandler(BadRequest)
+    def bad_request(exc):
+        if _wants_json():
+            return jsonify(error=exc.description, status=400), 400
+        return exc
+
+    @server.errorhandler(KeyError)
+    def unknown_callback(exc):
+        # Dash answers a callback POST naming no registered output with KeyError (a forged or stale page)
+        if request.path == "/_dash-update-component" and "Callback function not found" in str(exc):
+            return jsonify(error="There is no callback for these outputs: reload the page.", status=400), 400
+        raise exc
+
+    @server.errorhandler(RequestEntityTooLarge)
+    def too_large(_exc):
+        limit_mb = server.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+        text = (f"The request is larger than the limit of {limit_mb} MB. Send data files through the "
+                "Upload page (they are sent in chunks); search with a smaller file.")
+        if _wants_json():
+            return jsonify(error=text, status=413), 413
+        return auth.render_page("Request too large", auth.MESSAGE, 413, heading="Request too large", text=text,
+                                link="/", link_text="Home")
+
+    @server.errorhandler(InternalServerError)
+    def internal_error(exc):
+        # Flask has logged the exception (with its traceback) already; say nothing about it here.
+        text = "Something went wrong on the server; it has been logged. Try again, or report what you did."
+        if _wants_json():
+            return jsonify(error=text, status=500), 500
+        return auth.render_page("Server error", auth.MESSAGE, 500, heading="Server error", text=text,
+                                link="/", link_text="Home")
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,6 +281,7 @@ def create_app(settings: Settings | None = None, *, migrate_schema: bool = True)
     app.nanoorg_settings = settings
     app.nanoorg_job_manager = job_manager
     register_callbacks(app)
+    headers.install(app)
     return app
 
 
@@ -228,7 +289,8 @@ def create_app(settings: Settings | None = None, *, migrate_schema: bool = True)
 # Entry points
 
 def prepare_bank(app: Dash) -> None:
-    """Sweep leftovers of interrupted ingests, seed the demo bank on first start.
+    """Sweep leftovers of interrupted ingests, retire the demo owner's once-documented password,
+    seed the demo bank on first start.
 
     Run once per deployment before serving (gunicorn's master does it, see gunicorn.conf.py)."""
     settings = app.nanoorg_settings
@@ -236,6 +298,7 @@ def prepare_bank(app: Dash) -> None:
         removed = sweep_orphans(settings)
         if removed:
             print(f"Removed {len(removed)} leftover folder(s) of interrupted ingests.", flush=True)
+        retire_documented_password(settings, progress=lambda message: print(message, flush=True))
         if settings.seed_demo:
             created = seed_demo(settings, progress=lambda message: print("  seeding demo bank " + message, flush=True))
             if created:
@@ -256,14 +319,14 @@ def warm_process(app: Dash) -> None:
 _default_app: Dash | None = None
 
 
-def default_app(*, warm: bool = True, migrate_schema: bool = False) -> Dash:
+def default_app(*, warm: bool = True) -> Dash:
     """The process's app for the settings in the environment, built once (warmed if ``warm``).
 
     Gunicorn and Celery workers only check the schema: it was migrated before they started
     (``nanoorg migrate``, or gunicorn's master in ``on_starting``), so workers never race on it."""
     global _default_app
     if _default_app is None:
-        _default_app = create_app(load_settings(), migrate_schema=migrate_schema)
+        _default_app = create_app(load_settings(), migrate_schema=False)
         if warm:
             warm_process(_default_app)
     return _default_app
@@ -282,8 +345,9 @@ def __getattr__(name: str):
 
 
 if __name__ == "__main__":
-    development_app = default_app(migrate_schema=True)
+    development_app = create_app(load_settings())
     prepare_bank(development_app)
+    warm_process(development_app)
     settings = development_app.nanoorg_settings
     print(f"nano-org (development server) on http://{settings.host}:{settings.port}/", flush=True)
     development_app.run(host=settings.host, port=settings.port, debug=False)

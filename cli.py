@@ -60,18 +60,19 @@ def _roi_files_for(detection: Path, explicit: list[str] | None):
     return [_staged(str(detection.parent / name)) for name in names]
 
 
-def _analyse(path: str, rois: list[str] | None, pixel_size: float | None):
+def _analyse(path: str, rois: list[str] | None, pixel_size: float | None, **thinning):
     from databank.ingest import analyse_file
     detection = _staged(path)
-    return analyse_file(detection, _roi_files_for(detection.path, rois), pixel_size_nm=pixel_size)
+    return analyse_file(detection, _roi_files_for(detection.path, rois), pixel_size_nm=pixel_size, **thinning)
 
 
 def _region(analysis):
     """Localisations inside the file's ROI union (or its automatic hull), and that region."""
     import shapely
+    from compute.rois import points_in_polygon
     region = shapely.union_all(analysis.polygons)
     table = analysis.table
-    inside = shapely.contains_xy(region, table.x, table.y)
+    inside = points_in_polygon(table.x, table.y, region)
     return table.x[inside], table.y[inside], region
 
 
@@ -89,7 +90,7 @@ def cmd_analyse(args) -> None:
     stats = dict(analysis.stats, file=analysis.name, format=analysis.table.source_format,
                  n_dropped=analysis.table.n_dropped, n_rois=len(analysis.roi_records), warnings=analysis.warnings)
     keys = ("n_locs", "n_locs_roi", "roi_area_um2", "density", "coverage", "coverage_area", "precision_median",
-            "n_tiles", "n_tiles_kept", "n_tiles_dropped")
+            "precision_nena_nm", "n_tiles", "n_tiles_kept", "n_tiles_dropped")
     lines = [f"{analysis.name} ({stats['format']}, {stats['n_rois']} ROI(s), roi source {stats.get('roi_source')})"]
     lines += [f"  {k:18s} {_fmt(stats.get(k))}" for k in keys]
     lines += [f"  warning: {w}" for w in analysis.warnings]
@@ -152,7 +153,8 @@ def _user(name: str):
 
 
 def _fingerprint_sets_for(ref: str, args) -> tuple[str, dict]:
-    """Fingerprints of a dataset id (as the given --as user, else unrestricted) or of a file."""
+    """Fingerprints of a dataset id (as the given --as user, else unrestricted; its stored
+    thinnings) or of a file (thinned ``--repeats`` times in ``--thinning`` mode)."""
     if ref.isdigit() and not Path(ref).exists():
         from databank.access import get_dataset, AccessDenied
         from databank.models import Dataset, db
@@ -164,24 +166,36 @@ def _fingerprint_sets_for(ref: str, args) -> tuple[str, dict]:
         except AccessDenied:
             raise CliError(f"no dataset {ref} readable by {args.as_user or 'its owner'}") from None
         return dataset.title, dataset_fingerprint_sets(dataset)
-    analysis = _analyse(ref, None, args.pixel_size)
-    prints = analysis.fingerprints
-    return analysis.name, {None: prints.unthinned, **prints.thinned}
+    analysis = _analyse(ref, None, args.pixel_size, thinning_repeats=args.repeats, thinning_mode=args.thinning)
+    return analysis.name, analysis.fingerprints.repeat_sets()
 
 
 def cmd_compare(args) -> None:
-    from databank.compare import compare_fingerprint_sets
+    from databank.compare import compare_fingerprint_sets, pair_audit_rows
     from config import load_settings
     settings = load_settings()
+    args.repeats = settings.thinning_repeats if args.repeats is None else args.repeats
+    args.thinning = args.thinning or settings.thinning_mode
+    mode = args.mode or settings.lambda_mode
     name_a, a = _fingerprint_sets_for(args.a, args)
     name_b, b = _fingerprint_sets_for(args.b, args)
-    result = compare_fingerprint_sets(a, b, mode=args.mode or settings.lambda_mode, max_pairs=settings.max_pairs)
-    payload = dict(a=name_a, b=name_b, mode=args.mode or settings.lambda_mode, **result)
-    lines = [f"{name_a}  vs  {name_b}  (lambda, {payload['mode']} mode; > 1 = significantly different)",
-             f"{'':14s} {'mean':>8} {'SD':>8} {'median':>8} {'>1':>6} {'pairs':>7}"]
+    result = compare_fingerprint_sets(a, b, mode=mode, max_pairs=settings.max_pairs)
+    payload = dict(a=name_a, b=name_b, mode=mode, **result)
+    if args.pairs:
+        with open(args.pairs, "w", newline="") as handle:
+            handle.write(f"# nano-org {__version__} compare a={name_a} b={name_b} max_pairs={settings.max_pairs} "
+                         f"alpha=0.05 bin_nm=30 tile_nm=3000 thinning={args.thinning} repeats={args.repeats} "
+                         "(repeats of dataset ids: as stored)\n")
+            handle.write("# D: two-sample KS statistic of the per-bin count ECDFs; n, m: bins of each tile\n")
+            writer = csv.writer(handle)
+            writer.writerow(["set", "repeat", "tile_a", "tile_b", "D", "n", "m", "lambda_critical", "lambda_kolmogorov"])
+            writer.writerows(pair_audit_rows(a, b, max_pairs=settings.max_pairs))
+    lines = [f"{name_a}  vs  {name_b}  (lambda, {mode} mode; > 1 = significantly different)",
+             f"{'':14s} {'mean':>8} {'SD':>8} {'median':>8} {'>1':>6} {'pairs':>7} {'repeats':>7} {'SD rep.':>8}"]
     for label, s in result.items():
         lines.append(f"{label:14s} {_fmt(s['mean']):>8} {_fmt(s['sd']):>8} {_fmt(s['median']):>8} "
-                     f"{_fmt(s['fraction_above_1'], 2):>6} {s['n_pairs']:>7}")
+                     f"{_fmt(s['fraction_above_1'], 2):>6} {s['n_pairs']:>7} {s.get('n_repeats', 1):>7} "
+                     f"{_fmt(s.get('sd_repeats')):>8}")
     _emit(args, payload, lines)
 
 
@@ -284,6 +298,15 @@ def cmd_migrate(args) -> None:
           [f"database schema: {previous or '(none)'} -> {revision}"])
 
 
+def cmd_messages(args) -> None:
+    from databank.contact import list_messages
+    messages = [dict(id=m.id, created=m.created_at.isoformat(), user_id=m.user_id, reply_to=m.reply_to, body=m.body)
+                for m in list_messages(args.limit)]
+    lines = [f"#{m['id']} {m['created']} from {m['reply_to']}" + (f" (user {m['user_id']})" if m["user_id"] else "")
+             + "\n" + m["body"] + "\n" for m in messages] or ["no messages"]
+    _emit(args, dict(messages=messages), lines)
+
+
 # ---------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -320,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--as", dest="as_user", help="read datasets as this user (default: each dataset's owner)")
     p.add_argument("--pixel-size", type=float)
     p.add_argument("--mode", choices=("critical", "kolmogorov"))
+    p.add_argument("--repeats", type=int, help="independent thinnings of each file, lambda averaged over them "
+                                                "(default NANOORG_THINNING_REPEATS)")
+    p.add_argument("--thinning", choices=("tile", "bernoulli"), help="exact count per tile, or file-level "
+                                                                      "independent thinning (default NANOORG_THINNING_MODE)")
+    p.add_argument("--pairs", metavar="OUT.csv", help="write D, n, m and both lambdas of every compared tile pair")
     p = add("create-user", cmd_create_user, "create an account (password from --password or stdin)")
     p.add_argument("name")
     p.add_argument("--email", required=True)
@@ -344,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("seed-demo", cmd_seed_demo, "create the demo bank (real shared files + simulated datasets)")
     p.add_argument("--force", action="store_true", help="add missing demo datasets even if the bank is not empty")
     p.add_argument("--quiet", action="store_true")
+    p = add("messages", cmd_messages, "messages sent with the contact form (/contact), newest first")
+    p.add_argument("--limit", type=int, help="show only the newest N")
     return parser
 
 

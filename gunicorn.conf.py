@@ -27,4 +27,4 @@ def on_starting(_server):
     from app import create_app, prepare_bank
 
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
-    prepare_bank(create_app(_settings, migrate_schema=True))   # no warm-up threads here: the master forks the workers
+    prepare_bank(create_app(_settings))         # no warm-up threads here: the master forks the workers

@@ -76,6 +76,7 @@ class Databank:
     COUNT = "databank-count"
     COLUMNS = "databank-columns"
     NAV = "databank-nav"
+    URL_STATE = "databank-url-state"
 
 
 class Similarity:
@@ -164,3 +165,16 @@ class Compare:
     OVERLAY = "cmp-overlay"
     TABLE = "cmp-table"
     RESULT = "cmp-result"
+    LINK_MESSAGE = "cmp-link-message"
+    URL_STATE = "cmp-url-state"
+
+
+class Contact:
+    """Contact the administrators (/contact): the message form."""
+    PREFIX = "contact-"
+    PAGE = "contact-page"
+    EMAIL = "contact-email"
+    REPLY_TO = "contact-reply-to"
+    BODY = "contact-body"
+    SEND = "contact-send"
+    RESULT = "contact-result"

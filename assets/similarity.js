@@ -27,3 +27,25 @@
         return valueA - valueB;
     };
 })();
+
+/* Compare page: the picked datasets are written into the address (?ids=3,5,8) in place, so the
+   comparison can be shared as a link and survives reload and Back. */
+window.dash_clientside = Object.assign({}, window.dash_clientside, {
+    nanoorg_compare: {
+        ids_to_url: function (picked) {
+            const params = new URLSearchParams(window.location.search);
+            const value = (picked || []).join(",");
+            if (value) {
+                params.set("ids", value);
+            } else {
+                params.delete("ids");
+            }
+            const query = params.toString();
+            const target = window.location.pathname + (query ? "?" + query : "");
+            if (target !== window.location.pathname + window.location.search) {
+                window.history.replaceState(window.history.state, "", target);
+            }
+            return value;
+        }
+    }
+});

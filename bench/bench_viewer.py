@@ -136,6 +136,10 @@ def run(settings, file_id: int, runs: int, quick: bool) -> int:
     from flask_login import login_user
 
     from databank import analysis
+
+
+    from databank import viewer_render
+    from databank import analysis_inputs
     from databank.models import DataFile, User, db
     from databank.users import find_user
     from app import create_app
@@ -220,7 +224,7 @@ def run(settings, file_id: int, runs: int, quick: bool) -> int:
 
         seconds, (out, nbytes) = median_of(slider_tile, runs)
         table = cb.load_table(data_file)
-        region = analysis.select_region(data_file, table, analysis.RegionSpec.parse(tile_key))
+        region = analysis.select_region(data_file, table, analysis_inputs.RegionSpec.parse(tile_key))
         row(f"slider: DBSCAN one 3x3 um tile ({region.n:,} loc, {region.density:,.0f}/um2)", seconds, nbytes, 0.2)
 
         def slider_tile_json():
@@ -230,7 +234,7 @@ def run(settings, file_id: int, runs: int, quick: bool) -> int:
         row("slider: tile, incl. JSON serialisation", seconds, nbytes, 0.2)
 
         # ---- slider, whole file
-        all_region = analysis.select_region(data_file, table, analysis.RegionSpec("all"))
+        all_region = analysis.select_region(data_file, table, analysis_inputs.RegionSpec("all"))
         seconds, out = median_of(lambda: cb.update_dbscan(float(next(eps_values)), 10, "all", True, path,
                                                           view_store), runs)
         background = out[4] is not None and out[4] is not cb.no_update
@@ -241,9 +245,9 @@ def run(settings, file_id: int, runs: int, quick: bool) -> int:
             def job():
                 if cold:
                     analysis.clear_caches()
-                region = analysis.select_region(data_file, table, analysis.RegionSpec("all"))
+                region = analysis.select_region(data_file, table, analysis_inputs.RegionSpec("all"))
                 result = analysis.run_dbscan(region, float(next(eps_values)), 10)
-                analysis.render_cluster_overlay(region, result, (0, 32000), (0, 32000))
+                viewer_render.render_cluster_overlay(region, result, (0, 32000), (0, 32000))
                 return result
             return job
         seconds, result = median_of(whole_file_job(False), runs)

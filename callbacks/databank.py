@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from dash import Input, Output, State, no_update
+from dash import ClientsideFunction, Input, Output, State, no_update
 from flask_login import current_user
 
 from databank import datasets
@@ -133,4 +133,6 @@ def register(app) -> None:
     clientside("function(n, open) { return n ? !open : open; }", Output("databank-columns-panel", "is_open"),
                Input("databank-columns-toggle", "n_clicks"), State("databank-columns-panel", "is_open"),
                prevent_initial_call=True)
+    clientside(ClientsideFunction("nanoorg_databank", "url_state"), Output(ids.Databank.URL_STATE, "data"),
+               Input(ids.Databank.GRID, "getRowsRequest"), State(ids.Databank.SEARCH, "value"))
     clientside(OPEN_ON_CLICK, Output(ids.Databank.NAV, "href"), Input(ids.Databank.GRID, "cellClicked"), prevent_initial_call=True)

@@ -81,12 +81,6 @@ def save_metadata(n_clicks, field_values, field_ids, flag_values, flag_ids, path
             dataset_info(datasets.display_record(dataset, is_owner=True)))
 
 
-def _share_names(text) -> list[str]:
-    if isinstance(text, (list, tuple)):
-        return [str(n).strip() for n in text if str(n).strip()]
-    return [part.strip() for part in re.split(r"[,;\s]+", str(text or "")) if part.strip()]
-
-
 def save_visibility(n_clicks, visibility, shared_text, pathname):
     """Owner sets private / shared with named users / public -> (feedback, modal open, info)."""
     if not n_clicks:
@@ -96,7 +90,7 @@ def save_visibility(n_clicks, visibility, shared_text, pathname):
         return _alert(DENIED), no_update, no_update
     try:
         dataset = datasets.set_visibility(current_user, dataset.id, visibility,
-                                          _share_names(shared_text) if visibility == "shared" else ())
+                                          shared_text if visibility == "shared" else ())
     except AccessDenied:
         return _alert(DENIED), no_update, no_update
     except MetadataError as exc:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, ctx, html, no_update
+from dash import ClientsideFunction, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
@@ -74,14 +74,20 @@ def _progress_reporter(set_progress):
     return report
 
 
-def _status(rows, target, *, query_label="this dataset") -> html.Div:
+def _status(rows, target, *, query_label="this dataset", reason=None) -> html.Div:
+    """Counts of scored datasets, and why there are none: ``reason`` is ``search.no_scores_reason`` of the query."""
     scored = sum(1 for r in rows if r.get("thinned_mean") is not None)
     scored_unthinned = sum(1 for r in rows if r.get("unthinned_mean") is not None)
     parts = [html.Span(f"{len(rows):,} dataset(s) compared", className="fw-semibold"),
              f" · thinned to {target} loc/µm²: {scored:,} with scores · unthinned: {scored_unthinned:,} with scores"
              f" · bank version {bank_version()}"]
     children = [html.Div(parts)]
-    if rows and scored == 0 and scored_unthinned:
+    reason = reason or {}
+    if reason.get("unthinned"):
+        children.append(_alert(f"No similarity scores: {reason['unthinned']}.", "warning"))
+    elif reason.get("thinned"):
+        children.append(_alert(f"No thinned scores: {reason['thinned']}.", "warning"))
+    elif rows and scored == 0 and scored_unthinned:
         children.append(_alert(f"No thinned scores: {query_label} (or every other dataset) has no tile holding "
                                f"{target * 9} localisations, needed to thin to {target} loc/µm². Choose a lower "
                                "target or rank by unthinned λ̄."))
@@ -124,11 +130,17 @@ def show_self_similarity(target, split, dataset_id):
         raise PreventUpdate from exc
     split = bool(split)
     thinned_label = f"Thinned to {result['target']} loc/µm²"
+    reason = search.dataset_no_scores_reason(user, dataset_id, result["target"])
+    message = None
+    if reason["self"]:
+        message = _alert(f"No self-similarity: {reason['self']}.")
+    elif reason["thinned"]:
+        message = _alert(f"No thinned self-similarity: {reason['thinned']}.")
     return (self_similarity_figure(result["thinned"], label=thinned_label, split=split),
             self_similarity_figure(result["unthinned"], label="Unthinned", split=split),
             summary_table(result["thinned"], split=split, id="sim-self-table-thinned"),
             summary_table(result["unthinned"], split=split, id="sim-self-table-unthinned"),
-            None)
+            message)
 
 
 def apply_quick_filters(_protein_clicks, _cell_clicks, _modality_clicks, _clear_clicks, own):
@@ -160,11 +172,13 @@ def run_search(set_progress, _n_clicks, target, protein, cell_type, modality, ta
                 rows = search.similar_datasets(user, dataset_id, target=target,
                                                filters=build_filters(protein, cell_type, modality, tags),
                                                progress=report)
+            target = search.check_target(target)
+            reason = search.dataset_no_scores_reason(user, dataset_id, target)
         except AccessDenied:
             return [], _alert(NOT_FOUND)
         except ValueError as exc:
             return [], _alert(str(exc))
-        return rows, _status(rows, search.check_target(target))
+        return rows, _status(rows, target, reason=reason)
 
 
 def set_columns(metric, target):
@@ -339,7 +353,8 @@ def run_query(set_progress, _n_clicks, token, target, pixel_size, protein, cell_
                                                 progress=lambda f, m: report(0.5 + f / 2, m))
         except (query_files.QueryFileError, IngestError, ValueError) as exc:
             return [], _alert(str(exc), "danger"), None
-        return rows, _status(rows, target, query_label="your file"), _query_summary(summary, target)
+        reason = search.no_scores_reason([summary.get("stats") or {}], target, label="your file")
+        return rows, _status(rows, target, query_label="your file", reason=reason), _query_summary(summary, target)
 
 
 def download_query_results(n_clicks, rows, target, metric):
@@ -401,7 +416,7 @@ def register_search_page(app) -> None:
 
 
 def parse_ids(search_string) -> list[int]:
-    """Dataset ids from a query string like ``?ids=3,5,8`` (invalid parts ignored, at most 10)."""
+    """Dataset ids from a query string like ``?ids=3,5,8`` (invalid parts and repeats ignored, in order)."""
     from urllib.parse import parse_qs
 
     raw = parse_qs(str(search_string or "").lstrip("?")).get("ids", [""])[0]
@@ -410,19 +425,30 @@ def parse_ids(search_string) -> list[int]:
         part = part.strip()
         if part.isdigit() and int(part) not in out:
             out.append(int(part))
-    return out[:compare.MAX_COMPARE]
+    return out
 
 
 def load_compare_options(search_string):
-    """Dropdown options (datasets the user may read) and the preselection from ``?ids=``."""
+    """Dropdown options (datasets the user may read), the preselection from ``?ids=`` (at most
+    MAX_COMPARE) and a note when the link names datasets that are not chosen, and why."""
     from databank.datasets import list_datasets
 
     user = request_user()
     rows, _ = list_datasets(user, sort=[("title", "asc")], limit=1000)
     options = [{"label": f"{r['title']} (#{r['id']})", "value": r["id"]} for r in rows]
     readable = {r["id"] for r in rows}
-    wanted = [i for i in parse_ids(search_string) if i in readable]
-    return options, wanted
+    asked = parse_ids(search_string)
+    available = [i for i in asked if i in readable]
+    wanted = available[:compare.MAX_COMPARE]
+    notes = []
+    if len(available) < len(asked):
+        missing = len(asked) - len(available)
+        notes.append(f"{missing} dataset(s) named in the link are not available to you (or do not exist).")
+    if len(available) > compare.MAX_COMPARE:
+        left = ", ".join(f"#{i}" for i in available[compare.MAX_COMPARE:])
+        notes.append(f"The link names {len(available)} datasets; at most {compare.MAX_COMPARE} can be compared at "
+                     f"once, so the first {compare.MAX_COMPARE} are chosen and {left} are left out.")
+    return options, wanted, (_alert(" ".join(notes), "warning") if notes else None)
 
 
 def run_compare(set_progress, dataset_ids, target, kind, server=None):
@@ -474,7 +500,11 @@ def register_compare_page(app) -> None:
     callback = app.callback
     server = app.server
     callback(Output(ids.Compare.PICKER, "options"), Output(ids.Compare.PICKER, "value"),
+             Output(ids.Compare.LINK_MESSAGE, "children"),
              Input(ids.Compare.URL, "search"))(load_compare_options)
+    # the chosen datasets go into the address (?ids=...), replaced in place: the comparison is a link
+    app.clientside_callback(ClientsideFunction("nanoorg_compare", "ids_to_url"), Output(ids.Compare.URL_STATE, "data"),
+                            Input(ids.Compare.PICKER, "value"), prevent_initial_call=True)
 
     def _run(set_progress, _n_clicks, dataset_ids, target, kind):
         return run_compare(set_progress, dataset_ids, target, kind, server=server)

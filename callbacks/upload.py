@@ -6,8 +6,11 @@ detection file and answers ``upload-plan`` -> the script sends the planned files
 ``routes_upload`` and, when all are on the server, fills ``upload-staged`` -> "Upload" runs
 ``submit_upload`` (checks files, metadata, title, sharing; nothing is consumed yet) which fills
 ``upload-request`` -> ``run_ingest``, a background job, re-derives the user from the session
-cookie, takes the staged files of that user's upload and calls ``ingest.ingest_dataset``. The
-staged files are removed afterwards whether the ingest worked or not.
+cookie, takes the staged files of that user's upload and calls ``ingest.ingest_dataset`` with the
+request's ingest key, staging inside the user's own upload folder (counted in the quota). The staged
+files are removed afterwards whether the ingest worked or not. "Cancel" (``cancel_ingest``; Dash
+kills the job) calls ``ingest.cancel_ingest`` with that key: it waits until the job can no longer
+commit, removes what it left, and the message says whether the dataset had been added already.
 
 Every callback refuses anonymous users on the server side.
 """
@@ -24,13 +27,14 @@ from flask_login import current_user
 
 from databank.core import settings_of
 from databank.datasets import dataset_record
-from databank.ingest import IngestError, ingest_dataset, plan_upload
+from databank.ingest import (INGEST_KEY_RE, IngestCancelled, IngestError, IngestStillRunning, cancel_ingest as
+                             stop_ingest, ingest_dataset, new_ingest_key, plan_upload)
 from databank.metadata import FIELDS_BY_NAME, MetadataError, clean_metadata, clean_visibility
 from databank import datasets
 from databank.users import resolve_share_users
 from databank import jobs
 from server.dash_jobs import job_app_context, job_callback, job_user
-from server.routes_upload import UploadError, discard_upload, max_file_bytes, quota_bytes, staged_files
+from server.routes_upload import UploadError, discard_upload, max_file_bytes, quota_bytes, staged_files, user_dir
 import ids
 
 log = logging.getLogger(__name__)
@@ -215,6 +219,12 @@ def show_plan(selection):
                              html.Td("ROI file without a detection file", className="small text-danger"),
                              html.Td(_fmt_size(by_name[name].get("size")), className="small text-nowrap")]
                             + progress_cells(by_name[name]), className="table-danger"))
+    for name, fix in plan.misnamed_rois.items():
+        rows.append(html.Tr([html.Td(name, className="text-break"),
+                             html.Td(f"looks like an ROI file but breaks the naming rule: rename it to {fix}",
+                                     className="small text-danger"),
+                             html.Td(_fmt_size(by_name[name].get("size")), className="small text-nowrap")]
+                            + progress_cells(by_name[name]), className="table-danger"))
     for name, reason in plan.rejected.items():
         entry = by_name.get(name, {})
         rows.append(html.Tr([html.Td(name, className="text-break"),
@@ -280,7 +290,8 @@ def submit_upload(n_clicks, staged, selection, values, ids, bool_values, bool_id
         return no_update, error_card("Please fix the following before uploading", lines), \
             {"errors": errors, "values": raw, "at": time.time()}
     request = dict(upload_id=staged["upload_id"], files=[str(f.get("name")) for f in staged["files"]],
-                   metadata=raw, visibility=visibility, shared_with=names, submitted=time.time())
+                   metadata=raw, visibility=visibility, shared_with=names, submitted=time.time(),
+                   ingest_key=new_ingest_key())
     starting = dbc.Alert("Upload accepted: analysing the files…", color="info", className="mt-2",
                          id="upload-starting")
     return request, starting, {"errors": {}, "values": raw}
@@ -319,10 +330,18 @@ def run_ingest(set_progress, request):
                 discard_upload(user.id, upload_id)    # success or failure: the staged copy is not needed
 
 
+def _ingest_key(request) -> str | None:
+    key = (request or {}).get("ingest_key")
+    return key if isinstance(key, str) and INGEST_KEY_RE.match(key) else None
+
+
 def _ingest(user, request, report, consumed):
     upload_id = request["upload_id"]
     metadata = dict(request.get("metadata") or {})
+    key = _ingest_key(request)
     try:
+        if key is None:
+            raise UploadError("This upload request is not valid (no ingest key): press Upload again.")
         files = staged_files(user.id, upload_id, request.get("files") or None)
     except UploadError as error:
         report(0.0, "Failed: nothing was added to the databank.")
@@ -331,8 +350,13 @@ def _ingest(user, request, report, consumed):
         with jobs.slot(report):
             dataset = ingest_dataset(files, metadata, user, visibility=request.get("visibility") or "private",
                                      shared_with=request.get("shared_with") or (),
-                                     pixel_size_nm=_positive_float(metadata.get("pixel_size_nm")), progress=report)
+                                     pixel_size_nm=_positive_float(metadata.get("pixel_size_nm")), progress=report,
+                                     key=key, staging_root=user_dir(settings_of(), user.id))
             record = dataset_record(dataset)
+    except IngestCancelled:
+        report(0.0, "Cancelled: nothing was added to the databank.")
+        consumed["outcome"] = "cancelled"
+        return _cancelled_card(None), no_update, consumed
     except IngestError as error:
         report(0.0, "Failed: nothing was added to the databank.")
         where = f"File: {error.file}" if error.file and not str(error).startswith(error.file) else None
@@ -358,18 +382,48 @@ def _ingest(user, request, report, consumed):
     return success_card(record), {"errors": {}, "values": metadata}, consumed
 
 
+def _cancelled_card(record: dict | None, *, still_running: bool = False):
+    """What a cancel really did: nothing added, the dataset committed before the cancel, or still stopping."""
+    if record is not None:
+        return dbc.Alert([html.H5("The upload had already finished", className="alert-heading"),
+                          html.P([f"The cancel came after the dataset was saved: “{record['title']}” "
+                                  f"({record['n_files']} file(s)) is in the databank: ",
+                                  dcc.Link("open its page", href=f"/dataset/{record['id']}", id="upload-dataset-link"),
+                                  ". Delete it there if you did not want it."], className="mb-0")],
+                         color="warning", className="mt-2", id="upload-cancelled")
+    if still_running:
+        return dbc.Alert("Stopping the upload: it will add nothing unless it was already saving the dataset when "
+                         "you cancelled. Check My datasets in a minute.", color="warning", className="mt-2",
+                         id="upload-cancelled")
+    return dbc.Alert("Upload cancelled: nothing was added to the databank. Your files are sent to the server "
+                     "again, so you can press Upload once more when you are ready.",
+                     color="warning", className="mt-2", id="upload-cancelled")
+
+
 def cancel_ingest(n_clicks, request):
-    """The job is cancelled by Dash (``cancel=``); remove this user's staged files of that upload."""
+    """The job is cancelled by Dash (``cancel=``); say truthfully what was added and leave nothing behind.
+
+    Removes this user's staged files of that upload, then ``ingest.cancel_ingest`` waits until the job can
+    no longer commit, removes its staging copy and reports the dataset if it was committed before.
+    """
     user = _signed_in_user()
     if user is None or not n_clicks:
         raise PreventUpdate
     upload_id = (request or {}).get("upload_id")
     if upload_id:
         discard_upload(user.get_id(), upload_id)
-    return dbc.Alert("Upload cancelled: nothing was added to the databank. Your files are sent to the server "
-                     "again, so you can press Upload once more when you are ready.",
-                     color="warning", className="mt-2", id="upload-cancelled"), \
-        {"upload_id": upload_id, "outcome": "cancelled", "at": time.time()}
+    outcome = {"upload_id": upload_id, "outcome": "cancelled", "at": time.time()}
+    key = _ingest_key(request)
+    if key is None:
+        return _cancelled_card(None), outcome
+    try:
+        dataset = stop_ingest(key, user, staging_root=user_dir(settings_of(), user.get_id()))
+    except IngestStillRunning:
+        return _cancelled_card(None, still_running=True), outcome
+    if dataset is None:
+        return _cancelled_card(None), outcome
+    outcome.update(outcome="done", dataset_id=dataset.id)
+    return _cancelled_card(dataset_record(dataset)), outcome
 
 
 # --------------------------------------------------------------------------------------------

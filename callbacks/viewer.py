@@ -6,7 +6,7 @@ jobs (``callbacks.viewer_jobs``) re-derive the user from the signed session cook
 stores or sent by a forged request are never trusted. Regions and parameters from the browser are
 parsed and clamped by ``databank.analysis``.
 
-Heavy work: DBSCAN on regions above ``analysis.DBSCAN_SYNC_MAX`` points, the CSR envelope and the
+Heavy work: DBSCAN on regions above ``analysis_inputs.DBSCAN_SYNC_MAX`` points, the CSR envelope and the
 parameter sweep run as background callbacks with progress and a cancel button. ``register(app)``
 wires everything to ``app``; the plain functions are importable and callable in tests.
 """
@@ -24,6 +24,9 @@ from dash.exceptions import PreventUpdate
 from flask_login import current_user
 
 from databank import analysis
+from databank import viewer_render
+from databank import analysis_csv
+from databank import analysis_inputs
 from components import localisation_figure as figure
 import ids
 from callbacks.viewer_jobs import dbscan_job, envelope_job, sweep_job
@@ -76,8 +79,8 @@ def update_view(view_request, colour_by, show_tiles, pathname, view_data, show_c
         view_data["width"], view_data["height"] = view_request.get("width"), view_request.get("height")
     else:
         source = view_data
-    x_range, y_range = analysis.normalise_ranges(source.get("x_range"), source.get("y_range"), extent)
-    view = analysis.render_view(data_file, table, x_range, y_range, colour_by or "density",
+    x_range, y_range = viewer_render.normalise_ranges(source.get("x_range"), source.get("y_range"), extent)
+    view = viewer_render.render_view(data_file, table, x_range, y_range, colour_by or "density",
                                 max_px=_canvas_px(view_data))
     patch = figure.view_patch(view)
     _overlay_for_view(patch, data_file, table, region_key, eps, min_samples, show_clusters, x_range, y_range,
@@ -93,14 +96,14 @@ def _overlay_for_view(patch, data_file, table, region_key, eps, min_samples, sho
         return
     try:
         region = region_of(data_file, table, region_key)
-    except analysis.RegionError:
+    except analysis_inputs.RegionError:
         return
-    if region.n <= analysis.SCATTER_MAX_POINTS:
+    if region.n <= analysis_inputs.SCATTER_MAX_POINTS:
         return
     result = analysis.cached_dbscan(region, eps, min_samples, disk=result_cache())
     if result is None:
         return
-    image = analysis.render_cluster_overlay(region, result, x_range, y_range, max_px=max_px)
+    image = viewer_render.render_cluster_overlay(region, result, x_range, y_range, max_px=max_px)
     patch["layout"]["images"][figure.IMG_CLUSTERS] = figure.image_dict(image, visible=image is not None)
 
 
@@ -120,8 +123,8 @@ def _box_from_relayout(relayout, previous_key):
     box = [None, None, None, None]
     if previous_key and str(previous_key).startswith("box:"):
         try:
-            box = list(analysis.RegionSpec.parse(previous_key).box)
-        except analysis.RegionError:
+            box = list(analysis_inputs.RegionSpec.parse(previous_key).box)
+        except analysis_inputs.RegionError:
             pass
     for k, v in edits.items():
         box[("x0", "y0", "x1", "y1").index(k.split(".")[-1])] = v
@@ -150,8 +153,8 @@ def choose_region(value, relayout, pathname, options, current_key):
             key = analysis.default_region(data_file).key
         else:
             try:
-                spec = analysis.RegionSpec.parse({"kind": "box", "box": box})
-            except analysis.RegionError as error:
+                spec = analysis_inputs.RegionSpec.parse({"kind": "box", "box": box})
+            except analysis_inputs.RegionError as error:
                 return no_update, alert(str(error)), no_update, no_update
             key = spec.key
             options = [o for o in options if not str(o.get("value", "")).startswith("box:")]
@@ -159,7 +162,7 @@ def choose_region(value, relayout, pathname, options, current_key):
     table = load_table(data_file)
     try:
         region = region_of(data_file, table, key)
-    except analysis.RegionError as error:
+    except analysis_inputs.RegionError as error:
         return no_update, alert(str(error)), no_update, no_update
     info = html.Span(region.describe(), id="viewer-region-summary")
     return region.spec.key, info, options, region.spec.key
@@ -168,13 +171,13 @@ def choose_region(value, relayout, pathname, options, current_key):
 def _dbscan_outputs(region, result, show_clusters, view_data):
     """(status, stats card, histogram figure, graph Patch) for a finished DBSCAN result."""
     overlay = None
-    if show_clusters and region.n > analysis.SCATTER_MAX_POINTS:
+    if show_clusters and region.n > analysis_inputs.SCATTER_MAX_POINTS:
         view_data = view_data or {}
-        (x0, x1), (y0, y1) = analysis.normalise_ranges(view_data.get("x_range"), view_data.get("y_range"),
+        (x0, x1), (y0, y1) = viewer_render.normalise_ranges(view_data.get("x_range"), view_data.get("y_range"),
                                                        (region.bounds[0::2], region.bounds[1::2]))
-        overlay = analysis.render_cluster_overlay(region, result, (x0, x1), (y0, y1), max_px=_canvas_px(view_data))
+        overlay = viewer_render.render_cluster_overlay(region, result, (x0, x1), (y0, y1), max_px=_canvas_px(view_data))
     patch = figure.cluster_patch(Patch(), region, result, overlay, show=bool(show_clusters),
-                                 max_points=analysis.SCATTER_MAX_POINTS)
+                                 max_points=analysis_inputs.SCATTER_MAX_POINTS)
     status = f"eps {result.eps_nm:g} nm, minPts {result.min_samples}"
     return status, stats_card(result.summary, region, result.seconds), histogram_figure(result), patch
 
@@ -183,7 +186,7 @@ def update_dbscan(eps, min_samples, region_key, show_clusters, pathname, view_da
     """DBSCAN for the sliders' eps / minPts on the chosen region (recoloured on the plot).
 
     Returns (status, stats card, histogram figure, graph figure Patch, background request).
-    Regions above ``analysis.DBSCAN_SYNC_MAX`` points go to the background job (request store)
+    Regions above ``analysis_inputs.DBSCAN_SYNC_MAX`` points go to the background job (request store)
     unless the result is cached already; ``show_dbscan_job`` shows the job's result.
     """
     data_file = readable_file(pathname, current_user)
@@ -194,9 +197,9 @@ def update_dbscan(eps, min_samples, region_key, show_clusters, pathname, view_da
     table = load_table(data_file)
     try:
         region = region_of(data_file, table, region_key)
-    except analysis.RegionError as error:
+    except analysis_inputs.RegionError as error:
         return alert(str(error)), no_update, no_update, no_update, no_update
-    eps, min_samples = analysis.clamp_eps(eps), analysis.clamp_min_samples(min_samples)
+    eps, min_samples = analysis_inputs.clamp_eps(eps), analysis_inputs.clamp_min_samples(min_samples)
     result = analysis.cached_dbscan(region, eps, min_samples, disk=result_cache())
     if result is None and analysis.needs_background(region):
         patch = figure.cluster_patch(Patch(), region, None)
@@ -224,7 +227,7 @@ def show_dbscan_job(ready, eps, min_samples, region_key, show_clusters, pathname
     table = load_table(data_file)
     try:
         region = region_of(data_file, table, region_key)
-    except analysis.RegionError as error:
+    except analysis_inputs.RegionError as error:
         return alert(str(error)), no_update, no_update, no_update
     result = analysis.cached_dbscan(region, eps, min_samples, disk=result_cache())
     if result is None:              # a finished job for parameters the user has moved away from
@@ -250,7 +253,7 @@ def update_ripley(r_max, dr, edge, region_key, envelope, pathname):
     table = load_table(data_file)
     try:
         region = region_of(data_file, table, region_key)
-    except analysis.RegionError as error:
+    except analysis_inputs.RegionError as error:
         return no_update, alert(str(error))
     if region.n < 2:
         return dict(data=[], layout=SMALL_LAYOUT), alert("Fewer than 2 localisations in this region.")
@@ -273,7 +276,7 @@ def sweep_click(click):
         eps, min_samples = float(point["x"]), float(point["y"])
     except (TypeError, KeyError, IndexError, ValueError):
         raise PreventUpdate from None
-    return analysis.clamp_eps(eps), analysis.clamp_min_samples(min_samples)
+    return analysis_inputs.clamp_eps(eps), analysis_inputs.clamp_min_samples(min_samples)
 
 
 def download(n_clusters, n_labels, n_ripley, eps, min_samples, r_max, dr, edge, region_key, envelope, pathname):
@@ -289,23 +292,23 @@ def download(n_clusters, n_labels, n_ripley, eps, min_samples, r_max, dr, edge, 
     table = load_table(data_file)
     try:
         region = region_of(data_file, table, region_key)
-    except analysis.RegionError as error:
+    except analysis_inputs.RegionError as error:
         return no_update, str(error)
     if trigger == ids.Viewer.DL_RIPLEY:
         if region.n < 2:
             return no_update, "Fewer than 2 localisations in this region."
         outcome = analysis.run_ripley(region, r_max, dr, edge)
         env = envelope if _envelope_matches(envelope, data_file, region, outcome) else None
-        text = analysis.ripley_csv(data_file, region, outcome, env)
-        name = analysis.download_name(data_file, f"ripley_{region.spec.kind}")
+        text = analysis_csv.ripley_csv(data_file, region, outcome, env)
+        name = analysis_csv.download_name(data_file, f"ripley_{region.spec.kind}")
     else:
         result = analysis.run_dbscan(region, eps, min_samples, disk=result_cache())
         if trigger == ids.Viewer.DL_CLUSTERS:
-            text = analysis.cluster_table_csv(data_file, region, result)
-            name = analysis.download_name(data_file, f"clusters_{region.spec.kind}")
+            text = analysis_csv.cluster_table_csv(data_file, region, result)
+            name = analysis_csv.download_name(data_file, f"clusters_{region.spec.kind}")
         else:
-            text = analysis.labels_csv(data_file, region, result)
-            name = analysis.download_name(data_file, f"labels_{region.spec.kind}")
+            text = analysis_csv.labels_csv(data_file, region, result)
+            name = analysis_csv.download_name(data_file, f"labels_{region.spec.kind}")
     return dict(content=text, filename=name, type="text/csv"), ""
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from dash import no_update
 from dash.exceptions import PreventUpdate
 
-from databank import analysis, jobs
+from databank import analysis, analysis_inputs, jobs
 from components.viewer_figures import sweep_figure
 from server.dash_jobs import job_app_context, job_user
 from databank.viewer_data import DENIED, load_table, readable_file, region_of, result_cache
@@ -38,8 +38,8 @@ def dbscan_job(set_progress, request, pathname):
         with jobs.slot(report):
             analysis.run_dbscan(region, request.get("eps"), request.get("min_samples"), disk=result_cache(),
                                 progress=report)
-    return {"region": region.spec.key, "eps": analysis.clamp_eps(request.get("eps")),
-            "min_samples": analysis.clamp_min_samples(request.get("min_samples")), "t": time.time()}
+    return {"region": region.spec.key, "eps": analysis_inputs.clamp_eps(request.get("eps")),
+            "min_samples": analysis_inputs.clamp_min_samples(request.get("min_samples")), "t": time.time()}
 
 
 def _anonymous():
@@ -51,7 +51,7 @@ def envelope_job(set_progress, n_clicks, n_simulations, r_max, dr, edge, region_
     """Background: CSR envelope of H for the current Ripley settings. Returns (envelope store, status)."""
     if not n_clicks:
         raise PreventUpdate
-    sims = int(n_simulations) if n_simulations in analysis.ENVELOPE_SIMULATIONS else analysis.ENVELOPE_SIMULATIONS[1]
+    sims = int(n_simulations) if n_simulations in analysis_inputs.ENVELOPE_SIMULATIONS else analysis_inputs.ENVELOPE_SIMULATIONS[1]
     with job_app_context():
         data_file, region, error = _job_region(pathname, region_key)
         if error:
@@ -105,5 +105,5 @@ def _job_region(pathname, region_key):
         return None, None, DENIED
     try:
         return data_file, region_of(data_file, load_table(data_file), region_key), None
-    except analysis.RegionError as error:
+    except analysis_inputs.RegionError as error:
         return data_file, None, str(error)

@@ -9,14 +9,14 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from compute import clusters
-from databank import analysis
+from databank import analysis_inputs
 import ids
 from components.viewer_figures import sweep_figure
 
 
 EDGE_LABELS = {"ripley": "Ripley isotropic", "buffer": "Guard zone (buffer)", "none": "None"}
-EPS_MIN, EPS_MAX = (int(v) for v in analysis.EPS_RANGE_NM)
-MIN_MIN, MIN_MAX = analysis.MIN_SAMPLES_RANGE
+EPS_MIN, EPS_MAX = (int(v) for v in analysis_inputs.EPS_RANGE_NM)
+MIN_MIN, MIN_MAX = analysis_inputs.MIN_SAMPLES_RANGE
 
 
 def _slider(ident, label, lo, hi, value, step, marks, unit=""):
@@ -73,8 +73,8 @@ def ripley_tab() -> dbc.Tab:
         html.Div([
             dbc.Label("CSR envelope", className="mb-0 me-2"),
             dcc.Dropdown(id=ids.Viewer.ENVELOPE_SIMS, options=[{"label": f"{n} simulations", "value": n}
-                                                    for n in analysis.ENVELOPE_SIMULATIONS],
-                         value=analysis.ENVELOPE_SIMULATIONS[1], clearable=False, style={"width": "11rem"},
+                                                    for n in analysis_inputs.ENVELOPE_SIMULATIONS],
+                         value=analysis_inputs.ENVELOPE_SIMULATIONS[1], clearable=False, style={"width": "11rem"},
                          className="me-2"),
             dbc.Button("Compute envelope", id=ids.Viewer.ENVELOPE_RUN, size="sm", color="primary"),
         ], className="d-flex align-items-center mb-2"),

@@ -5,6 +5,8 @@ Input is ``datasets.dataset_record(dataset)["files"]``; layout only.
 
 from __future__ import annotations
 
+import re
+
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
@@ -12,8 +14,8 @@ from compute.formats import FORMAT_LABELS
 from server.routes_downloads import dataset_download_url, file_download_url
 from components.metadata_table import EMPTY, format_number
 
-COLUMNS = ("File", "Format", "Localisations", "Density (loc/µm²)", "Coverage", "Precision (nm)", "ROIs",
-           "Tiles kept / dropped", "")
+COLUMNS = ("File", "Format", "Localisations", "Density (loc/µm²)", "Coverage", "Precision (nm)",
+           "NeNA precision (nm)", "ROIs", "Tiles kept / dropped", "")
 DATASET_DOWNLOADS = (("originals", "Download original data files"), ("gridded", "Download gridded data"),
                      ("images", "Download PNG images"), ("rois", "Download ROIs"))
 
@@ -37,6 +39,16 @@ def _tiles(record: dict) -> str:
     return f"{int(kept)} / {int(total) - int(kept)}"
 
 
+def breakable(name: str) -> list:
+    """A file name with line-break opportunities after '_', '-', '.' and spaces only (never mid-word)."""
+    parts = re.split(r"(?<=[_\-. ])", str(name))
+    out = []
+    for part in parts:
+        if part:
+            out += [part, html.Wbr()]
+    return out[:-1]
+
+
 def file_row(record: dict, can_download: bool):
     fid = record["id"]
     actions = []
@@ -46,7 +58,7 @@ def file_row(record: dict, can_download: bool):
     actions.append(dcc.Link("View data file and analysis", href=file_view_url(fid),
                             id={"type": "file-view", "index": fid}, className="btn btn-sm btn-primary mb-1"))
     warnings = record.get("warnings") or []
-    name_cell = [html.Span(record.get("name") or f"file {fid}", className="fw-semibold text-break")]
+    name_cell = [html.Span(breakable(record.get("name") or f"file {fid}"), className="fw-semibold nanoorg-file-name")]
     if warnings:
         name_cell.append(html.Div("; ".join(map(str, warnings)), className="small text-warning-emphasis"))
     return html.Tr([
@@ -56,6 +68,7 @@ def file_row(record: dict, can_download: bool):
         html.Td(format_number(record.get("density"), 1), className="text-end"),
         html.Td(_percent(record.get("coverage")), className="text-end"),
         html.Td(format_number(record.get("precision_median"), 1), className="text-end"),
+        html.Td(format_number(record.get("precision_nena_nm"), 1), className="text-end"),
         html.Td(format_number(record.get("n_rois")), className="text-end"),
         html.Td(_tiles(record), className="text-end text-nowrap"),
         html.Td(actions, className="text-end"),

@@ -9,17 +9,23 @@ LEGAL_NOTICE = ("Datasets belong to the people who uploaded them and are shared 
                 "without warranty of any kind; check results before relying on them.")
 
 
-def contact_href(contact_email: str | None) -> str:
-    """mailto: link when a contact address is configured, else the contact section of the guide."""
-    return f"mailto:{contact_email}" if contact_email else "/guide#contact"
+CONTACT_PATH = "/contact"
+
+
+def contact_href(contact_email: str | None = None) -> str:
+    """The contact page (it shows the configured address, if any, and a form stored for the administrators)."""
+    return CONTACT_PATH
 
 
 def footer(contact_email: str | None = None):
+    address = [" (", html.A(contact_email, href=f"mailto:{contact_email}", id="footer-contact-email"), ")"] \
+        if contact_email else []
     return html.Footer(
         html.Div([
             html.P(LEGAL_NOTICE, id="footer-legal", className="mb-1 small"),
             html.P([
-                html.A("Contact us", href=contact_href(contact_email), id="footer-contact"),
+                dcc.Link("Contact us", href=contact_href(contact_email), id="footer-contact"),
+                *address,
                 " · ",
                 dcc.Link("User Guide", href="/guide"),
                 " · ",

@@ -37,6 +37,7 @@ for _k in range(len(render.CLUSTER_PALETTE) + 1):
     CLUSTER_SCALE += [[_k / (len(render.CLUSTER_PALETTE) + 1), _c], [(_k + 1) / (len(render.CLUSTER_PALETTE) + 1), _c]]
 COLOUR_TITLES = {"density": "density", "frame": "frame", "precision": "precision (nm)"}
 PLOT_HEIGHT = 640
+MODEBAR_SPACE_PX = 40        # top margin holding Plotly's toolbar (about 30 px high)
 
 GRAPH_CONFIG = {
     "displaylogo": False,
@@ -204,7 +205,7 @@ def build_figure(data_file, view, *, extent, show_tiles: bool = False, region=No
         images=[image_dict(view.image), image_dict(None)],
         annotations=roi_annotations(data_file.rois),
         height=PLOT_HEIGHT,
-        margin=dict(l=60, r=10, t=10, b=50),
+        margin=dict(l=60, r=10, t=MODEBAR_SPACE_PX, b=50),    # the toolbar sits above the image, not on it
         plot_bgcolor="black",
         paper_bgcolor="white",
         dragmode="zoom",

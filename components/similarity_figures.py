@@ -27,8 +27,18 @@ def empty_figure(title: str, message: str) -> go.Figure:
     return fig
 
 
+STRIP_BELOW = 30      # fewer tile pairs than this: every pair is drawn (strip and box), no histogram
+
+
+def bins_for(n_values: int) -> int:
+    """Number of histogram bins for ``n_values`` values: the Rice rule 2 n^(1/3), between 5 and MAX_BINS,
+    so a few dozen pairs give a few wide bins instead of a 'barcode' of single counts."""
+    return int(min(MAX_BINS, max(5, np.ceil(2.0 * max(n_values, 1) ** (1 / 3)))))
+
+
 def histogram_edges(values, *, minimum_upper: float = 1.2, max_bins: int = MAX_BINS) -> np.ndarray:
-    """Bin edges from 0 covering the values and the line at 1, in steps of 0.01, 0.02, 0.05, 0.1 ... ."""
+    """Bin edges from 0 covering the values and the line at 1, in steps of 0.01, 0.02, 0.05, 0.1 ...,
+    the finest step giving at most ``max_bins`` bins."""
     values = np.asarray(values, dtype=float)
     upper = max(minimum_upper, float(values.max()) * 1.001 if values.size else 0.0)
     for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0):
@@ -48,28 +58,38 @@ def self_similarity_figure(part: dict | None, *, label: str, split: bool = False
         return empty_figure(label, f"No tile pairs: {n_tiles} eligible tile(s); at least 2 are needed.")
     lambdas = np.asarray(part["lambdas"], dtype=float)
     within = np.asarray(part.get("within_file") or [False] * lambdas.size, dtype=bool)
-    edges = histogram_edges(lambdas)
-    centres = (edges[:-1] + edges[1:]) / 2
-    width = float(edges[1] - edges[0])
-    fig = go.Figure()
+    edges = histogram_edges(lambdas, max_bins=bins_for(lambdas.size))
     if split:
         groups = (("Within file", within, WITHIN_COLOUR), ("Between files", ~within, BETWEEN_COLOUR))
     else:
         groups = (("All pairs", np.ones(lambdas.size, dtype=bool), colour),)
-    for name, mask, group_colour in groups:
-        counts, _ = np.histogram(lambdas[mask], bins=edges)
-        fig.add_bar(x=centres, y=counts, width=width, name=f"{name} ({int(mask.sum()):,})", marker_color=group_colour,
-                    opacity=0.65 if split else 0.9,
-                    hovertemplate="λ %{x:.2f}<br>%{y} pairs<extra>" + name + "</extra>")
+    fig = go.Figure()
+    strip = lambdas.size < STRIP_BELOW
+    if strip:      # too few pairs for a histogram: every pair as a point, with its box
+        for name, mask, group_colour in groups:
+            fig.add_box(x=lambdas[mask], name=f"{name} ({int(mask.sum()):,})", marker_color=group_colour,
+                        boxpoints="all", jitter=0.6, pointpos=0, orientation="h", fillcolor="rgba(0,0,0,0)",
+                        hovertemplate="λ %{x:.3f}<extra>" + name + "</extra>")
+    else:
+        centres = (edges[:-1] + edges[1:]) / 2
+        width = float(edges[1] - edges[0])
+        for name, mask, group_colour in groups:
+            counts, _ = np.histogram(lambdas[mask], bins=edges)
+            fig.add_bar(x=centres, y=counts, width=width, name=f"{name} ({int(mask.sum()):,})",
+                        marker_color=group_colour, opacity=0.65 if split else 0.9,
+                        hovertemplate="λ %{x:.2f}<br>%{y} pairs<extra>" + name + "</extra>")
     fig.add_vline(x=1.0, line_dash="dash", line_color="#c00", line_width=1.5,
                   annotation_text="λ = 1", annotation_position="top right", annotation_font_color="#c00")
     summary = part.get("summary") or {}
+    title = f"{label}: {summary.get('n_pairs', lambdas.size):,} tile pairs"
     fig.update_layout(
-        title=dict(text=f"{label}: {summary.get('n_pairs', lambdas.size):,} tile pairs", x=0.02, font=dict(size=15)),
+        title=dict(text=title + (" (each pair shown)" if strip else ""), x=0.02, font=dict(size=15)),
         barmode="overlay", bargap=0.02, height=320, template="plotly_white",
         margin=dict(l=55, r=20, t=50, b=45), legend=dict(x=0.99, y=0.97, xanchor="right", yanchor="top",
                                                           bgcolor="rgba(255,255,255,0.75)", font=dict(size=11)),
-        showlegend=split, xaxis_title="dissimilarity λ", yaxis_title="tile pairs")
+        showlegend=split, xaxis_title="dissimilarity λ", yaxis_title="" if strip else "tile pairs")
+    if strip:
+        fig.update_yaxes(showticklabels=split)
     fig.update_xaxes(range=[0, float(edges[-1])])
     return fig
 
@@ -121,6 +141,13 @@ def _number_column(field: str, header: str, *, digits: int = 3, width: int = 105
     }
 
 
+def _percent_column(field: str, header: str, *, tooltip: str) -> dict:
+    """A fraction (0-1) shown as a percentage with one decimal ('12.5 %')."""
+    column = _number_column(field, header, width=105, tooltip=tooltip)
+    column["valueFormatter"] = {"function": "params.value == null ? '–' : (100 * Number(params.value)).toFixed(1) + ' %'"}
+    return column
+
+
 def _pairs_column(field: str) -> dict:
     return {"field": field, "headerName": "Pairs", "type": "numericColumn", "filter": False,
             "valueFormatter": {"function": "params.value == null ? '–' : Number(params.value).toLocaleString('en')"},
@@ -135,8 +162,8 @@ def _lambda_group(kind: str, target: int, *, first: bool) -> dict:
     return {"headerName": label, "marryChildren": True, "headerClass": f"nanoorg-group-{kind}", "children": [
         mean,
         _number_column(f"{kind}_sd", "SD", tooltip=f"{label}: standard deviation of λ"),
-        _number_column(f"{kind}_fraction_above_1", "λ>1", digits=2, width=80,
-                       tooltip=f"{label}: fraction of tile pairs with λ > 1 (significantly different)"),
+        _percent_column(f"{kind}_fraction_above_1", "% pairs λ > 1",
+                        tooltip=f"{label}: percentage of tile pairs with λ > 1 (significantly different)"),
         _pairs_column(f"{kind}_n_pairs"),
     ]}
 
@@ -207,7 +234,7 @@ def self_similarity_overlay(result: dict, *, kind: str = "thinned") -> go.Figure
              else "Self-similarity, unthinned")
     if pooled.size == 0:
         return empty_figure(title, "None of these datasets has two comparable tiles.")
-    edges = histogram_edges(pooled)
+    edges = histogram_edges(pooled, max_bins=bins_for(min(v.size for v in values if v.size)))
     centres = (edges[:-1] + edges[1:]) / 2
     fig = go.Figure()
     for k, ((dataset_id, name, part), lambdas) in enumerate(zip(parts, values)):

@@ -1,5 +1,5 @@
 """The similarity part of the Dataset Details page: self-similarity histograms and the similarity
-search results (layout only; callbacks in ``web.callbacks.similarity``).
+search results (layout only; callbacks in ``callbacks.similarity``).
 
 ``similarity_section(dataset_id)`` is placed into the page's ``#dataset-similarity-section``. The
 dataset id it carries is only a hint for the callbacks: each of them re-checks that the current
@@ -11,10 +11,11 @@ from __future__ import annotations
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
-from flask import current_app, has_app_context
+from flask import has_app_context
 from flask_login import current_user
 
 from components.similarity_figures import result_columns
+from databank.core import settings_of
 import ids
 
 # ---- component ids (shared with the callbacks) ----
@@ -26,10 +27,9 @@ SEARCH_GUIDE = "/guide/similarity"
 
 
 def thinning_targets() -> tuple[tuple[int, ...], int]:
-    """(targets, default) from the instance settings (30 and 100 loc/µm², default 30)."""
-    settings = current_app.extensions.get("nanoorg") if has_app_context() else None
-    targets = tuple(getattr(settings, "thinning_targets", (30, 100)))
-    return targets, int(getattr(settings, "default_thinning", targets[0]))
+    """(targets, default) in loc/µm² from the instance settings."""
+    settings = settings_of()
+    return tuple(settings.thinning_targets), int(settings.default_thinning)
 
 
 def target_selector(id: str, targets, default) -> html.Div:
@@ -93,7 +93,8 @@ def _filter_bar() -> html.Div:
 def results_grid(id: str, *, target: int, metric: str = "thinned", height: str = "460px") -> dag.AgGrid:
     return dag.AgGrid(
         id=id, rowData=[], columnDefs=result_columns(metric, target),
-        defaultColDef={"sortable": True, "resizable": True, "filter": True, "suppressHeaderMenuButton": False},
+        defaultColDef={"sortable": True, "resizable": True, "filter": True, "suppressHeaderMenuButton": False,
+                       "wrapHeaderText": True, "autoHeaderHeight": True},
         dashGridOptions={"animateRows": False, "tooltipShowDelay": 400, "suppressDragLeaveHidesColumns": True,
                          "overlayNoRowsTemplate": {"function": "'No other readable dataset matches the filters.'"},
                          "pagination": True, "paginationPageSize": 50, "paginationPageSizeSelector": [25, 50, 100, 500]},

@@ -24,6 +24,8 @@ import shapely
 from numba import njit, prange
 from shapely.geometry import MultiPolygon, Polygon, box
 
+from compute.rois import points_in_polygon
+
 EDGE_CORRECTIONS = ("none", "ripley", "buffer")
 DEFAULT_EPS_NM = 100.0  # docs/SCIENCE.md §5.2, Owen-lab protocol
 DEFAULT_MIN_SAMPLES = 10  # docs/SCIENCE.md §5.2, counts the point itself (sklearn convention)
@@ -240,7 +242,7 @@ class _Window:
         if self.rect is not None:
             xmin, ymin, xmax, ymax = self.rect
             return (x >= xmin) & (x <= xmax) & (y >= ymin) & (y <= ymax)
-        return shapely.intersects_xy(self.geometry, x, y)
+        return points_in_polygon(x, y, self.geometry)
 
     def boundary_distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Distance (nm) from each (inside) point to the window boundary."""

@@ -16,6 +16,7 @@ import json
 import re
 import xml.etree.ElementTree as ElementTree
 import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import islice
@@ -326,8 +327,41 @@ class _Layout:
     decimal: str = "."
 
 
+_HEAD_BYTES = 64 * 1024
+_MAX_LINE_BYTES = 1024 * 1024
+_MAX_CONTROL_SHARE = 0.05            # more control characters than this: not a text table
+_UTF16_FIX = ("save the table as UTF-8 text (in Excel: Save As > 'CSV UTF-8'; in a text editor: "
+              "encoding UTF-8) and upload that file")
+_BINARY_FIX = f"upload one of: {', '.join(FORMAT_LABELS.values())}"
+
+
+def text_problem(head: bytes) -> tuple[str, str] | None:
+    """(problem, fix) when the first bytes of a file cannot be a UTF-8 or Latin-1 text table, else None."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "the file is UTF-16 (or UTF-32) text, which this reader does not decode", _UTF16_FIX
+    if b"\x00" in head:
+        return "this is a binary file of an unknown format", _BINARY_FIX
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as err:     # a character cut by the end of the sample, or Latin-1
+        text = head[:err.start].decode("utf-8") if err.start >= len(head) - 3 else head.decode("latin-1")
+    control = sum(1 for ch in text if (ord(ch) < 32 and ch not in "\t\r\n\f") or 127 <= ord(ch) < 160)
+    if control > _MAX_CONTROL_SHARE * max(len(text), 1):
+        return (f"this is not a text table ({control / max(len(text), 1):.0%} of its first bytes are control "
+                "characters)"), _BINARY_FIX
+    return None
+
+
 def _read_head(src: _Source, n_lines: int = 64) -> tuple[list[str], str]:
     """First lines of a text file (newlines removed) and the encoding that decodes them."""
+    with open(src.path, "rb") as handle:
+        head = handle.read(_MAX_LINE_BYTES)
+    problem = text_problem(head[:_HEAD_BYTES])
+    if problem:
+        raise src.error(*problem)
+    if len(head) == _MAX_LINE_BYTES and b"\n" not in head and b"\r" not in head:
+        raise src.error(f"the first line is longer than {_MAX_LINE_BYTES // 1024 // 1024} MB",
+                        fix="upload a table with one localisation per line")
     for encoding in ("utf-8-sig", "latin-1"):
         try:
             with open(src.path, encoding=encoding) as handle:
@@ -335,9 +369,6 @@ def _read_head(src: _Source, n_lines: int = 64) -> tuple[list[str], str]:
             break
         except UnicodeDecodeError:
             continue
-    if any("\x00" in line for line in lines):
-        raise src.error("this is a binary file of an unknown format",
-                        fix=f"upload one of: {', '.join(FORMAT_LABELS.values())}")
     if not any(line.strip() for line in lines):
         raise src.error("the file is empty", fix="upload the exported localisation table, not an empty file")
     return lines, encoding
@@ -374,20 +405,32 @@ def _sniff_layout(src: _Source, lines: list[str], encoding: str) -> _Layout:
               or next((s for s, (names, n) in splits.items() if len(names) > 1 and n > 1), None))
     if chosen is None:
         raise _delimiter_error(src, splits, header_at, data[0])
+    if splits[chosen][1] > len(splits[chosen][0]) + _trailing_empty(data[0], chosen):
+        raise _delimiter_error(src, splits, header_at, data[0], chosen)
     decimal = "," if chosen != "," and re.search(r"\d,\d", data[0]) and "." not in data[0] else "."
     return _Layout(header_at + 1, chosen, encoding, splits[chosen][0], decimal)
 
 
-def _delimiter_error(src: _Source, splits: dict, header_at: int, row: str) -> FormatError:
+def _trailing_empty(row: str, sep: str) -> int:
+    """1 when the row ends with an empty field (a delimiter at the end of the line), else 0."""
+    return int(sep != _WHITESPACE and row.rstrip().endswith(sep))
+
+
+def _delimiter_error(src: _Source, splits: dict, header_at: int, row: str, chosen: str | None = None) -> FormatError:
     names = max((names for names, _ in splits.values()), key=len)
-    if len(names) <= 1:
+    if chosen is not None:
+        label = {",": "comma", "\t": "tab", ";": "semicolon"}.get(chosen, "space")
+        problem = (f"the header has {len(splits[chosen][0])} {label}-separated columns but most rows have "
+                   f"{splits[chosen][1]} values (first row: '{row.strip()[:60]}'): a decimal comma, or the "
+                   "delimiter inside a value")
+    elif len(names) <= 1:
         problem = f"all values are in one column ('{names[0] if names else ''}'): the delimiter was not recognised"
     else:
         problem = (f"the header splits into {len(names)} columns but the rows do not split the same way "
                    f"(first row: '{row.strip()[:60]}')")
     return src.error(problem, line=header_at + 1,
                      fix="save the table with one delimiter (comma, semicolon, tab or spaces) for the header "
-                         "and every row, with a header row such as x,y")
+                         "and every row, '.' as the decimal mark, and a header row such as x,y")
 
 
 def _read_delimited(src: _Source, aliases: dict[str, tuple[str, ...]]) -> _Raw:
@@ -397,6 +440,12 @@ def _read_delimited(src: _Source, aliases: dict[str, tuple[str, ...]]) -> _Raw:
     columns = _resolve_columns(layout.names, aliases)
     if "x" not in columns or "y" not in columns:
         raise _no_xy_error(src, layout)
+    for fld in ("x", "y"):
+        same = [i + 1 for i, name in enumerate(layout.names) if name.strip() == columns[fld].name]
+        if len(same) > 1:
+            raise src.error(f"{len(same)} columns (numbers {', '.join(map(str, same))}) are named "
+                            f"'{columns[fld].name}', so it is not clear which holds {fld}", line=layout.skip,
+                            column=columns[fld].name, fix="rename or remove the duplicated column and upload again")
     return _read_columns(src, layout, columns)
 
 
@@ -689,9 +738,30 @@ def _smap_mat_fields(src: _Source) -> dict[str, np.ndarray]:
             if isinstance(value, np.ndarray) and value.dtype.kind in "fiu"}
 
 
+_SMLM_MAX_MANIFEST_BYTES = 1024 * 1024
+_SMLM_MAX_RATIO = 100                      # binary float tables compress ~1-3 : 1; a zip bomb ~1000 : 1
+_SMLM_MAX_TABLE_BYTES = 8 * 1024 ** 3
+
+
+def _smlm_member(src: _Source, archive: zipfile.ZipFile, name: str, expected: int | None = None,
+                 limit: int = _SMLM_MAX_TABLE_BYTES) -> bytes:
+    """One member of a .smlm zip, refused before decompression when its declared size is wrong
+    (``expected`` bytes), above ``limit`` or more than _SMLM_MAX_RATIO times its compressed size."""
+    info = archive.getinfo(name)
+    if expected is not None and info.file_size != expected:
+        raise src.error(f"table '{name}' has {info.file_size} bytes, the manifest implies {expected}",
+                        fix=_REEXPORT_FIX)
+    ratio = info.file_size / max(info.compress_size, 1)
+    if info.file_size > limit or (info.file_size > _SMLM_MAX_RATIO * 1024 and ratio > _SMLM_MAX_RATIO):
+        raise src.error(f"'{name}' would expand from {info.compress_size:,} to {info.file_size:,} bytes "
+                        f"(ratio {ratio:,.0f} : 1; the limits are {_SMLM_MAX_RATIO} : 1 and "
+                        f"{limit:,} bytes, a safeguard against zip bombs)", fix=_REEXPORT_FIX)
+    return archive.read(name)
+
+
 def _smlm_manifest(src: _Source, archive: zipfile.ZipFile) -> dict:
     try:
-        return json.loads(archive.read("manifest.json").decode("utf-8"))
+        return json.loads(_smlm_member(src, archive, "manifest.json", limit=_SMLM_MAX_MANIFEST_BYTES).decode("utf-8"))
     except (KeyError, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise src.error(f"manifest.json is missing or unreadable ({err})", fix=_REEXPORT_FIX) from err
 
@@ -705,10 +775,8 @@ def _smlm_table(src: _Source, archive: zipfile.ZipFile, manifest: dict, info: di
     shapes = spec.get("shape") or [1] * len(headers)
     dtype = np.dtype([(h, np.dtype(d).newbyteorder("<"), _smlm_shape(s))
                       for h, d, s in zip(headers, spec["dtype"], shapes)])
-    payload, rows = archive.read(info["name"]), int(info["rows"])
-    if len(payload) != rows * dtype.itemsize:
-        raise src.error(f"table '{info['name']}' has {len(payload)} bytes, the manifest implies "
-                        f"{rows * dtype.itemsize}", fix=_REEXPORT_FIX)
+    rows = int(info["rows"])
+    payload = _smlm_member(src, archive, info["name"], expected=rows * dtype.itemsize)
     table = np.frombuffer(payload, dtype=dtype, count=rows)
     units = spec.get("units") or [""] * len(headers)
     columns = {fld: _Column(c.index, c.name, _normalise_unit(units[c.index]) or c.unit)
@@ -761,8 +829,12 @@ def _detect(src: _Source) -> str:
         raise src.error("a zip archive without manifest.json (not a .smlm file)",
                         fix="upload the localisation table itself (CSV, HDF5 or .smlm), not a zip or Excel file")
     with open(src.path, "rb") as handle:
-        if handle.read(6) == b"MATLAB":
-            return "smap_mat"
+        magic = handle.read(6)
+    if magic == b"MATLAB":
+        return "smap_mat"
+    if magic.startswith(b"PK\x03\x04"):
+        raise src.error("the zip archive is incomplete or damaged (its directory at the end is missing)",
+                        fix="check that the upload completed; otherwise " + _REEXPORT_FIX)
     return _detect_text(src)
 
 
@@ -817,4 +889,13 @@ def read_localisations(path, *, pixel_size_nm: float | None = None, fmt: str | N
     fmt = fmt or _detect(src)
     if fmt not in _READERS:
         raise src.error(f"unknown format '{fmt}'", fix=f"use one of: {', '.join(_READERS)}")
-    return _READERS[fmt](src, None if pixel_size_nm is None else float(pixel_size_nm))
+    try:
+        return _READERS[fmt](src, None if pixel_size_nm is None else float(pixel_size_nm))
+    except FormatError:
+        raise
+    except (OSError, EOFError, KeyError, IndexError, TypeError, ValueError, NotImplementedError,
+            zipfile.BadZipFile, zlib.error) as err:     # damaged content that the reader's own checks let through
+        raise src.error(f"the file could not be read as {FORMAT_LABELS.get(fmt, fmt)}: it is damaged or "
+                        f"incomplete ({type(err).__name__}: {str(err)[:200]})",
+                        fix="check that the upload completed and the file opens in the software that wrote it; "
+                            "otherwise " + _REEXPORT_FIX) from err

@@ -14,10 +14,12 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 from numba import njit
+from PIL import Image, ImageDraw, ImageFont
 
 COLOUR_BY = ("density", "frame", "precision")
 # dark-background colour maps (hex, low to high)
@@ -338,6 +340,123 @@ def format_length(nm: float) -> str:
         um = nm / 1000
         return f"{um:g} µm"
     return f"{nm:g} nm"
+
+
+# ---------------------------------------------------------------------------------------------
+# density images for downloads (PNG with ROI outlines and a scale bar)
+
+# Inferno colour map (matplotlib), sampled at 0, 0.1, ..., 1 (density images of the downloads).
+INFERNO_LUT = _palette(["#000004", "#160b39", "#420a68", "#6a176e", "#932667", "#bc3754",
+                        "#dd513a", "#f37819", "#fca50a", "#f6d746", "#fcffa4"], 256)
+
+
+_FONT_FILES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "DejaVuSans.ttf",
+               "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf")
+
+
+def _font(size: int):
+    """A scalable font with a µ glyph when the system has one, else Pillow's default."""
+    for name in _FONT_FILES:
+        try:
+            return ImageFont.truetype(name, size), True
+        except OSError:
+            continue
+    try:
+        return ImageFont.load_default(size=size), False
+    except TypeError:          # Pillow without FreeType
+        return ImageFont.load_default(), False
+
+
+def _span(arrays) -> tuple[float, float]:
+    """(min, max) of the finite values of several arrays; (0, 1000) when there are none."""
+    lows, highs = [], []
+    for values in arrays:
+        if values.size:
+            with np.errstate(all="ignore"):
+                low, high = np.nanmin(values), np.nanmax(values)
+            if np.isfinite(low) and np.isfinite(high):
+                lows.append(float(low))
+                highs.append(float(high))
+            elif np.isfinite(values).any():
+                finite = values[np.isfinite(values)]
+                lows.append(float(finite.min()))
+                highs.append(float(finite.max()))
+    return (min(lows), max(highs)) if lows else (0.0, 1000.0)
+
+
+@njit(cache=True)
+def _histogram(x, y, x_lo, y_lo, scale, size):
+    """(size, size) counts of points in square pixels of 1/scale nm from (x_lo, y_lo); one pass,
+    no temporary arrays (10 M points in ~0.1 s). Row = y bin, column = x bin; NaN and outside skipped."""
+    counts = np.zeros((size, size), dtype=np.int64)
+    for i in range(x.shape[0]):
+        fx = (x[i] - x_lo) * scale
+        fy = (y[i] - y_lo) * scale
+        if fx >= 0 and fx < size and fy >= 0 and fy < size:
+            counts[int(fy), int(fx)] += 1
+    return counts
+
+
+def density_image(x: np.ndarray, y: np.ndarray, *, size: int = 1024, rois: Iterable = (),
+                  scaling: str = "log") -> Image.Image:
+    """A ``size`` x ``size`` RGB density image of localisations (nm).
+
+    2-D histogram over the square extent of the points (and ROI vertices), square pixels, image
+    convention (y increases downwards, as in ThunderSTORM and Fiji renders), ``scaling`` 'log' or
+    'eqhist', inferno colours, ROI outlines in cyan and a scale bar at the bottom right.
+    """
+    x = np.ascontiguousarray(x)
+    y = np.ascontiguousarray(y)
+    if x.dtype != y.dtype or x.dtype not in (np.float32, np.float64):
+        x, y = x.astype(np.float64), y.astype(np.float64)
+    rois = [np.asarray(v, dtype=np.float64).reshape(-1, 2) for v in rois]
+    x_min, x_max = _span([x] + [v[:, 0] for v in rois])
+    y_min, y_max = _span([y] + [v[:, 1] for v in rois])
+    side = max(x_max - x_min, y_max - y_min, 100.0) * 1.02
+    x_lo = (x_min + x_max) / 2 - side / 2
+    y_lo = (y_min + y_max) / 2 - side / 2
+    pixel = side / size
+
+    counts = _histogram(x, y, x_lo, y_lo, 1.0 / pixel, size).astype(np.float64)
+    if counts.max() > 0:
+        if scaling == "eqhist":
+            nonzero = np.sort(counts[counts > 0])
+            ranks = np.searchsorted(nonzero, counts, side="right") / nonzero.size
+            level = np.where(counts > 0, 0.15 + 0.85 * ranks, 0.0)
+        else:
+            # log scale saturating at the 99.5th percentile of occupied pixels, so that a few
+            # very bright pixels do not leave the rest of the picture black
+            top = max(float(np.percentile(counts[counts > 0], 99.5)), 1.0)
+            level = np.clip(np.log1p(counts) / np.log1p(top), 0.0, 1.0)
+    else:
+        level = counts
+    rgb = INFERNO_LUT[np.clip((level * 255).round().astype(np.int64), 0, 255)]
+    image = Image.fromarray(rgb, mode="RGB")
+    draw = ImageDraw.Draw(image)
+
+    def to_px(vx, vy):
+        return [((a - x_lo) / pixel, (b - y_lo) / pixel) for a, b in zip(vx, vy)]
+
+    width = max(1, size // 400)
+    for vertices in rois:
+        if len(vertices) >= 2:
+            points = to_px(vertices[:, 0], vertices[:, 1])
+            draw.line(points + [points[0]], fill=(0, 255, 255), width=width)
+
+    bar_nm = nice_scale_bar_nm(side, 0.2)
+    bar_px = bar_nm / pixel
+    margin = size // 32
+    bar_h = max(3, size // 128)
+    x1, y1 = size - margin, size - margin
+    draw.rectangle([x1 - bar_px, y1 - bar_h, x1, y1], fill=(255, 255, 255))
+    font, has_micro = _font(max(10, size // 40))
+    label = format_length(bar_nm)
+    if not has_micro:
+        label = label.replace("µm", "um")
+    left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
+    draw.text((x1 - bar_px / 2 - (right - left) / 2, y1 - bar_h - (bottom - top) - size // 100 - top),
+              label, fill=(255, 255, 255), font=font)
+    return image
 
 
 def warm_up() -> None:

@@ -16,6 +16,8 @@ import numpy as np
 import shapely
 from scipy.spatial import ConvexHull, QhullError
 
+from compute.formats import text_problem
+
 
 class RoiError(ValueError):
     """An unusable ROI. str(err) names the ROI file, the line if relevant, and the fix."""
@@ -83,6 +85,32 @@ def match_roi_files(detection_names: Iterable[str], roi_names: Iterable[str]
     return {name: sorted(rois, key=_natural_key) for name, rois in matched.items()}, unmatched
 
 
+_ROI_WORD = re.compile(r"(?:^|[^a-z])roi(?:[^a-z]|$)", re.IGNORECASE)
+_ROI_TAIL = re.compile(r"^[\s._-]*roi[\s._-]*", re.IGNORECASE)
+
+
+def misnamed_roi_fix(name: str, detection_names: Iterable[str]) -> str | None:
+    """For a '.csv' that is not an ROI file by the naming rule but looks meant as one, the name it
+    should have; else None.
+
+    Looks meant as one: the word 'ROI' in the name (e.g. 'cell7-ROI1.csv', 'cell7 roi 1.csv'). The
+    fix attaches it to the detection file with the longest stem the name starts with
+    ('cell7-ROI1.csv' -> 'cell7_ROI1.csv'), or replaces the separator before 'ROI' with '_' (a generic
+    '{DETECTION_FILE_NAME}_ROI_1.csv' when that gives no ROI name).
+    """
+    path = PurePath(name)
+    if path.suffix.lower() != ".csv" or is_roi_filename(name) or not _ROI_WORD.search(path.stem):
+        return None
+    owners = [PurePath(d).stem for d in detection_names
+              if d != name and path.stem.lower().startswith(PurePath(d).stem.lower())]
+    if owners:
+        stem = max(owners, key=len)
+        tail = _ROI_TAIL.sub("", path.stem[len(stem):]).strip(" ._-")
+        return f"{stem}_ROI{('_' + tail) if tail else ''}.csv"
+    renamed = re.sub(r"[\s.-]*roi", "_ROI", path.stem, count=1, flags=re.IGNORECASE) + ".csv"
+    return renamed if is_roi_filename(renamed) and not renamed.startswith("_") else "{DETECTION_FILE_NAME}_ROI_1.csv"
+
+
 # --- reading ---------------------------------------------------------------------------------------
 
 def read_roi_vertices(path, *, display_name: str | None = None) -> np.ndarray:
@@ -106,8 +134,17 @@ def read_roi_vertices(path, *, display_name: str | None = None) -> np.ndarray:
     return vertices
 
 
+MAX_ROI_FILE_BYTES = 10 * 1024 * 1024     # a Fiji polygon export is a few kB; 10 MB is ~500,000 vertices
+
+
 def _non_blank_lines(path, name: str) -> list[tuple[int, str]]:
+    if Path(path).stat().st_size > MAX_ROI_FILE_BYTES:
+        raise RoiError(name, f"the ROI file is larger than {MAX_ROI_FILE_BYTES // 1024 // 1024} MB", _DRAW_FIX)
     raw = Path(path).read_bytes()
+    problem = text_problem(raw[:64 * 1024])
+    if problem:
+        raise RoiError(name, problem[0], "upload the polygon as a UTF-8 CSV with header X,Y (one vertex per row); "
+                       + _DRAW_FIX)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -208,11 +245,22 @@ def roi_polygon(vertices, x_nm, y_nm, *, name: str = "ROI", units: str = "auto",
         raise RoiError(name, f"unknown ROI unit '{units}'", "use one of: auto, um, nm, px")
     vertices_nm = vertices * scales[unit]
     polygon, repaired = _valid_polygon(vertices_nm, name, warnings)
+    _require_localisations_inside(polygon, unit, x_nm, y_nm, name)
     area_um2 = polygon.area / _NM_PER_UM ** 2
     if area_um2 < MIN_ROI_AREA_UM2:
         warnings.append(f"area {area_um2:.2f} um^2 is below {MIN_ROI_AREA_UM2:g} um^2; "
                         "it cannot host a 3 x 3 um tile")
     return RoiPolygon(polygon, vertices_nm, unit, repaired, warnings)
+
+
+def _require_localisations_inside(polygon, unit: str, x_nm, y_nm, name: str) -> None:
+    """RoiError when the polygon (nm) holds none of the localisations: wrong unit or wrong file."""
+    x_nm, y_nm = np.asarray(x_nm, dtype=np.float64), np.asarray(y_nm, dtype=np.float64)
+    if x_nm.size and not shapely.contains_xy(polygon, x_nm, y_nm).any():
+        raise RoiError(name, f"the ROI (read in {unit}, {polygon.area / _NM_PER_UM ** 2:.3g} um^2) contains none of "
+                       f"the {x_nm.size:,} localisations",
+                       "check that the ROI belongs to this detection file and that its coordinates are in um on "
+                       "the rendered image (not mm, nm or pixels)")
 
 
 def _checked_vertices(vertices, name: str) -> np.ndarray:
@@ -222,6 +270,9 @@ def _checked_vertices(vertices, name: str) -> np.ndarray:
     n_distinct = len(np.unique(vertices, axis=0))
     if n_distinct < 3:
         raise RoiError(name, f"the polygon has {n_distinct} distinct vertices; at least 3 are needed", _DRAW_FIX)
+    centred = vertices - vertices.mean(axis=0)
+    if np.linalg.matrix_rank(centred, tol=1e-9 * max(np.abs(centred).max(), 1e-300)) < 2:
+        raise RoiError(name, f"all {len(vertices)} vertices lie on one line: the polygon encloses no area", _DRAW_FIX)
     return vertices
 
 
@@ -275,19 +326,48 @@ def _box_overlap(vertices_nm: np.ndarray, points_box: tuple[float, float, float,
     return roi_box.intersection(points).area / roi_box.area
 
 
+def polygon_from_vertices(vertices_nm) -> "shapely.Polygon | shapely.MultiPolygon":
+    """The ROI polygon (nm) of stored vertices, repaired as at ingest: a self-intersecting outline
+    becomes the union of the polygon parts of ``make_valid`` (empty if there are none)."""
+    polygon = shapely.Polygon(np.asarray(vertices_nm, dtype=np.float64))
+    if polygon.is_valid:
+        return polygon
+    parts = [p for p in shapely.get_parts(shapely.make_valid(polygon)) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
 def _valid_polygon(vertices_nm: np.ndarray, name: str, warnings: list[str]):
     """shapely polygon; self-intersections repaired with make_valid, keeping polygon parts only."""
-    polygon = shapely.Polygon(vertices_nm)
-    repaired = not polygon.is_valid
+    polygon = polygon_from_vertices(vertices_nm)
+    repaired = not shapely.Polygon(vertices_nm).is_valid
     if repaired:
-        parts = [p for p in shapely.get_parts(shapely.make_valid(polygon))
-                 if p.geom_type in ("Polygon", "MultiPolygon")]
-        polygon = shapely.union_all(parts) if parts else shapely.Polygon()
         warnings.append("self-intersecting outline repaired into "
                         f"{len(shapely.get_parts(polygon))} polygon part(s)")
     if polygon.is_empty or polygon.area == 0:
         raise RoiError(name, "the polygon encloses no area (all vertices on one line)", _DRAW_FIX)
     return polygon, repaired
+
+
+def points_in_polygon(x_nm, y_nm, polygon) -> np.ndarray:
+    """Boolean mask of the points inside ``polygon`` or on its boundary (nm).
+
+    THE inclusion rule for localisations in a ROI, used by every analysis path (statistics,
+    DBSCAN, Ripley, tiles, viewer regions, exports, similarity): shapely ``covers`` semantics, so
+    vertices and edge points count as inside. ``polygon`` is a shapely (Multi)Polygon or a
+    sequence of them (their union). Vectorised: a bounding-box pre-filter, then
+    ``shapely.intersects_xy`` (for points, intersects == covers) on the prepared geometry.
+    """
+    x = np.asarray(x_nm, dtype=np.float64)
+    y = np.asarray(y_nm, dtype=np.float64)
+    region = polygon if isinstance(polygon, shapely.Geometry) else shapely.union_all(list(polygon))
+    inside = np.zeros(x.shape, dtype=bool)
+    if region.is_empty:
+        return inside
+    x0, y0, x1, y1 = region.bounds
+    candidates = np.flatnonzero((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1))
+    shapely.prepare(region)
+    inside[candidates] = shapely.intersects_xy(region, x[candidates], y[candidates])
+    return inside
 
 
 def auto_roi(x_nm, y_nm) -> "shapely.Polygon":

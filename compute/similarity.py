@@ -21,6 +21,7 @@ from numba import njit, prange
 from compute.tiles import BIN_NM, TileGrid, points_in_tiles, tile_count_histogram
 
 THINNING_TARGETS_PER_UM2 = (30, 100)     # 30: user guide (default shown); 100: similarity guide
+THINNING_MODES = ("tile", "bernoulli")   # exact count per tile (default) / file-level independent thinning
 MIN_TILE_LOCS = 270                      # 30 loc/um^2 x 9 um^2
 DEFAULT_ALPHA = 0.05
 C_ALPHA_05 = float(np.sqrt(-0.5 * np.log(DEFAULT_ALPHA / 2)))   # 1.3581
@@ -158,15 +159,26 @@ class FileFingerprints:
     """Fingerprints of one file's tiles.
 
     unthinned: tiles with >= min_locs localisations, all of them used.
-    thinned: target density (loc/um²) -> tiles thinned to round(target x tile area) localisations;
-        tiles holding fewer than that (or fewer than min_locs) are excluded.
+    thinned: target density (loc/um²) -> the first thinning of the eligible tiles (see
+        ``file_fingerprints`` for the two thinning modes).
     tile_index_unthinned / tile_index_thinned: index into the TileGrid of each fingerprint row.
+    extra_repeats: target -> thinnings 2..R of the same tiles (independent draws), when
+        ``n_repeats`` > 1; empty for one thinning (and for fingerprints stored before repeats).
     """
 
     unthinned: Fingerprints
     thinned: dict[int, Fingerprints]
     tile_index_unthinned: np.ndarray
     tile_index_thinned: dict[int, np.ndarray] = field(default_factory=dict)
+    extra_repeats: dict[int, list[Fingerprints]] = field(default_factory=dict)
+
+    def repeats(self, target: int) -> list[Fingerprints]:
+        """All thinnings of one target, first one first (same tiles, same row order)."""
+        return [self.thinned[target], *self.extra_repeats.get(target, [])]
+
+    def repeat_sets(self) -> dict:
+        """{None: [unthinned], target: [thinning 1, ..., thinning R]}: the input of ``compare_repeated``."""
+        return {None: [self.unthinned], **{target: self.repeats(target) for target in self.thinned}}
 
 
 def thin_indices(n: int, n_target: int, seed: int) -> np.ndarray:
@@ -176,9 +188,11 @@ def thin_indices(n: int, n_target: int, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, n_target, replace=False))
 
 
-def tile_seed(seed: int, tile_index: int, target: int) -> int:
-    """Deterministic, well-mixed seed for thinning one tile to one target density."""
-    return int(np.random.SeedSequence((seed, tile_index, target)).generate_state(1, np.uint64)[0])
+def tile_seed(seed: int, tile_index: int, target: int, repeat: int = 0) -> int:
+    """Deterministic, well-mixed seed for thinning one tile to one target density (repeat 0 is the
+    draw stored before repeats existed; repeats 1, 2, ... are independent of it)."""
+    entropy = (seed, tile_index, target) if repeat == 0 else (seed, tile_index, target, repeat)
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
 
 
 def thinned_count(target_per_um2: float, tile_nm: float) -> int:
@@ -186,40 +200,73 @@ def thinned_count(target_per_um2: float, tile_nm: float) -> int:
     return int(round(target_per_um2 * (tile_nm / 1000.0) ** 2))
 
 
+def bernoulli_keep(n: int, probability: float, seed: int) -> np.ndarray:
+    """Sorted indices of range(n) kept independently with ``probability`` each; same seed, same draw."""
+    return np.flatnonzero(np.random.default_rng(seed).random(n) < probability)
+
+
 def file_fingerprints(x_nm, y_nm, grid: TileGrid, *, targets: Sequence[int] = THINNING_TARGETS_PER_UM2,
-                      min_locs: int = MIN_TILE_LOCS, seed: int = 0,
-                      bin_nm: float = BIN_NM) -> FileFingerprints:
+                      min_locs: int = MIN_TILE_LOCS, seed: int = 0, bin_nm: float = BIN_NM,
+                      n_repeats: int = 1, thinning: str = "tile") -> FileFingerprints:
     """Unthinned and thinned fingerprints of every eligible tile of one file (docs/SCIENCE.md §2.1-§2.3).
 
-    Thinning draws round(target x 9 um²) of a tile's localisations uniformly without replacement,
-    seeded from (seed, tile index, target), so a file always gives the same fingerprints.
+    ``thinning="tile"`` (default): each tile holding >= max(min_locs, N) localisations keeps
+    exactly N = round(target x 9 um²) of them, drawn uniformly without replacement; sparser tiles
+    are excluded. ``thinning="bernoulli"`` (docs/SCIENCE.md §2.3): every localisation of
+    the file is kept independently with p = target / density_tiles (density over the tiles with
+    >= min_locs localisations), keeping the differences in density between tiles; all those tiles
+    are used, and a file whose density_tiles is below the target has no thinned tiles.
+    ``n_repeats`` independent thinnings per target are drawn (the first in ``thinned``, the others
+    in ``extra_repeats``), seeded from (seed, tile index, target, repeat): a file always gives the
+    same fingerprints, and repeat 1 is the same draw with or without repeats.
     """
+    if thinning not in THINNING_MODES:
+        raise ValueError(f"thinning must be one of {THINNING_MODES}, got {thinning!r}")
+    if n_repeats < 1:
+        raise ValueError(f"n_repeats must be >= 1, got {n_repeats}")
     x = np.asarray(x_nm, dtype=np.float64)
     y = np.asarray(y_nm, dtype=np.float64)
     order, offsets = points_in_tiles(x, y, grid)
     members = [order[offsets[k]:offsets[k + 1]] for k in range(len(grid))]
     n_in_tile = np.diff(offsets)
+    eligible = np.flatnonzero(n_in_tile >= min_locs)
+    closed = grid.closed_ends()
+    tile_area_um2 = (grid.tile_nm / 1000.0) ** 2
+    density_tiles = n_in_tile[eligible].sum() / (eligible.size * tile_area_um2) if eligible.size else 0.0
 
-    def fingerprint_tiles(n_keep: int | None, target: int) -> tuple[Fingerprints, np.ndarray]:
-        needed = min_locs if n_keep is None else max(min_locs, n_keep)
-        tiles = np.flatnonzero(n_in_tile >= needed)
+    def fingerprint_tiles(tiles: np.ndarray, draw=None, repeat: int = 0) -> Fingerprints:
         histograms, used = [], []
         for k in tiles:
-            points = members[k]
-            if n_keep is not None:
-                points = points[thin_indices(points.size, n_keep, tile_seed(seed, int(k), target))]
+            points = members[k] if draw is None else members[k][draw(int(k), repeat)]
             x0, y0 = grid.origins[k]
-            histograms.append(tile_count_histogram(x[points], y[points], x0, y0,
-                                                   tile_nm=grid.tile_nm, bin_nm=bin_nm))
+            histograms.append(tile_count_histogram(x[points], y[points], x0, y0, tile_nm=grid.tile_nm,
+                                                   bin_nm=bin_nm, closed_ends=tuple(closed[k])))
             used.append(points.size)
-        return Fingerprints.from_histograms(histograms, used), tiles
+        return Fingerprints.from_histograms(histograms, used)
 
-    unthinned, unthinned_tiles = fingerprint_tiles(None, 0)
-    thinned, thinned_tiles = {}, {}
-    for target in targets:
-        thinned[int(target)], thinned_tiles[int(target)] = fingerprint_tiles(
-            thinned_count(target, grid.tile_nm), int(target))
-    return FileFingerprints(unthinned, thinned, unthinned_tiles, thinned_tiles)
+    def thinnings(target: int) -> tuple[list[Fingerprints], np.ndarray]:
+        n_keep = thinned_count(target, grid.tile_nm)
+        probability = target / density_tiles if density_tiles > 0 else np.inf
+
+        def draw(k: int, repeat: int) -> np.ndarray:
+            tile_seed_ = tile_seed(seed, k, target, repeat)
+            if thinning == "tile":
+                return thin_indices(n_in_tile[k], n_keep, tile_seed_)
+            return bernoulli_keep(n_in_tile[k], probability, tile_seed_)
+
+        if thinning == "tile":
+            tiles = np.flatnonzero(n_in_tile >= max(min_locs, n_keep))
+        else:
+            tiles = eligible if probability <= 1 else np.empty(0, dtype=np.int64)
+        return [fingerprint_tiles(tiles, draw, r) for r in range(n_repeats)], tiles
+
+    prints = FileFingerprints(fingerprint_tiles(eligible, None), {}, eligible, {})
+    for target in map(int, targets):
+        drawn, prints.tile_index_thinned[target] = thinnings(target)
+        prints.thinned[target] = drawn[0]
+        if n_repeats > 1:
+            prints.extra_repeats[target] = drawn[1:]
+    return prints
 
 
 # ---------------------------------------------------------------------------------------------
@@ -443,6 +490,15 @@ def _sample_pair_indices(n_total: int, max_pairs: int, seed: int) -> np.ndarray 
     return np.sort(np.random.default_rng(seed).choice(n_total, max_pairs, replace=False))
 
 
+def compared_pairs(n_a: int, n_b: int, max_pairs: int = 20000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) tile indices of the cross pairs ``compare_sets`` uses: all n_a x n_b pairs in row-major
+    order, or ``max_pairs`` of them sampled uniformly without replacement (seeded), sorted."""
+    sampled = _sample_pair_indices(n_a * n_b, max_pairs, seed)
+    if sampled is None:
+        sampled = np.arange(n_a * n_b, dtype=np.int64)
+    return np.divmod(sampled, max(n_b, 1))
+
+
 def compare_sets(a: Fingerprints, b: Fingerprints, *, mode: str = "critical", max_pairs: int = 20000,
                  seed: int = 0) -> SimilaritySummary:
     """Summary of lambda over all cross pairs (a_i, b_j), or ``max_pairs`` of them sampled uniformly."""
@@ -451,6 +507,75 @@ def compare_sets(a: Fingerprints, b: Fingerprints, *, mode: str = "critical", ma
         return summarise(lambda_matrix(a, b, mode=mode))
     ia, ib = np.divmod(sampled, len(b))
     return summarise(_lambda_pairs(a.ecdf, ia, b.ecdf, ib, _mode_constant(mode)))
+
+
+@dataclass
+class RepeatedSummary:
+    """lambda of two tile sets thinned ``n_repeats`` times independently (docs/SCIENCE.md §2.3).
+
+    summary: mean, SD, median, fraction > 1 and count over tile pairs of the per-pair lambda
+        averaged over the repeats (repeat r of one set is compared with repeat r of the other).
+    repeat_means: mean lambda over the pairs of each repeat; sd_repeats: their SD (ddof 1, NaN for
+        one repeat), the spread due to thinning alone.
+    """
+
+    summary: SimilaritySummary
+    repeat_means: np.ndarray
+
+    @property
+    def n_repeats(self) -> int:
+        return int(self.repeat_means.size)
+
+    @property
+    def sd_repeats(self) -> float:
+        return float(np.std(self.repeat_means, ddof=1)) if self.n_repeats > 1 else float("nan")
+
+    def as_dict(self) -> dict:
+        """The summary's keys plus n_repeats and sd_repeats (NaN becomes None)."""
+        sd = self.sd_repeats
+        return {**self.summary.as_dict(), "n_repeats": self.n_repeats, "sd_repeats": None if np.isnan(sd) else sd}
+
+
+def compare_repeated(a: Sequence[Fingerprints], b: Sequence[Fingerprints], *, mode: str = "critical",
+                     max_pairs: int = 20000, seed: int = 0) -> RepeatedSummary:
+    """lambda averaged over independent thinnings: a[r] and b[r] are repeat r of the same tiles.
+
+    min(len(a), len(b)) repeats are used; every repeat is compared on the same tile pairs
+    (``compared_pairs``). With one repeat this is ``compare_sets``.
+    """
+    n_repeats = min(len(a), len(b))
+    if n_repeats < 1:
+        raise ValueError("compare_repeated needs at least one thinning of each set")
+    ia, ib = compared_pairs(len(a[0]), len(b[0]), max_pairs, seed)
+    c = _mode_constant(mode)
+    lambdas = np.array([_lambda_pairs(a[r].ecdf, ia, b[r].ecdf, ib, c) for r in range(n_repeats)]).reshape(n_repeats, -1)
+    with np.errstate(invalid="ignore"):
+        repeat_means = lambdas.mean(axis=1) if lambdas.shape[1] else np.full(n_repeats, np.nan)
+    return RepeatedSummary(summarise(lambdas.mean(axis=0)), repeat_means)
+
+
+@njit(cache=True)
+def _pairs_d(ea, ia, eb, ib):
+    """KS statistic D of tile ia[p] of ea and tile ib[p] of eb for every p."""
+    out = np.empty(ia.shape[0])
+    for p in range(ia.shape[0]):
+        i, j = ia[p], ib[p]
+        out[p] = _prefix_gap(ea.values, ea.start[i], eb.values, eb.start[j], min(ea.length[i], eb.length[j]))
+    return out
+
+
+def pair_audit(a: Fingerprints, b: Fingerprints, *, max_pairs: int = 20000, seed: int = 0,
+               alpha: float = DEFAULT_ALPHA) -> dict[str, np.ndarray]:
+    """Per compared pair (the pairs of ``compare_sets``), for audit (docs/SCIENCE.md §2.4, §2.5):
+    tile_a, tile_b (row indices), D, n, m (bins of each tile) and both lambda variants
+    lambda_critical = D / (c(alpha) sqrt((n + m) / (n m))) and lambda_kolmogorov = sqrt(n m / (n + m)) D."""
+    ia, ib = compared_pairs(len(a), len(b), max_pairs, seed)
+    d = _pairs_d(a.ecdf, ia, b.ecdf, ib)
+    n, m = a.ecdf.n_bins[ia], b.ecdf.n_bins[ib]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        scale = np.sqrt(n * m / (n + m))
+    return {"tile_a": ia, "tile_b": ib, "D": d, "n": n.astype(np.int64), "m": m.astype(np.int64),
+            "lambda_critical": d * scale / critical_constant(alpha), "lambda_kolmogorov": d * scale}
 
 
 # ---------------------------------------------------------------------------------------------

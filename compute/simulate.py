@@ -109,6 +109,31 @@ def simulate_clustered(density_per_um2: float, width_nm: float, height_nm: float
     return _observe(rng, window, emitter_xy, emitter_label, precision_nm, blinks_mean, n_frames)
 
 
+def simulate_blinking(n_emitters: int, width_nm: float, height_nm: float, *, precision_nm: float = 10.0,
+                      mean_on_frames: float = 3.0, n_frames: int = N_FRAMES, seed: int = 0) -> SimulatedPattern:
+    """Emitters (CSR, uniform in the window) that blink in runs of consecutive frames.
+
+    Each emitter switches on at a uniformly random frame and stays on for a geometric number of
+    consecutive frames (mean ``mean_on_frames``), localised once per frame with an independent
+    Gaussian blur of SD ``precision_nm``: the situation NeNA measures (``stats.nena_precision``).
+    Frames may run past ``n_frames`` by the length of a run. Sorted by frame; labels all -1.
+    """
+    if n_emitters < 0 or mean_on_frames < 1:
+        raise ValueError("n_emitters must be >= 0 and mean_on_frames >= 1")
+    rng = np.random.default_rng(seed)
+    window = _Window(0.0, 0.0, width_nm, height_nm)
+    position = window.uniform(rng, n_emitters)
+    start = rng.integers(0, n_frames, n_emitters)
+    on_frames = rng.geometric(1.0 / mean_on_frames, n_emitters)
+    emitter = np.repeat(np.arange(n_emitters, dtype=np.int64), on_frames)
+    frame = np.repeat(start, on_frames) + (np.arange(emitter.size) - np.repeat(np.cumsum(on_frames) - on_frames, on_frames))
+    xy = position[emitter] + rng.normal(0.0, precision_nm, (emitter.size, 2))
+    order = np.argsort(frame, kind="stable")
+    return SimulatedPattern(x=xy[order, 0].copy(), y=xy[order, 1].copy(), labels=np.full(emitter.size, -1, dtype=np.int64),
+                            emitter=emitter[order], frame=frame[order].astype(np.int64),
+                            precision=np.full(emitter.size, float(precision_nm)))
+
+
 def _check_parameters(density, fraction, locs_per_cluster, process, blinks_mean) -> None:
     if density < 0:
         raise ValueError("density_per_um2 must be >= 0")

@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 from databank.models import DataFile, Dataset, DatasetShare, db
 
 ACTIONS = ("read", "download", "write")
+MAX_ID = 2 ** 31 - 1     # largest Integer primary key on PostgreSQL (SQLite allows 2^63 - 1)
 
 
 class AccessDenied(LookupError):
@@ -53,12 +54,26 @@ def readable_clause(user):
                (Dataset.visibility == "shared") & Dataset.id.in_(shared_ids))
 
 
+def parse_id(value) -> int | None:
+    """A database id from the browser or a URL (text or number), or None unless 1 <= id <= MAX_ID.
+
+    Ids past the column's range would make the database driver fail (a 500), so they are refused
+    here like any other id that names nothing."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if isinstance(value, float) and value != number:
+        return None
+    return number if 1 <= number <= MAX_ID else None
+
+
 def get_dataset(user, dataset_id, action: str = "read") -> Dataset:
     """The dataset if ``user`` may perform ``action`` on it, else AccessDenied (also when missing)."""
-    try:
-        dataset = db.session.get(Dataset, int(dataset_id))
-    except (TypeError, ValueError):
-        raise AccessDenied(f"no dataset {dataset_id!r}") from None
+    number = parse_id(dataset_id)
+    dataset = None if number is None else db.session.get(Dataset, number)
     if not authorise(user, dataset, action):
         raise AccessDenied(f"no dataset {dataset_id!r}")
     return dataset
@@ -66,10 +81,8 @@ def get_dataset(user, dataset_id, action: str = "read") -> Dataset:
 
 def get_file(user, file_id, action: str = "read") -> DataFile:
     """The data file if ``user`` may perform ``action`` on its dataset, else AccessDenied."""
-    try:
-        data_file = db.session.get(DataFile, int(file_id))
-    except (TypeError, ValueError):
-        raise AccessDenied(f"no file {file_id!r}") from None
+    number = parse_id(file_id)
+    data_file = None if number is None else db.session.get(DataFile, number)
     if data_file is None or not authorise(user, data_file.dataset, action):
         raise AccessDenied(f"no file {file_id!r}")
     return data_file

@@ -1,4 +1,4 @@
-"""Cluster analysis of one stored file, for the file viewer: regions, cached results, result CSVs.
+"""Cluster analysis of one stored file, for the file viewer: regions, cached results.
 
 The web layer calls these with a ``DataFile`` it obtained from ``access.get_file`` (never with an id
 taken from the browser) and the file's ``LocalisationTable``. Everything that does not depend on a
@@ -6,20 +6,20 @@ slider is cached in-process: the points of a region (ROI polygon, tile, drawn bo
 DBSCAN results per (region, eps, minPts), Ripley curves per (region, radii, edge). Results of
 background jobs (other processes) are shared through an optional on-disk cache.
 
-All lengths nm, areas um^2 where named ``_um2``. The science lives in ``compute.clusters`` and
+Browser input is parsed and clamped first (``databank.analysis_inputs``); result files are written by
+``databank.analysis_csv`` and the plot by ``databank.viewer_render``. All lengths nm, areas um^2 where named ``_um2``. The science lives in ``compute.clusters`` and
 ``compute.render``; this module only selects, caches, orchestrates and formats.
 """
 
 from __future__ import annotations
 
+
 import hashlib
-import io
 import pickle
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 import numpy as np
@@ -27,67 +27,12 @@ import pandas as pd
 import shapely
 from shapely.geometry import Polygon, box as shapely_box
 
-from config import __version__
-from compute import clusters, render
+from compute import clusters
 from compute.tiles import TILE_NM
-
-# ---------------------------------------------------------------------------------------------
-# limits (inputs from the browser are clamped to these before any computation)
-
-EPS_RANGE_NM = (5.0, 200.0)
-MIN_SAMPLES_RANGE = (2, 50)
-R_MAX_RANGE_NM = (50.0, 2000.0)
-DR_RANGE_NM = (5.0, 100.0)
-MAX_RADII = 400
-ENVELOPE_SIMULATIONS = (19, 39, 99)
-ENVELOPE_QUANTILES = (0.025, 0.975)
-DBSCAN_SYNC_MAX = 250_000        # above this many points a DBSCAN runs as a background job
-RIPLEY_MAX_POINTS = 10_000       # Ripley on larger regions uses a random subsample of this size
-SCATTER_MAX_POINTS = 100_000     # at most this many real points are sent to the browser
-MIN_BOX_NM = 50.0
-SWEEP_MAX_CELLS = 150
+from databank.analysis_inputs import (ENVELOPE_QUANTILES, DBSCAN_SYNC_MAX, RIPLEY_MAX_POINTS, SWEEP_MAX_CELLS, RegionError, clamp_eps, clamp_min_samples, radii_for, RegionSpec)
 
 
-class RegionError(ValueError):
-    """A region the file does not have (unknown ROI or tile, empty box)."""
-
-
-def clamp_eps(value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = clusters.DEFAULT_EPS_NM
-    if not np.isfinite(v):
-        v = clusters.DEFAULT_EPS_NM
-    return float(np.clip(v, *EPS_RANGE_NM))
-
-
-def clamp_min_samples(value) -> int:
-    try:
-        v = int(round(float(value)))
-    except (TypeError, ValueError, OverflowError):
-        v = clusters.DEFAULT_MIN_SAMPLES
-    return int(np.clip(v, *MIN_SAMPLES_RANGE))
-
-
-def radii_for(r_max_nm, dr_nm) -> np.ndarray:
-    """Ripley radii dr, 2 dr, ..., r_max (nm) within the allowed ranges (at most MAX_RADII)."""
-    try:
-        r_max = float(np.clip(float(r_max_nm), *R_MAX_RANGE_NM))
-        dr = float(np.clip(float(dr_nm), *DR_RANGE_NM))
-    except (TypeError, ValueError):
-        r_max, dr = 500.0, 10.0
-    if not (np.isfinite(r_max) and np.isfinite(dr)):
-        r_max, dr = 500.0, 10.0
-    dr = max(dr, r_max / MAX_RADII)
-    return clusters.default_radii_nm(r_max, min(dr, r_max))
-
-
-# ---------------------------------------------------------------------------------------------
-# small thread-safe LRU
-
-
-class _Lru:
+class Lru:
     def __init__(self, size: int):
         self.size = size
         self._data: OrderedDict = OrderedDict()
@@ -113,80 +58,18 @@ class _Lru:
             self._data.clear()
 
 
-_REGIONS = _Lru(16)
-_DBSCAN = _Lru(32)
-_RIPLEY = _Lru(32)
+_REGIONS = Lru(16)
+
+
+_DBSCAN = Lru(32)
+
+
+_RIPLEY = Lru(32)
 
 
 def clear_caches() -> None:
     for cache in (_REGIONS, _DBSCAN, _RIPLEY):
         cache.clear()
-
-
-# ---------------------------------------------------------------------------------------------
-# regions
-
-
-@dataclass(frozen=True)
-class RegionSpec:
-    """What the user chose: 'all' (every ROI), 'roi' k, 'tile' k, or a drawn 'box' (nm)."""
-    kind: str
-    index: int | None = None
-    box: tuple[float, float, float, float] | None = None
-
-    @property
-    def key(self) -> str:
-        if self.kind in ("roi", "tile"):
-            return f"{self.kind}:{self.index}"
-        if self.kind == "box":
-            return "box:" + ",".join(f"{v:.1f}" for v in self.box)
-        return "all"
-
-    def to_json(self) -> dict:
-        data: dict[str, Any] = {"kind": self.kind}
-        if self.index is not None:
-            data["index"] = self.index
-        if self.box is not None:
-            data["box"] = list(self.box)
-        return data
-
-    @classmethod
-    def parse(cls, data) -> "RegionSpec":
-        """A RegionSpec from browser data ({'kind': ..., 'index'/'box': ...} or 'roi:1' strings).
-
-        Raises RegionError for anything malformed (types and values are checked, never trusted).
-        """
-        if isinstance(data, str):
-            kind, _, rest = data.partition(":")
-            data = {"kind": kind}
-            if kind in ("roi", "tile"):
-                data["index"] = rest
-            elif kind == "box":
-                data["box"] = rest.split(",")
-        if not isinstance(data, dict):
-            raise RegionError("no region")
-        kind = data.get("kind")
-        if kind == "all":
-            return cls("all")
-        if kind in ("roi", "tile"):
-            try:
-                index = int(data.get("index"))
-            except (TypeError, ValueError):
-                raise RegionError(f"bad {kind} index") from None
-            return cls(kind, index=index)
-        if kind == "box":
-            try:
-                x0, y0, x1, y1 = (float(v) for v in data.get("box"))
-            except (TypeError, ValueError):
-                raise RegionError("bad box") from None
-            if not all(np.isfinite([x0, y0, x1, y1])):
-                raise RegionError("bad box")
-            x0, x1 = sorted((x0, x1))
-            y0, y1 = sorted((y0, y1))
-            if x1 - x0 < MIN_BOX_NM or y1 - y0 < MIN_BOX_NM:
-                raise RegionError(f"the drawn box is smaller than {MIN_BOX_NM:g} nm")
-            return cls("box", box=(round(x0, 1), round(y0, 1), round(x1, 1), round(y1, 1)))
-        raise RegionError(f"unknown region kind {kind!r}")
 
 
 @dataclass(eq=False)
@@ -332,10 +215,6 @@ def select_region(data_file, table, spec: RegionSpec) -> Region:
     return _REGIONS.put(key, region)
 
 
-# ---------------------------------------------------------------------------------------------
-# DBSCAN
-
-
 @dataclass(eq=False)
 class DbscanResult:
     eps_nm: float
@@ -407,10 +286,6 @@ def histogram(values, bins: int = 30) -> dict:
     return {"edges": edges.tolist(), "counts": counts.tolist()}
 
 
-# ---------------------------------------------------------------------------------------------
-# Ripley
-
-
 @dataclass(eq=False)
 class RipleyOutcome:
     result: Any                  # compute.clusters.RipleyResult
@@ -475,10 +350,6 @@ def csr_envelope(n: int, window, radii, edge: str, n_simulations: int, *, seed: 
     return low, high
 
 
-# ---------------------------------------------------------------------------------------------
-# parameter sweep
-
-
 def sweep_values(eps_range, min_samples_range, n_eps: int = 8, n_min: int = 7) -> tuple[list[float], list[int]]:
     """The eps (nm) and minPts grid of a sweep: evenly spaced values inside the clamped ranges."""
     try:
@@ -516,179 +387,3 @@ def parameter_sweep(region: Region, eps_values, min_samples_values,
     return {"eps_nm": eps_values, "min_samples": min_values, "n_clusters": n_clusters.tolist(),
             "clusters_per_um2": (n_clusters / region.area_um2).tolist() if region.area_um2 > 0 else None,
             "percent_clustered": percent.tolist(), "region": region.spec.key, "n_locs": region.n}
-
-
-# ---------------------------------------------------------------------------------------------
-# the view: density image or real points
-
-
-@dataclass(eq=False)
-class ViewRender:
-    """What the localisation plot shows for one window: an image, or real points (<= limit)."""
-    x_range: tuple[float, float]
-    y_range: tuple[float, float]
-    n_in_view: int
-    colour_by: str
-    image: render.RenderedImage | None = None
-    points: dict | None = None          # x, y, colour (float32), precision, frame (or None)
-    colour_span: tuple[float, float] | None = None
-
-
-def normalise_ranges(x_range, y_range, extent) -> tuple[tuple[float, float], tuple[float, float]]:
-    """Sorted finite ranges (reversed axes give descending ranges), limited to 100 x the extent."""
-    (ex0, ex1), (ey0, ey1) = extent
-    try:
-        x0, x1 = sorted(float(v) for v in x_range)
-        y0, y1 = sorted(float(v) for v in y_range)
-    except (TypeError, ValueError):
-        return (ex0, ex1), (ey0, ey1)
-    if not all(np.isfinite([x0, x1, y0, y1])) or x1 - x0 <= 0 or y1 - y0 <= 0:
-        return (ex0, ex1), (ey0, ey1)
-    size = max(ex1 - ex0, ey1 - ey0)
-    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-    half_w = min((x1 - x0) / 2, 50 * size)
-    half_h = min((y1 - y0) / 2, 50 * size)
-    half_w, half_h = max(half_w, 1.0), max(half_h, 1.0)
-    return (cx - half_w, cx + half_w), (cy - half_h, cy + half_h)
-
-
-def colour_values(table, colour_by: str):
-    if colour_by == "frame" and table.frame is not None:
-        return table.frame
-    if colour_by == "precision" and table.precision is not None:
-        return table.precision
-    return None
-
-
-_SPANS = _Lru(32)
-
-
-def colour_span(data_file, table, colour_by: str) -> tuple[float, float] | None:
-    """Robust colour range of frame / precision over the whole file (cached per file)."""
-    values = colour_values(table, colour_by)
-    if values is None:
-        return None
-    key = file_identity(data_file) + ("span", colour_by)
-    span = _SPANS.get(key)
-    if span is None:
-        span = _SPANS.put(key, render.value_span(values))
-    return span
-
-
-def render_view(data_file, table, x_range, y_range, colour_by: str = "density", *,
-                max_points: int | None = None, max_px: int = 900, y_down: bool = True) -> ViewRender:
-    """The view of ``x_range`` x ``y_range`` (nm): real points when at most ``max_points`` (default
-    SCATTER_MAX_POINTS) are inside, else a datashader image (density, or mean frame / precision per pixel)."""
-    if max_points is None:
-        max_points = SCATTER_MAX_POINTS
-    if colour_by not in render.COLOUR_BY or (colour_by != "density" and colour_values(table, colour_by) is None):
-        colour_by = "density"
-    x = np.asarray(table.x)
-    y = np.asarray(table.y)
-    span = colour_span(data_file, table, colour_by)
-    idx = render.indices_in_view(x, y, x_range, y_range, max_points) if max_points > 0 else None
-    if idx is not None:
-        px, py = x[idx], y[idx]
-        if colour_by == "density":
-            colour = render.local_density(px, py, x_range, y_range)
-        else:
-            colour = np.asarray(colour_values(table, colour_by))[idx].astype(np.float32)
-        points = {"index": idx, "x": px.astype(np.float32), "y": py.astype(np.float32), "colour": colour,
-                  "precision": None if table.precision is None else np.asarray(table.precision)[idx].astype(np.float32),
-                  "frame": None if table.frame is None else np.asarray(table.frame)[idx].astype(np.int32)}
-        return ViewRender(tuple(x_range), tuple(y_range), int(idx.size), colour_by, points=points, colour_span=span)
-    image = render.render_png(x, y, x_range=x_range, y_range=y_range, colour_by=colour_by,
-                              values=colour_values(table, colour_by), span=span, max_px=max_px, y_down=y_down)
-    return ViewRender(tuple(x_range), tuple(y_range), image.n_in_view, colour_by, image=image, colour_span=span)
-
-
-def render_cluster_overlay(region: Region, result: DbscanResult, x_range, y_range, *, max_px: int = 900,
-                           y_down: bool = True) -> render.RenderedImage | None:
-    """Image of the region's cluster labels over the part of the view the region covers."""
-    bx0, by0, bx1, by1 = region.bounds
-    x0, x1 = max(x_range[0], bx0), min(x_range[1], bx1)
-    y0, y1 = max(y_range[0], by0), min(y_range[1], by1)
-    if x1 <= x0 or y1 <= y0:
-        return None
-    # pixel size of the view, so the overlay lines up with the density image
-    width, height = render.canvas_size(x_range, y_range, max_px)
-    px = (x_range[1] - x_range[0]) / width
-    w = max(int(np.ceil((x1 - x0) / px)), 1)
-    h = max(int(np.ceil((y1 - y0) / px)), 1)
-    return render.render_labels_png(region.x, region.y, result.labels, x_range=(x0, x0 + w * px),
-                                    y_range=(y0, y0 + h * px), width=w, height=h, y_down=y_down)
-
-
-# ---------------------------------------------------------------------------------------------
-# result files (CSV with provenance header lines)
-
-
-def _clean(text) -> str:
-    return " ".join(str(text).split())
-
-
-def header_lines(data_file, region: Region, parameters: dict, *, what: str) -> str:
-    """Provenance lines starting with '#': software version, input file and checksum, region,
-    parameters (key=value), time. Readers skip them with ``pandas.read_csv(..., comment='#')``."""
-    params = " ".join(f"{k}={_format_value(v)}" for k, v in parameters.items())
-    lines = [
-        f"# nano-org {__version__}",
-        f"# input {_clean(data_file.name)} sha256 {data_file.sha256}",
-        f"# result {what}",
-        f"# region {_clean(region.label)} key={region.spec.key} area_um2={region.area_um2:.6g} n_locs={region.n}",
-        f"# parameters {params}",
-        f"# created {datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def _format_value(v) -> str:
-    if isinstance(v, float):
-        return f"{v:g}"
-    return _clean(v).replace(" ", "_")
-
-
-def dbscan_parameters(result: DbscanResult) -> dict:
-    return {"eps_nm": result.eps_nm, "min_samples": result.min_samples, "algorithm": "DBSCAN",
-            "min_samples_counts_self": "true"}
-
-
-def cluster_table_csv(data_file, region: Region, result: DbscanResult) -> str:
-    """One row per cluster (compute.clusters.cluster_table columns), after the header lines."""
-    buffer = io.StringIO()
-    buffer.write(header_lines(data_file, region, dbscan_parameters(result), what="DBSCAN cluster table"))
-    result.table.to_csv(buffer, index=False, float_format="%.4f", lineterminator="\n")
-    return buffer.getvalue()
-
-
-def labels_csv(data_file, region: Region, result: DbscanResult) -> str:
-    """One row per localisation of the region: row in the file (0-based), x, y (nm), cluster label."""
-    buffer = io.StringIO()
-    buffer.write(header_lines(data_file, region, dbscan_parameters(result), what="DBSCAN labels per localisation (-1 = noise)"))
-    pd.DataFrame({"row": region.index, "x_nm": region.x, "y_nm": region.y, "cluster_id": result.labels}).to_csv(
-        buffer, index=False, float_format="%.3f", lineterminator="\n")
-    return buffer.getvalue()
-
-
-def ripley_csv(data_file, region: Region, outcome: RipleyOutcome, envelope: dict | None = None) -> str:
-    """r, K, L, H (and the CSR envelope of H when computed), after the header lines."""
-    res = outcome.result
-    params = {"edge": res.edge, "r_max_nm": outcome.r_max_nm, "dr_nm": outcome.dr_nm,
-              "n_points_used": outcome.n_used, "n_points_region": outcome.n_total,
-              "subsample_seed": outcome.seed if outcome.subsampled else "none",
-              "r_at_h_max_nm": res.r_at_h_max, "h_max_nm": res.h_max}
-    frame = pd.DataFrame({"r_nm": res.r, "K_nm2": res.K, "L_nm": res.L, "H_nm": res.H})
-    if envelope is not None:
-        params.update({"envelope_simulations": envelope["n_simulations"],
-                       "envelope_quantiles": "%g-%g" % tuple(ENVELOPE_QUANTILES), "envelope_seed": envelope["seed"]})
-        frame["H_csr_low_nm"] = envelope["low"]
-        frame["H_csr_high_nm"] = envelope["high"]
-    buffer = io.StringIO()
-    buffer.write(header_lines(data_file, region, params, what="Ripley K, L, H = L - r"))
-    frame.to_csv(buffer, index=False, float_format="%.4f", lineterminator="\n")
-    return buffer.getvalue()
-
-
-def download_name(data_file, suffix: str) -> str:
-    from databank.exports import safe_stem
-    return f"{safe_stem(data_file.name)}_{suffix}.csv"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 import numpy as np
 
 from compute import similarity
@@ -13,33 +11,64 @@ from databank.core import settings_of
 from databank.models import Dataset
 from databank.store import unpack_fingerprints
 from databank.search import cache_key, check_target, result_cache, self_similarity
-from databank.similarity_index import UNTHINNED, bank_index, bank_state, fingerprint_choices
+from databank.similarity_index import UNTHINNED, bank_index, bank_state
 
 
 MAX_COMPARE = 10        # datasets on the Compare page
 
 
+def _choice_label(choice) -> str:
+    return "unthinned" if choice is None else f"thinned_{choice}"
+
+
+def _instance_defaults(mode: str | None, max_pairs: int | None) -> tuple[str, int]:
+    if mode is None or max_pairs is None:       # the instance settings need an app context
+        settings = settings_of()
+        mode = mode or settings.lambda_mode
+        max_pairs = max_pairs or settings.max_pairs
+    return mode, max_pairs
+
+
 def compare_fingerprint_sets(a: dict, b: dict, *, mode: str | None = None, max_pairs: int | None = None) -> dict:
-    """Dataset-vs-dataset lambda summaries for unthinned and each thinning target present in both
-    (mode and max_pairs default to the instance settings)."""
-    settings = settings_of()
-    mode = mode or settings.lambda_mode
-    max_pairs = max_pairs or settings.max_pairs
+    """Dataset-vs-dataset lambda summaries for unthinned and each thinning target present in both.
+
+    a, b: {None: [unthinned], target: [thinning 1, ..., thinning R]} (``FileFingerprints.repeat_sets``,
+    ``dataset_fingerprint_sets``). Thinned summaries average lambda over the repeats and add
+    ``n_repeats`` and ``sd_repeats`` (``similarity.compare_repeated``). mode and max_pairs default
+    to the instance settings.
+    """
+    mode, max_pairs = _instance_defaults(mode, max_pairs)
     out = {}
     for choice in a:
         if choice in b:
-            label = "unthinned" if choice is None else f"thinned_{choice}"
-            out[label] = similarity.compare_sets(a[choice], b[choice], mode=mode, max_pairs=max_pairs).as_dict()
+            result = similarity.compare_repeated(a[choice], b[choice], mode=mode, max_pairs=max_pairs)
+            out[_choice_label(choice)] = result.as_dict() if choice is not None else result.summary.as_dict()
     return out
 
 
+def pair_audit_rows(a: dict, b: dict, *, max_pairs: int | None = None):
+    """Rows (set, repeat, tile_a, tile_b, D, n, m, lambda_critical, lambda_kolmogorov) of every
+    compared tile pair of ``compare_fingerprint_sets`` (same inputs), for audit."""
+    _, max_pairs = _instance_defaults("critical", max_pairs)
+    for choice in a:
+        if choice not in b:
+            continue
+        for repeat, (prints_a, prints_b) in enumerate(zip(a[choice], b[choice]), start=1):
+            audit = similarity.pair_audit(prints_a, prints_b, max_pairs=max_pairs)
+            columns = [audit[k] for k in ("tile_a", "tile_b", "D", "n", "m", "lambda_critical", "lambda_kolmogorov")]
+            for values in zip(*columns):
+                yield (_choice_label(choice), repeat, *values)
+
+
 def dataset_fingerprint_sets(dataset: Dataset) -> dict:
-    """{None: unthinned, target: thinned} fingerprints pooled over the dataset's files."""
+    """{None: [unthinned], target: [thinning 1, ..., thinning R]} pooled over the dataset's files
+    (R = the fewest thinnings stored for any of its files; 1 for files stored before repeats)."""
     parts: dict = {}
     for data_file in dataset.files:
-        for choice, prints in fingerprint_choices(unpack_fingerprints(data_file.fingerprints)).items():
-            parts.setdefault(choice, []).append(prints)
-    return {choice: Fingerprints.concatenate(p) for choice, p in parts.items()}
+        for choice, repeats in unpack_fingerprints(data_file.fingerprints).repeat_sets().items():
+            parts.setdefault(choice, []).append(repeats)
+    return {choice: [Fingerprints.concatenate([f[r] for f in per_file]) for r in range(min(map(len, per_file)))]
+            for choice, per_file in parts.items()}
 
 
 def hierarchical_order(matrix: np.ndarray) -> list[int]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from pathlib import Path
 
-from config import Settings, load_settings
+from flask import Flask, current_app
+from sqlalchemy.engine import make_url
+
+from config import Settings, load_settings, private_file
 from databank.models import db
 from databank.schema import check_schema, upgrade_schema
 
@@ -17,6 +20,7 @@ def init_databank(app: Flask, settings: Settings, *, migrate: bool = True) -> No
     ``migrate``: bring the schema to the newest revision (``databank.schema``); off in web and job
     workers of a scaled-out deployment, which only check it (the migration ran once before them)."""
     settings.ensure_dirs()
+    _private_sqlite_files(settings.database_url)
     app.config.setdefault("SQLALCHEMY_DATABASE_URI", settings.database_url)
     engine_options = {"pool_pre_ping": True}
     if settings.database_url.startswith("sqlite"):
@@ -40,6 +44,19 @@ def init_databank(app: Flask, settings: Settings, *, migrate: bool = True) -> No
             upgrade_schema(db.engine)
         else:
             check_schema(db.engine)
+        _private_sqlite_files(settings.database_url)   # the -wal and -shm files now exist too
+
+
+def _private_sqlite_files(database_url: str) -> None:
+    """The SQLite database (and its journal files) readable by the owner only: created 0600, fixed
+    to 0600 when an older instance left them readable by others. No-op for other databases."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    database = Path(url.database)
+    private_file(database, make_text=str)                 # an empty file is a valid new SQLite database
+    for suffix in ("-wal", "-shm", "-journal"):
+        private_file(database.with_name(database.name + suffix))
 
 
 def settings_of(app: Flask | None = None) -> Settings:

@@ -10,7 +10,8 @@ from sqlalchemy import String, and_, cast, func, or_, select
 
 from databank.access import get_dataset, readable_clause
 from databank.core import settings_of
-from databank.metadata import METADATA_FIELDS, TEXT_SEARCH_FIELDS, MetadataError, clean_metadata, clean_visibility
+from databank.metadata import (LONG_TEXT_FIELDS, METADATA_FIELDS, TEXT_SEARCH_FIELDS, MetadataError, clean_metadata,
+                               clean_visibility)
 from databank.models import Dataset, DatasetShare, User, bump_bank_version, db
 from databank.store import FileStore
 from databank.users import resolve_share_users
@@ -25,6 +26,9 @@ DATASET_COLUMNS: list[tuple[str, str]] = [
 NUMERIC_COLUMNS = ("id", "n_files", "n_locs", "density", "n_tiles", "pixel_size_nm")
 BOOLEAN_COLUMNS = ("drift_correction", "blink_correction", "is_simulated")
 MAX_PAGE = 1000
+MAX_OFFSET = 2 ** 31 - 1            # rows skipped at most (the database's integer range; no bank is larger)
+MAX_FILTER_DEPTH = 3                # AG Grid nests one level (column -> conditions); allow a little more
+MAX_FILTER_CONDITIONS = 50          # conditions in one filter model, over all columns
 
 
 GRID_PAGE_SIZE = 100    # rows per request of the databank table (server-side paging)
@@ -101,6 +105,38 @@ def _filter_condition(key: str, spec):
     return condition
 
 
+def _check_filter_size(filters: dict) -> None:
+    """ValueError when a filter model nests deeper than MAX_FILTER_DEPTH or holds more than
+    MAX_FILTER_CONDITIONS conditions (checked without recursion, before any SQL is built)."""
+    pending = [(spec, 1) for spec in filters.values()]
+    count = 0
+    while pending:
+        spec, depth = pending.pop()
+        if depth > MAX_FILTER_DEPTH:
+            raise ValueError(f"filters may be nested at most {MAX_FILTER_DEPTH} levels deep")
+        conditions = spec.get("conditions") if isinstance(spec, dict) else None
+        if conditions is None:
+            count += 1
+        elif not isinstance(conditions, list):
+            raise ValueError("a filter's 'conditions' must be a list")
+        else:
+            count += len(conditions)
+            pending.extend((child, depth + 1) for child in conditions)
+        if count > MAX_FILTER_CONDITIONS:
+            raise ValueError(f"a filter may hold at most {MAX_FILTER_CONDITIONS} conditions")
+
+
+def filter_conditions(filters: dict | None) -> list:
+    """SQL conditions for a filter model {column key: AG Grid filter spec or plain value}, bounded in
+    depth and size (ValueError names the problem). Queries using them must join ``User`` on the
+    owner (the ``owner`` column is the owner's user name)."""
+    filters = filters or {}
+    if not isinstance(filters, dict):
+        raise ValueError("the filter model must map column names to filters")
+    _check_filter_size(filters)
+    return [_filter_condition(key, spec) for key, spec in filters.items()]
+
+
 def _search_condition(search: str):
     """Every word must match some metadata text (case-insensitive substring)."""
     columns = [getattr(Dataset, name) for name in TEXT_SEARCH_FIELDS] + [User.username]
@@ -109,7 +145,8 @@ def _search_condition(search: str):
 
 
 def _row(dataset: Dataset, owner_name: str) -> dict:
-    row = dataset.metadata_dict()
+    """A dataset as a list row: metadata without the long free text (LONG_TEXT_FIELDS), counts."""
+    row = {key: value for key, value in dataset.metadata_dict().items() if key not in LONG_TEXT_FIELDS}
     row.update(id=dataset.id, owner=owner_name, visibility=dataset.visibility, n_files=dataset.n_files,
                n_locs=dataset.n_locs, n_tiles=dataset.n_tiles,
                density=None if dataset.density is None else round(dataset.density, 1),
@@ -132,8 +169,10 @@ def list_datasets(user, *, search: str | None = None, filters: dict | None = Non
     conditions = [readable_clause(user)]
     if search and search.strip():
         conditions.append(_search_condition(search.strip()))
-    for key, spec in (filters or {}).items():
-        conditions.append(_filter_condition(key, spec))
+    conditions += filter_conditions(filters)
+    offset = int(offset)
+    if not 0 <= offset <= MAX_OFFSET:
+        raise ValueError(f"the offset must be between 0 and {MAX_OFFSET}")
     base = select(Dataset, User.username).join(User, Dataset.owner_id == User.id).where(*conditions)
     total = db.session.scalar(select(func.count()).select_from(base.subquery()))
     order = []
@@ -144,7 +183,7 @@ def list_datasets(user, *, search: str | None = None, filters: dict | None = Non
         order.append(column.desc() if direction == "desc" else column.asc())
     order.append(Dataset.id.desc())
     limit = max(0, min(int(limit), MAX_PAGE))
-    rows = db.session.execute(base.order_by(*order).offset(max(0, int(offset))).limit(limit)).all()
+    rows = db.session.execute(base.order_by(*order).offset(offset).limit(limit)).all()
     return [_row(dataset, owner) for dataset, owner in rows], int(total)
 
 
@@ -152,7 +191,8 @@ def file_record(data_file) -> dict:
     stats = data_file.stats
     return dict(id=data_file.id, name=data_file.name, format=data_file.format, n_locs=data_file.n_locs,
                 n_dropped=data_file.n_dropped, density=data_file.density, coverage=data_file.coverage,
-                precision_median=data_file.precision_median, roi_source=data_file.roi_source,
+                precision_median=data_file.precision_median, precision_nena_nm=data_file.precision_nena_nm,
+                roi_source=data_file.roi_source,
                 n_rois=len(data_file.rois), n_tiles=stats.get("n_tiles"), n_tiles_kept=stats.get("n_tiles_kept"),
                 sha256=data_file.sha256, size_bytes=data_file.size_bytes, stats=stats, warnings=data_file.warnings)
 
@@ -168,6 +208,7 @@ def display_record(dataset: Dataset, *, is_owner: bool) -> dict:
 def dataset_record(dataset: Dataset) -> dict:
     """Everything about a dataset as JSON-friendly data (metadata, files with statistics)."""
     record = _row(dataset, dataset.owner.username)
+    record.update({name: getattr(dataset, name) for name in LONG_TEXT_FIELDS})
     record.update(shared_with=dataset.shared_with, updated=dataset.updated_at.isoformat() if dataset.updated_at else None,
                   files=[file_record(f) for f in dataset.files],
                   n_rois=sum(len(f.rois) for f in dataset.files))

@@ -5,6 +5,7 @@ files (X,Y in micrometres) first."""
 
 from __future__ import annotations
 
+import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,9 +14,10 @@ import numpy as np
 from sqlalchemy import func, select
 
 from compute import simulate
+from config import private_file
 from databank.ingest import StagedFile, ingest_dataset
 from databank.models import Dataset, db
-from databank.users import create_user, find_user
+from databank.users import create_user, end_sessions, find_user
 
 DEMO_USER = "demo"
 DEMO_EMAIL = "demo@nano-org.invalid"
@@ -72,11 +74,40 @@ REAL_FILES = (
 )
 
 
-def _demo_owner(settings):
+PASSWORD_FILE = "demo_password"           # in the instance folder, 0600
+RETIRED_PASSWORD = "nanoorg-demo"           # documented by earlier versions: replaced at start
+
+
+def _new_demo_password(settings, say) -> str:
+    """NANOORG_DEMO_PASSWORD, else a random password kept (0600) in <instance>/demo_password and
+    shown once through ``say``."""
+    if settings.demo_password:
+        return settings.demo_password
+    password = secrets.token_urlsafe(18)
+    path = Path(settings.instance_dir) / PASSWORD_FILE
+    path.unlink(missing_ok=True)
+    private_file(path, lambda: password + "\n")
+    say(f"demo owner '{DEMO_USER}': password {password} (shown once; kept in {path}, readable by you only)")
+    return password
+
+
+def _demo_owner(settings, say):
     user = find_user(DEMO_USER)
     if user is None:
-        user = create_user(DEMO_USER, DEMO_EMAIL, settings.demo_password)
+        user = create_user(DEMO_USER, DEMO_EMAIL, _new_demo_password(settings, say))
     return user
+
+
+def retire_documented_password(settings, progress=None) -> bool:
+    """Give the demo owner a new password if it still has the one earlier versions documented
+    (and NANOORG_DEMO_PASSWORD does not set that one on purpose); its sessions end. True if changed."""
+    user = find_user(DEMO_USER)
+    if user is None or settings.demo_password == RETIRED_PASSWORD or not user.check_password(RETIRED_PASSWORD):
+        return False
+    user.set_password(_new_demo_password(settings, progress or (lambda message: None)))
+    db.session.commit()
+    end_sessions(user)
+    return True
 
 
 def write_thunderstorm_csv(path: Path, pattern: simulate.SimulatedPattern) -> None:
@@ -140,7 +171,7 @@ def seed_demo(settings, progress=None, *, force: bool = False) -> list[int]:
     say = progress or (lambda message: None)
     if not force and db.session.scalar(select(func.count(Dataset.id))):
         return []
-    owner = _demo_owner(settings)
+    owner = _demo_owner(settings, say)
     created = []
     real = list(REAL_FILES)
     missing = [r["relative"] for r in real if not (Path(settings.demo_data_dir) / r["relative"]).is_file()]

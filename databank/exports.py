@@ -19,35 +19,24 @@ import io
 import os
 import tempfile
 import zipfile
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 from numba import njit
-from PIL import Image, ImageDraw, ImageFont
 from werkzeug.utils import secure_filename
 
+from compute import render
+from compute.rois import polygon_from_vertices
+from compute.similarity import MIN_TILE_LOCS
 from compute.tiles import TILE_NM, TileGrid, points_in_tiles
-from databank.models import DataFile, Dataset
+from config import __version__
+from databank.models import DataFile, Dataset, Tile
 
 EXPORT_KINDS = ("originals", "gridded", "images", "rois")
 GRIDDED_HEADER = '"x [nm]","y [nm]"\n'
 ROI_HEADER = "X,Y\n"
-
-# Inferno colour map (matplotlib), sampled at 0, 0.1, ..., 1; interpolated to 256 entries.
-_INFERNO_STOPS = ["000004", "160b39", "420a68", "6a176e", "932667", "bc3754",
-                  "dd513a", "f37819", "fca50a", "f6d746", "fcffa4"]
-
-
-def _inferno_lut() -> np.ndarray:
-    stops = np.array([[int(h[i:i + 2], 16) for i in (0, 2, 4)] for h in _INFERNO_STOPS], dtype=float)
-    at = np.linspace(0.0, 1.0, len(stops))
-    grid = np.linspace(0.0, 1.0, 256)
-    return np.stack([np.interp(grid, at, stops[:, c]) for c in range(3)], axis=1).round().astype(np.uint8)
-
-
-INFERNO = _inferno_lut()
-
 
 # --------------------------------------------------------------------------------------------
 # names
@@ -139,10 +128,15 @@ def originals_zip(dataset: Dataset, store, work_dir: Path | None = None) -> Path
 
 
 def tile_grid(data_file: DataFile) -> TileGrid:
-    """The file's tiles (from its Tile rows, in index order) as a compute TileGrid."""
+    """The file's tiles (from its Tile rows, in index order) as a compute TileGrid, with the ROI
+    polygons so that tile points are clipped to them as at ingest."""
     tiles = sorted(data_file.tiles, key=lambda t: t.index)
     origins = np.array([[t.x0_nm, t.y0_nm] for t in tiles], dtype=np.float64).reshape(-1, 2)
-    return TileGrid(origins, np.array([t.roi_index for t in tiles], dtype=np.int64), TILE_NM)
+    rois = sorted(data_file.rois, key=lambda r: r.index)
+    polygons = [polygon_from_vertices(r.vertices_nm) for r in rois]
+    roi_position = {r.index: k for k, r in enumerate(rois)}
+    roi_index = np.array([roi_position[t.roi_index] for t in tiles], dtype=np.int64)
+    return TileGrid(origins, roi_index, TILE_NM, polygons)
 
 
 @njit(cache=True)
@@ -197,9 +191,10 @@ def tile_csv(x: np.ndarray, y: np.ndarray) -> bytes:
     return GRIDDED_HEADER.encode() + body
 
 
-def gridded_tiles(data_file: DataFile, store) -> Iterable[tuple[int, np.ndarray, np.ndarray]]:
-    """(tile index, x, y) of every tile of ``data_file``: localisations in the half-open square
-    [x0, x0 + 3000) x [y0, y0 + 3000) nm, absolute coordinates in nm."""
+def gridded_tiles(data_file: DataFile, store) -> Iterable[tuple[Tile, np.ndarray, np.ndarray]]:
+    """(Tile row, x, y) of every tile of ``data_file``: localisations in the half-open square
+    [x0, x0 + 3000) x [y0, y0 + 3000) nm and inside the tile's ROI (boundary included), absolute
+    coordinates in nm."""
     tiles = sorted(data_file.tiles, key=lambda t: t.index)
     if not tiles:
         return
@@ -209,21 +204,46 @@ def gridded_tiles(data_file: DataFile, store) -> Iterable[tuple[int, np.ndarray,
     order, offsets = points_in_tiles(x, y, tile_grid(data_file))
     for k, tile in enumerate(tiles):
         members = order[offsets[k]:offsets[k + 1]]
-        yield tile.index, x[members], y[members]
+        yield tile, x[members], y[members]
 
 
-def gridded_member_name(stem: str, tile_index: int) -> str:
-    return f"{stem}_tile_{tile_index:03d}.csv"
+def gridded_member_name(stem: str, roi_index: int, tile_index: int) -> str:
+    """'cell1_ROI2_tile007.csv': file stem, ROI number (1-based) and tile index of the file's grid."""
+    return f"{stem}_ROI{roi_index}_tile{tile_index:03d}.csv"
+
+
+MANIFEST_COLUMNS = ("file", "roi", "tile_index", "x0_nm", "y0_nm", "n_locs", "kept", "csv")
+
+
+def _manifest_header(dataset: Dataset) -> str:
+    """Provenance lines of the manifest ('#', skipped by ``pandas.read_csv(..., comment='#')``)."""
+    return "".join(f"# {line}\n" for line in (
+        f"nano-org {__version__}",
+        f"dataset {dataset.id} {' '.join(str(dataset.title or '').split())}",
+        f"tiles {TILE_NM / 1000:g} x {TILE_NM / 1000:g} um, wholly inside one ROI; kept = at least "
+        f"{MIN_TILE_LOCS} localisations (used for similarity); dropped tiles have no CSV",
+        f"created {datetime.now(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}",
+    ))
 
 
 def gridded_zip(dataset: Dataset, store, work_dir: Path | None = None) -> Path:
-    """Zip with one CSV per 3 x 3 um tile of each file: ``{file stem}_tile_{index:03d}.csv``."""
+    """Zip with one CSV per kept 3 x 3 um tile of each file (``gridded_member_name``) and
+    ``manifest.csv`` listing every tile (kept or dropped) with its file, ROI, origin and count."""
     stems = _file_stems(dataset)
 
     def fill(zf: zipfile.ZipFile) -> None:
+        manifest = io.StringIO()
+        manifest.write(_manifest_header(dataset))
+        writer = csv.writer(manifest, lineterminator="\n")
+        writer.writerow(MANIFEST_COLUMNS)
         for data_file in dataset.files:
-            for index, x, y in gridded_tiles(data_file, store):
-                zf.writestr(gridded_member_name(stems[data_file.id], index), tile_csv(x, y))
+            for tile, x, y in gridded_tiles(data_file, store):
+                member = gridded_member_name(stems[data_file.id], tile.roi_index, tile.index) if tile.kept else ""
+                if member:
+                    zf.writestr(member, tile_csv(x, y))
+                writer.writerow([data_file.name, tile.roi_index, tile.index, f"{tile.x0_nm:.3f}", f"{tile.y0_nm:.3f}",
+                                 len(x), "yes" if tile.kept else "no", member])
+        zf.writestr("manifest.csv", manifest.getvalue())
     return _build(work_dir, fill)
 
 
@@ -231,137 +251,10 @@ def gridded_zip(dataset: Dataset, store, work_dir: Path | None = None) -> Path:
 # density images
 
 
-def _nice_length(target_nm: float) -> float:
-    """The largest 1, 2 or 5 x 10^k nm not above ``target_nm``."""
-    if target_nm <= 0:
-        return 1.0
-    power = 10 ** np.floor(np.log10(target_nm))
-    for step in (5, 2, 1):
-        if step * power <= target_nm:
-            return float(step * power)
-    return float(power)
-
-
-def _length_label(nm: float) -> str:
-    if nm >= 1000:
-        value = nm / 1000
-        return f"{value:g} µm"
-    return f"{nm:g} nm"
-
-
-_FONT_FILES = ("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", "DejaVuSans.ttf",
-               "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf")
-
-
-def _font(size: int):
-    """A scalable font with a µ glyph when the system has one, else Pillow's default."""
-    for name in _FONT_FILES:
-        try:
-            return ImageFont.truetype(name, size), True
-        except OSError:
-            continue
-    try:
-        return ImageFont.load_default(size=size), False
-    except TypeError:          # Pillow without FreeType
-        return ImageFont.load_default(), False
-
-
-def _span(arrays) -> tuple[float, float]:
-    """(min, max) of the finite values of several arrays; (0, 1000) when there are none."""
-    lows, highs = [], []
-    for values in arrays:
-        if values.size:
-            with np.errstate(all="ignore"):
-                low, high = np.nanmin(values), np.nanmax(values)
-            if np.isfinite(low) and np.isfinite(high):
-                lows.append(float(low))
-                highs.append(float(high))
-            elif np.isfinite(values).any():
-                finite = values[np.isfinite(values)]
-                lows.append(float(finite.min()))
-                highs.append(float(finite.max()))
-    return (min(lows), max(highs)) if lows else (0.0, 1000.0)
-
-
-@njit(cache=True)
-def _histogram(x, y, x_lo, y_lo, scale, size):
-    """(size, size) counts of points in square pixels of 1/scale nm from (x_lo, y_lo); one pass,
-    no temporary arrays (10 M points in ~0.1 s). Row = y bin, column = x bin; NaN and outside skipped."""
-    counts = np.zeros((size, size), dtype=np.int64)
-    for i in range(x.shape[0]):
-        fx = (x[i] - x_lo) * scale
-        fy = (y[i] - y_lo) * scale
-        if fx >= 0 and fx < size and fy >= 0 and fy < size:
-            counts[int(fy), int(fx)] += 1
-    return counts
-
-
-def density_image(x: np.ndarray, y: np.ndarray, *, size: int = 1024, rois: Iterable = (),
-                  scaling: str = "log") -> Image.Image:
-    """A ``size`` x ``size`` RGB density image of localisations (nm).
-
-    2-D histogram over the square extent of the points (and ROI vertices), square pixels, image
-    convention (y increases downwards, as in ThunderSTORM and Fiji renders), ``scaling`` 'log' or
-    'eqhist', inferno colours, ROI outlines in cyan and a scale bar at the bottom right.
-    """
-    x = np.ascontiguousarray(x)
-    y = np.ascontiguousarray(y)
-    if x.dtype != y.dtype or x.dtype not in (np.float32, np.float64):
-        x, y = x.astype(np.float64), y.astype(np.float64)
-    rois = [np.asarray(v, dtype=np.float64).reshape(-1, 2) for v in rois]
-    x_min, x_max = _span([x] + [v[:, 0] for v in rois])
-    y_min, y_max = _span([y] + [v[:, 1] for v in rois])
-    side = max(x_max - x_min, y_max - y_min, 100.0) * 1.02
-    x_lo = (x_min + x_max) / 2 - side / 2
-    y_lo = (y_min + y_max) / 2 - side / 2
-    pixel = side / size
-
-    counts = _histogram(x, y, x_lo, y_lo, 1.0 / pixel, size).astype(np.float64)
-    if counts.max() > 0:
-        if scaling == "eqhist":
-            nonzero = np.sort(counts[counts > 0])
-            ranks = np.searchsorted(nonzero, counts, side="right") / nonzero.size
-            level = np.where(counts > 0, 0.15 + 0.85 * ranks, 0.0)
-        else:
-            # log scale saturating at the 99.5th percentile of occupied pixels, so that a few
-            # very bright pixels do not leave the rest of the picture black
-            top = max(float(np.percentile(counts[counts > 0], 99.5)), 1.0)
-            level = np.clip(np.log1p(counts) / np.log1p(top), 0.0, 1.0)
-    else:
-        level = counts
-    rgb = INFERNO[np.clip((level * 255).round().astype(np.int64), 0, 255)]
-    image = Image.fromarray(rgb, mode="RGB")
-    draw = ImageDraw.Draw(image)
-
-    def to_px(vx, vy):
-        return [((a - x_lo) / pixel, (b - y_lo) / pixel) for a, b in zip(vx, vy)]
-
-    width = max(1, size // 400)
-    for vertices in rois:
-        if len(vertices) >= 2:
-            points = to_px(vertices[:, 0], vertices[:, 1])
-            draw.line(points + [points[0]], fill=(0, 255, 255), width=width)
-
-    bar_nm = _nice_length(side / 5)
-    bar_px = bar_nm / pixel
-    margin = size // 32
-    bar_h = max(3, size // 128)
-    x1, y1 = size - margin, size - margin
-    draw.rectangle([x1 - bar_px, y1 - bar_h, x1, y1], fill=(255, 255, 255))
-    font, has_micro = _font(max(10, size // 40))
-    label = _length_label(bar_nm)
-    if not has_micro:
-        label = label.replace("µm", "um")
-    left, top, right, bottom = draw.textbbox((0, 0), label, font=font)
-    draw.text((x1 - bar_px / 2 - (right - left) / 2, y1 - bar_h - (bottom - top) - size // 100 - top),
-              label, fill=(255, 255, 255), font=font)
-    return image
-
-
 def file_png(data_file: DataFile, store, size: int = 1024, scaling: str = "log") -> bytes:
     """PNG bytes of the density image of one data file, its ROI outlines and a scale bar."""
     locs = store.load_locs(data_file)
-    image = density_image(locs.x, locs.y, size=size, scaling=scaling,
+    image = render.density_image(locs.x, locs.y, size=size, scaling=scaling,
                           rois=[roi.vertices_nm for roi in data_file.rois])
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=False)

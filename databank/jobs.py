@@ -6,7 +6,7 @@ and runs later in a thread of the web process (the embedded default) or on a Cel
 what both backends share:
 
 - ``JobRecord``: one job's identity (random id, kind, user id) and its log lines: start (kind,
-  user id), then exactly one outcome (done / cancelled / refused / failed) with the duration in s;
+  user id), then exactly one outcome (done / cancelled / skipped / failed) with the duration in s;
 - ``result_key``: the key a job's result is stored under. It mixes the key Dash derives from the
   callback and its inputs with the user id from the starting request's signed session cookie and
   a random per-job nonce, so two requests never share a result, whoever they are and whatever
@@ -124,7 +124,7 @@ class JobRecord:
         return time.monotonic() - self.started
 
     def finish(self, outcome: str, detail: str = "") -> None:
-        """Log the outcome (done, cancelled, refused, failed) once, with the duration in s."""
+        """Log the outcome (done, cancelled, skipped, failed) once, with the duration in s."""
         if self.outcome is not None:
             return
         self.outcome = outcome
@@ -161,21 +161,41 @@ def _slot_cache(settings):
     return diskcache.Cache(str(folder))
 
 
-def _holder_alive(value) -> bool:
-    if not isinstance(value, dict):
-        return False
-    if value.get("host") != socket.gethostname():
-        return True                       # another host: trust the TTL
+def _process_started(pid: int) -> float | None:
+    """When process ``pid`` of this host started (s since the epoch), None if there is none."""
     try:
         import psutil
 
-        return psutil.pid_exists(int(value.get("pid")))
+        return psutil.Process(pid).create_time()
     except Exception:
-        return True
+        return None
+
+
+_THIS_PROCESS = dict(host=socket.gethostname(), pid=os.getpid(), started=_process_started(os.getpid()))
+
+
+def process_identity() -> dict:
+    """This process: host name, pid and start time (a reused pid is another process)."""
+    if _THIS_PROCESS["pid"] != os.getpid():         # a forked child
+        _THIS_PROCESS.update(pid=os.getpid(), started=_process_started(os.getpid()))
+    return dict(_THIS_PROCESS)
+
+
+def process_alive(identity) -> bool:
+    """Whether the process named by ``process_identity()`` still runs (another host's: assumed so)."""
+    if not isinstance(identity, dict):
+        return False
+    if identity.get("host") != socket.gethostname():
+        return True                       # another host: trust the TTL
+    try:
+        started = _process_started(int(identity.get("pid")))
+    except (TypeError, ValueError):
+        return False
+    return started is not None and (identity.get("started") is None or abs(started - identity["started"]) < 1.0)
 
 
 def _token() -> dict:
-    return dict(host=socket.gethostname(), pid=os.getpid(), token=uuid.uuid4().hex, since=time.time())
+    return dict(process_identity(), token=uuid.uuid4().hex, since=time.time())
 
 
 def _take(cache, key: str, token: dict, ttl: float) -> bool:
@@ -184,7 +204,7 @@ def _take(cache, key: str, token: dict, ttl: float) -> bool:
         return True
     with cache.transact():
         holder = cache.get(key)
-        if holder is not None and not _holder_alive(holder):
+        if holder is not None and not process_alive(holder):
             cache.delete(key)
             return bool(cache.add(key, token, expire=ttl))
     return False

@@ -9,6 +9,12 @@ from dataclasses import dataclass
 MODALITIES = ("PALM", "dSTORM", "PAINT", "other")
 SOFTWARE = ("ThunderSTORM", "SMAP", "Picasso", "DECODE", "RapidSTORM", "other")
 VISIBILITIES = ("private", "shared", "public")
+# What each visibility means, said the same way on every page (the guide's table says it in full).
+VISIBILITY_LABELS = {
+    "private": "Private: only me",
+    "shared": "Shared: me and the users I name (they can also download)",
+    "public": "Public: everyone, anonymous visitors included, can browse and analyse; signed-in users can download",
+}
 
 # UniProt accession (uniprot.org/help/accession_numbers), optionally with an isoform suffix.
 UNIPROT_RE = re.compile(r"^([OPQ][0-9][A-Z0-9]{3}[0-9]|[A-NR-Z][0-9]([A-Z][A-Z0-9]{2}[0-9]){1,2})(-\d+)?$")
@@ -25,6 +31,7 @@ class Field:
     required: bool = False
     choices: tuple[str, ...] = ()
     help: str = ""
+    max_length: int = 200   # characters after trimming; the form, the CLI and edits all refuse more
 
 
 METADATA_FIELDS: tuple[Field, ...] = (
@@ -37,23 +44,25 @@ METADATA_FIELDS: tuple[Field, ...] = (
     Field("software", "Localisation software", "choice", required=True, choices=SOFTWARE),
     Field("fluorophore", "Fluorophore"),
     Field("protein", "Protein"),
-    Field("uniprot_id", "UniProt ID", "uniprot", help="e.g. P11362"),
+    Field("uniprot_id", "UniProt ID", "uniprot", help="e.g. P11362", max_length=32),
     Field("cell_type", "Cell type"),
-    Field("tags", "Other tags", help="comma-separated, e.g. condition, treatment"),
-    Field("experimental_details", "Experimental details", "longtext"),
+    Field("tags", "Other tags", help="comma-separated, e.g. condition, treatment", max_length=500),
+    Field("experimental_details", "Experimental details", "longtext", max_length=5000),
     Field("doi", "DOI", "doi", help="e.g. 10.1038/s41592-022-01750-6"),
-    Field("contact_email", "Contact email", "email"),
-    Field("raw_data_url", "Raw data link", "url"),
+    Field("contact_email", "Contact email", "email", max_length=254),
+    Field("raw_data_url", "Raw data link", "url", max_length=500),
     Field("drift_correction", "Drift correction", "bool"),
     Field("blink_correction", "Blink correction", "bool"),
     Field("pixel_size_nm", "Effective pixel size (nm)", "float", help="e.g. 100"),
-    Field("licence_url", "Licence link", "url"),
-    Field("publication_url", "Publication link", "url"),
-    Field("repository_url", "Repository link", "url"),
+    Field("licence_url", "Licence link", "url", max_length=500),
+    Field("publication_url", "Publication link", "url", max_length=500),
+    Field("repository_url", "Repository link", "url", max_length=500),
 )
 FIELDS_BY_NAME = {field.name: field for field in METADATA_FIELDS}
 DSTORM_ONLY = ("primary_antibody", "primary_antibody_ref", "secondary_antibody", "secondary_antibody_ref")
 TEXT_SEARCH_FIELDS = tuple(f.name for f in METADATA_FIELDS if f.kind not in ("bool", "float"))
+# long free text: in a dataset's own record, left out of lists (the databank table, GET /api/datasets)
+LONG_TEXT_FIELDS = tuple(f.name for f in METADATA_FIELDS if f.kind == "longtext")
 
 
 class MetadataError(ValueError):
@@ -89,6 +98,9 @@ def _clean_one(field: Field, value, errors: dict[str, str]):
             return None
         return number
     text = str(value).strip()
+    if len(text) > field.max_length:
+        errors[field.name] = f"is {len(text):,} characters long; at most {field.max_length:,} are allowed"
+        return None
     checks = {
         "choice": (lambda t: t in field.choices, f"must be one of {', '.join(field.choices)}"),
         "uniprot": (lambda t: UNIPROT_RE.match(t), "is not a UniProt accession (e.g. P11362 or Q9Y6K9-2)"),
@@ -103,9 +115,6 @@ def _clean_one(field: Field, value, errors: dict[str, str]):
         if not ok(text):
             errors[field.name] = message
             return None
-    if field.kind in ("text", "choice", "email", "doi", "uniprot", "url") and len(text) > 500:
-        errors[field.name] = "is longer than 500 characters"
-        return None
     return text
 
 
@@ -128,11 +137,18 @@ def clean_metadata(raw: dict, *, partial: bool = False) -> dict:
     return cleaned
 
 
+def share_names(shared_with) -> list[str]:
+    """User names to share with, from a list or from text typed in a form ('alice, bob')."""
+    if isinstance(shared_with, (list, tuple, set)):
+        return [str(n).strip() for n in shared_with if str(n).strip()]
+    return [part for part in re.split(r"[,;\s]+", str(shared_with or "")) if part]
+
+
 def clean_visibility(visibility: str, shared_with=()) -> tuple[str, list[str]]:
-    """Validate visibility ('private', 'shared' with user names, 'public')."""
+    """Validate visibility ('private', 'shared' with exact user names as a list or text, 'public')."""
     if visibility not in VISIBILITIES:
         raise MetadataError({"visibility": f"must be one of {', '.join(VISIBILITIES)}"})
-    names = sorted({str(n).strip() for n in (shared_with or ()) if str(n).strip()})
+    names = sorted(set(share_names(shared_with)))
     if visibility == "shared" and not names:
         raise MetadataError({"shared_with": "name at least one user to share with, or choose private or public"})
     return visibility, (names if visibility == "shared" else [])

@@ -29,14 +29,23 @@ class User(UserMixin, db.Model):
     email: Mapped[str] = mapped_column(String(255))
     password_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    last_failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # bumped by logout: a session cookie signed for an older generation no longer signs anyone in
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
+
+
+class LoginThrottle(db.Model):
+    """Failed-login bookkeeping for one key: 'user:<lower-case name>' (known or not) or 'ip:<address>'."""
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(160), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    blocked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
 
 
 class ApiToken(db.Model):
@@ -129,6 +138,7 @@ class DataFile(db.Model):
     density: Mapped[float | None] = mapped_column(Float, nullable=True)            # loc/um^2 in ROIs
     coverage: Mapped[float | None] = mapped_column(Float, nullable=True)           # 0-1
     precision_median: Mapped[float | None] = mapped_column(Float, nullable=True)   # nm
+    precision_nena_nm: Mapped[float | None] = mapped_column(Float, nullable=True)  # nm, NeNA (needs frames)
     roi_source: Mapped[str] = mapped_column(String(16), default="file")
     stats_json: Mapped[str] = mapped_column(Text, default="{}")
     warnings_json: Mapped[str] = mapped_column(Text, default="[]")
@@ -175,6 +185,16 @@ class Tile(db.Model):
     roi_index: Mapped[int] = mapped_column(Integer)
     n_locs: Mapped[int] = mapped_column(Integer)
     kept: Mapped[bool] = mapped_column(Boolean)              # eligible for unthinned similarity
+
+
+class ContactMessage(db.Model):
+    """A message sent with the contact form, kept for the administrators (``nanoorg messages``)."""
+    __tablename__ = "contact_messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    reply_to: Mapped[str] = mapped_column(String(255))
+    body: Mapped[str] = mapped_column(Text)
 
 
 class BankState(db.Model):

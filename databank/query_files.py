@@ -22,7 +22,6 @@ from databank.search import cache_key, result_cache, search_with_fingerprints
 QUERY_TTL_SECONDS = 3600          # an analysed query file's fingerprints are kept this long (not the file)
 
 
-QUERY_MAX_BYTES = 256 * 2 ** 20   # all files of one query together
 
 
 _TOKEN_CHARS = set("0123456789abcdef")
@@ -84,8 +83,9 @@ def stage_query_files(user, files) -> dict:
     if not files:
         raise QueryFileError("Choose one detection file, and its ROI files if it has any.")
     total = sum(len(data) for _, data in files)
-    if total > QUERY_MAX_BYTES:
-        raise QueryFileError(f"The files hold {total / 2 ** 20:.0f} MB; at most {QUERY_MAX_BYTES // 2 ** 20} MB "
+    limit_mb = settings_of().query_max_mb
+    if total > limit_mb * 2 ** 20:
+        raise QueryFileError(f"The files hold {total / 2 ** 20:.0f} MB; at most {limit_mb} MB "
                              "can be searched this way. Upload large files to the databank instead.")
     plan = plan_upload([name for name, _ in files])
     if plan.rejected or plan.unmatched_rois or not plan.detections:
@@ -116,7 +116,7 @@ def stage_query_files(user, files) -> dict:
 def analyse_query(user, token, *, pixel_size_nm: float | None = None, progress=None) -> dict:
     """Read, tile and fingerprint a staged query file (``ingest.analyse_file``), keep only its
     fingerprints (cached QUERY_TTL_SECONDS) and delete the file. Returns a summary dict: name,
-    n_locs, density, n_tiles, n_tiles_thinned {target: n}, warnings. Raises QueryFileError or
+    n_locs, density, n_tiles, n_tiles_thinned {target: n}, warnings, stats (``file_statistics``). Raises QueryFileError or
     ingest.IngestError (the file is kept then, so the user may retry, e.g. with a pixel size).
     """
     from databank.ingest import StagedFile, analyse_file
@@ -141,7 +141,7 @@ def analyse_query(user, token, *, pixel_size_nm: float | None = None, progress=N
     summary = {"name": analysis.name, "n_locs": len(analysis.table), "density": analysis.stats.get("density"),
                "n_tiles": len(prints.unthinned), "n_tiles_thinned": {str(t): len(p) for t, p in prints.thinned.items()},
                "roi_source": analysis.stats.get("roi_source"), "n_rois": len(analysis.polygons),
-               "warnings": list(analysis.warnings)}
+               "warnings": list(analysis.warnings), "stats": analysis.stats}
     with result_cache() as cache:
         cache.set(key, {"fingerprints": pack_fingerprints(prints), "summary": summary}, expire=QUERY_TTL_SECONDS)
     shutil.rmtree(folder, ignore_errors=True)       # the file itself is never kept

@@ -71,10 +71,30 @@ def _migration_lock(engine: Engine):
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _migration_connection(engine: Engine):
+    """A connection in a transaction for a migration. On SQLite, foreign keys are not enforced on it:
+    SQLite alters a column by copying its table into a new one (Alembic's batch mode), which fails
+    while other tables' foreign keys point at it (``databank.core`` turns enforcement on for every
+    connection; the pragma only takes effect outside a transaction, as SQLite's manual says)."""
+    with engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                yield connection
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+
+
 def upgrade_schema(engine: Engine, target: str = "head") -> str:
     """Migrate the database of ``engine`` to ``target``; returns the revision it ends at."""
     scripts = _scripts()
-    with _migration_lock(engine), engine.begin() as connection:
+    with _migration_lock(engine), _migration_connection(engine) as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_ID})
         current = current_revision(connection)

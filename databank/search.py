@@ -22,11 +22,11 @@ import diskcache
 import numpy as np
 from sqlalchemy import select
 
-from compute import similarity
+from compute import similarity, tiles
 from compute.similarity import FileFingerprints, Fingerprints
 from databank.access import get_dataset, readable_clause, user_id_of
 from databank.core import settings_of
-from databank.models import Dataset, db
+from databank.models import Dataset, User, db
 from databank.similarity_index import UNTHINNED, TileSet, bank_index, bank_state, empty_tile_set, fingerprint_choices
 
 
@@ -110,13 +110,13 @@ def _clean_filters(filters: dict | None) -> dict:
 
 
 def _candidates(user, exclude_id: int | None, filters: dict | None) -> list[Dataset]:
-    from databank.datasets import _filter_condition   # same filter language as the databank table
+    from databank.datasets import filter_conditions   # same filter language as the databank table
     conditions = [readable_clause(user)]
     if exclude_id is not None:
         conditions.append(Dataset.id != exclude_id)
-    for key, spec in _clean_filters(filters).items():
-        conditions.append(_filter_condition(key, spec))
-    return list(db.session.scalars(select(Dataset).where(*conditions).order_by(Dataset.id)))
+    conditions += filter_conditions(_clean_filters(filters))
+    query = select(Dataset).join(User, Dataset.owner_id == User.id)   # the 'owner' filter is on User.username
+    return list(db.session.scalars(query.where(*conditions).order_by(Dataset.id)))
 
 
 def rank_against_bank(query: dict[int | None, Fingerprints], user, *, exclude_id: int | None = None,
@@ -181,6 +181,42 @@ def _stats_at(result, row_index: int) -> dict:
     clean = {k: (None if not np.isfinite(v) else round(float(v), 4)) for k, v in values.items()}
     clean["n_pairs"] = int(result.n_pairs[row_index])
     return clean
+
+
+def no_scores_reason(file_stats: list[dict], target: int, *, label: str = "this dataset") -> dict:
+    """Why ``label`` has no unthinned / thinned similarity scores, from its files' statistics
+    (``compute.stats.file_statistics`` dicts). Returns {"unthinned": text or None, "thinned": text
+    or None, "self": text or None}; None means scores exist (self: at least 2 tiles to pair)."""
+    tile_um = tiles.TILE_NM / 1000.0
+    n_grid = sum(int(s.get("n_tiles") or 0) for s in file_stats)
+    n_kept = sum(int(s.get("n_tiles_kept") or 0) for s in file_stats)
+    n_thinned = sum(int(s.get(f"n_tiles_thinned_{target}") or 0) for s in file_stats)
+    area = sum(float(s.get("roi_area_um2") or 0.0) for s in file_stats)
+    in_roi = sum(float(s.get("density") or 0.0) * float(s.get("roi_area_um2") or 0.0) for s in file_stats)
+    density = f"{in_roi / area:,.0f} loc/µm² in {area:,.1f} µm² of ROI" if area > 0 else "no ROI area"
+    needed = similarity.thinned_count(target, tiles.TILE_NM)
+    if n_grid == 0:
+        unthinned = (f"no {tile_um:g} × {tile_um:g} µm tile fits inside the ROI(s) of {label} ({density}); a tile "
+                     f"must lie wholly inside one ROI, so a field smaller than {tile_um:g} × {tile_um:g} µm has "
+                     "nothing to compare")
+    elif n_kept == 0:
+        unthinned = (f"all {n_grid} tile(s) of {label} were dropped: each holds fewer than "
+                     f"{similarity.MIN_TILE_LOCS} localisations ({density}; a tile needs "
+                     f"{similarity.MIN_TILE_LOCS / tile_um ** 2:.0f} loc/µm²)")
+    else:
+        unthinned = None
+    thinned = unthinned or (None if n_thinned else
+                            f"no tile of {label} holds the {needed} localisations needed to thin to {target} loc/µm² "
+                            f"({density}); choose a lower thinning target or rank by unthinned λ̄")
+    self_reason = unthinned or (None if n_kept >= 2 else
+                                f"{label} has only one tile; self-similarity needs at least two")
+    return {"unthinned": unthinned, "thinned": thinned, "self": self_reason}
+
+
+def dataset_no_scores_reason(user, dataset_id, target: int | None = None) -> dict:
+    """``no_scores_reason`` of a dataset ``user`` may read (raises AccessDenied, ValueError for a bad target)."""
+    dataset = get_dataset(user, dataset_id, "read")
+    return no_scores_reason([f.stats for f in dataset.files], check_target(target))
 
 
 def _metadata_row(dataset: Dataset) -> dict:

@@ -60,20 +60,31 @@ def pack_fingerprints(fingerprints: FileFingerprints) -> bytes:
         arrays[f"thinned_{target}_hist"] = prints.hist
         arrays[f"thinned_{target}_n"] = prints.n_locs
         arrays[f"thinned_{target}_tiles"] = fingerprints.tile_index_thinned[target]
+    for target, extra in fingerprints.extra_repeats.items():
+        for repeat, prints in enumerate(extra, start=2):
+            arrays[f"repeat{repeat}_thinned_{target}_hist"] = prints.hist
+            arrays[f"repeat{repeat}_thinned_{target}_n"] = prints.n_locs
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
 
 
 def unpack_fingerprints(blob: bytes) -> FileFingerprints:
+    """Inverse of ``pack_fingerprints``; blobs stored before repeated thinnings have one thinning."""
     with np.load(io.BytesIO(blob)) as data:
         arrays = {key: data[key] for key in data.files}
     targets = sorted(int(key.split("_")[1]) for key in arrays if key.startswith("thinned_") and key.endswith("_hist"))
+    extra = {t: [] for t in targets}
+    for t in targets:
+        while f"repeat{len(extra[t]) + 2}_thinned_{t}_hist" in arrays:
+            prefix = f"repeat{len(extra[t]) + 2}_thinned_{t}"
+            extra[t].append(Fingerprints(hist=arrays[f"{prefix}_hist"], n_locs=arrays[f"{prefix}_n"]))
     return FileFingerprints(
         unthinned=Fingerprints(hist=arrays["unthinned_hist"], n_locs=arrays["unthinned_n"]),
         thinned={t: Fingerprints(hist=arrays[f"thinned_{t}_hist"], n_locs=arrays[f"thinned_{t}_n"]) for t in targets},
         tile_index_unthinned=arrays["unthinned_tiles"],
         tile_index_thinned={t: arrays[f"thinned_{t}_tiles"] for t in targets},
+        extra_repeats={t: prints for t, prints in extra.items() if prints},
     )
 
 

@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import secrets
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import func, select
+from sqlalchemy import case, delete, func, or_, select, update
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from databank.metadata import MetadataError
-from databank.models import ApiToken, User, db, utcnow
+from databank.models import ApiToken, LoginThrottle, User, db, utcnow
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_.-]{3,64}$")
 MIN_PASSWORD_LENGTH = 8
-FREE_FAILURES = 3               # failed logins allowed before the slow-down starts
-MAX_LOCKOUT_SECONDS = 300
+FREE_FAILURES = 3               # failed logins per account name before the slow-down starts
+FREE_FAILURES_PER_CLIENT = 20   # failed logins per client address (any names) before it starts
+MAX_LOCKOUT_SECONDS = 300       # the longest wait: the owner is never locked out for longer
+THROTTLE_WINDOW = timedelta(minutes=15)   # a key idle this long starts counting afresh
+THROTTLE_MEMORY = timedelta(days=1)       # rows idle this long are deleted
 _DUMMY_HASH = generate_password_hash("not a password")
 
 
@@ -30,7 +34,7 @@ class AccountError(ValueError):
 
 
 class LoginThrottled(Exception):
-    """Too many failed logins for this account: wait ``seconds`` before trying again."""
+    """Too many failed logins for this name or client: wait ``seconds`` before trying again."""
 
     def __init__(self, seconds: int):
         self.seconds = seconds
@@ -67,33 +71,83 @@ def create_user(username: str, email: str, password: str) -> User:
     return user
 
 
-def lockout_seconds(failures: int) -> int:
-    """Wait imposed after ``failures`` consecutive failures: none for the first few, then doubling."""
-    if failures < FREE_FAILURES:
+def lockout_seconds(failures: int, free: int = FREE_FAILURES) -> int:
+    """Wait imposed after ``failures`` failed attempts in a row: none for the first ``free - 1``,
+    then 2, 4, 8 ... seconds, never more than MAX_LOCKOUT_SECONDS."""
+    if failures < free:
         return 0
-    return min(MAX_LOCKOUT_SECONDS, 2 ** (failures - FREE_FAILURES + 1))
+    return min(MAX_LOCKOUT_SECONDS, 2 ** min(failures - free + 1, 16))
 
 
-def authenticate(username: str, password: str, *, now: datetime | None = None) -> User | None:
-    """The user if the password is right, else None. Raises LoginThrottled while locked out."""
+def _insert_ignoring_duplicates(values: dict):
+    """INSERT ... ON CONFLICT DO NOTHING for the login-throttle table (SQLite and PostgreSQL)."""
+    dialect = db.engine.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        raise RuntimeError(f"the login throttle supports SQLite and PostgreSQL, not {dialect}")
+    return insert(LoginThrottle).values(**values).on_conflict_do_nothing(index_elements=["key"])
+
+
+def _count_attempt(key: str, free: int, now: datetime) -> int:
+    """Count one login attempt on ``key`` inside the caller's transaction; 0 if it may go ahead,
+    else the seconds to wait. The counting UPDATE is a single statement guarded by the block, so
+    concurrent attempts serialise on the row (SQLite: the write lock; PostgreSQL: the row lock) and
+    no more than ``free`` of them ever reach the password check."""
+    table = LoginThrottle
+    inserted = db.session.execute(_insert_ignoring_duplicates(dict(key=key, failures=0, last_attempt_at=now)))
+    if inserted.rowcount:                                   # a new key: forget long-idle ones
+        db.session.execute(delete(table).where(table.last_attempt_at < now - THROTTLE_MEMORY))
+    fresh_start = or_(table.last_attempt_at.is_(None), table.last_attempt_at < now - THROTTLE_WINDOW)
+    counted = db.session.execute(
+        update(table).where(table.key == key, or_(table.blocked_until.is_(None), table.blocked_until <= now))
+        .values(failures=case((fresh_start, 1), else_=table.failures + 1), last_attempt_at=now))
+    if counted.rowcount == 0:
+        blocked_until = db.session.scalar(select(table.blocked_until).where(table.key == key))
+        return max(1, math.ceil((_aware(blocked_until) - now).total_seconds())) if blocked_until else 1
+    failures = db.session.scalar(select(table.failures).where(table.key == key))
+    wait = lockout_seconds(failures, free)
+    if wait:                 # block the next attempts now, before this one's password is checked
+        db.session.execute(update(table).where(table.key == key).values(blocked_until=now + timedelta(seconds=wait)))
+    return 0
+
+
+def authenticate(username: str, password: str, *, client: str | None = None,
+                 now: datetime | None = None) -> User | None:
+    """The user if the password is right, else None. Raises LoginThrottled while the account name
+    (known or unknown alike: a 429 does not reveal which accounts exist) or the client address
+    (``client``, e.g. the request's remote address) is blocked after repeated failures."""
     now = now or utcnow()
+    name_key = "user:" + (username or "").strip().lower()[:128]
+    keys = [(name_key, FREE_FAILURES)]
+    if client:
+        keys.append(("ip:" + client[:128], FREE_FAILURES_PER_CLIENT))
+    waits = [_count_attempt(key, free, now) for key, free in keys]
+    if any(waits):
+        db.session.rollback()                 # a refused attempt counts nowhere
+        raise LoginThrottled(max(waits))
+    db.session.commit()
     user = find_user(username)
     if user is None:
         check_password_hash(_DUMMY_HASH, password or "")  # same work whether or not the name exists
         return None
-    if user.last_failed_at is not None:
-        last = user.last_failed_at if user.last_failed_at.tzinfo else user.last_failed_at.replace(tzinfo=timezone.utc)
-        remaining = lockout_seconds(user.failed_logins) - (now - last).total_seconds()
-        if remaining > 0:
-            raise LoginThrottled(int(remaining) + 1)
-    if user.check_password(password or ""):
-        user.failed_logins, user.last_failed_at = 0, None
-        db.session.commit()
-        return user
-    user.failed_logins += 1
-    user.last_failed_at = now
+    if not user.check_password(password or ""):
+        return None
+    db.session.execute(update(LoginThrottle).where(LoginThrottle.key == name_key)
+                       .values(failures=0, blocked_until=None))
     db.session.commit()
-    return None
+    return user
+
+
+def end_sessions(user: User) -> None:
+    """Invalidate every session of ``user`` (logout): sessions carry the generation they were
+    signed in at, and the user loader refuses any other."""
+    db.session.execute(update(User).where(User.id == user.id)
+                       .values(session_generation=User.session_generation + 1))
+    db.session.commit()
+    db.session.expire(user)
 
 
 def _token_digest(token: str) -> str:
@@ -138,6 +192,7 @@ def user_for_token(token: str) -> User | None:
 
 
 def _aware(moment: datetime) -> datetime:
+    """A database time as an aware UTC datetime (SQLite gives naive ones back)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -151,11 +206,3 @@ def resolve_share_users(names, owner: User) -> list[User]:
         if user.id != owner.id:
             users.append(user)
     return users
-
-
-def usernames(*, exclude=None) -> list[str]:
-    """All user names, sorted case-insensitively (``exclude``: a user to leave out)."""
-    query = select(User.username).order_by(func.lower(User.username))
-    if exclude is not None and getattr(exclude, "is_authenticated", False):
-        query = query.where(User.id != int(exclude.get_id()))
-    return list(db.session.scalars(query))

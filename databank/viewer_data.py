@@ -17,6 +17,8 @@ import numpy as np
 
 from compute import render
 from databank import analysis
+from databank import viewer_render
+from databank import analysis_inputs
 from databank.access import AccessDenied, get_file
 
 
@@ -94,10 +96,10 @@ def file_extent(data_file, table):
 
 def initial_view(data_file, table):
     extent = file_extent(data_file, table)
-    view = analysis.render_view(data_file, table, extent[0], extent[1], "density", max_px=DEFAULT_CANVAS_PX)
+    view = viewer_render.render_view(data_file, table, extent[0], extent[1], "density", max_px=DEFAULT_CANVAS_PX)
     return view, extent
 
 
 def region_of(data_file, table, region_key):
-    spec = analysis.RegionSpec.parse(region_key)
+    spec = analysis_inputs.RegionSpec.parse(region_key)
     return analysis.select_region(data_file, table, spec)

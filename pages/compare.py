@@ -3,7 +3,7 @@
 Heat map of the mean thinned (or unthinned) dissimilarity λ between every pair, rows and columns in
 the leaf order of average-linkage hierarchical clustering (scipy), the diagonal holding each
 dataset's self-similarity mean; and the datasets' self-similarity distributions overlaid.
-``/compare?ids=3,5,8`` preselects datasets. Callbacks: ``web.callbacks.similarity.register_compare_page``.
+``/compare?ids=3,5,8`` preselects datasets, and the address follows the picker (a comparison is a link). Callbacks: ``callbacks.similarity.register_compare_page``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def layout(**_query):
     graph_config = {"displaylogo": False, "responsive": True}
     return dbc.Container([
         dcc.Location(id=ids.Compare.URL, refresh=False),
+        dcc.Store(id=ids.Compare.URL_STATE),
         html.H1("Compare datasets", className="h3 mt-3"),
         html.P(["Choose 2 to 10 datasets. The heat map shows the mean dissimilarity λ between every pair (lower = "
                 "more similar; λ > 1 = significantly different), ordered so that similar datasets sit together; the "
@@ -35,6 +36,7 @@ def layout(**_query):
             dbc.Label("Datasets", html_for=ids.Compare.PICKER, className="small fw-semibold mb-1"),
             dcc.Dropdown(id=ids.Compare.PICKER, options=[], value=[], multi=True, placeholder="Choose datasets…",
                          className="mb-2"),
+            html.Div(id=ids.Compare.LINK_MESSAGE),
             html.Div([
                 target_selector(ids.Compare.TARGET, targets, default),
                 html.Div([

@@ -7,12 +7,14 @@ thousands of datasets. Clicking a title (or any cell of a row) opens /dataset/<i
 
 from __future__ import annotations
 
+import json
+
 import dash
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from databank.metadata import METADATA_FIELDS
+from databank.metadata import LONG_TEXT_FIELDS, METADATA_FIELDS
 from databank.datasets import GRID_PAGE_SIZE
 import ids
 
@@ -33,11 +35,11 @@ NUMBER_FILTER = {"filter": "agNumberColumnFilter",
 
 
 def _text(field, header, width=150, **extra):
-    return {"field": field, "headerName": header, "minWidth": width, **TEXT_FILTER, **extra}
+    return {"field": field, "headerName": header, "headerTooltip": header, "minWidth": width, **TEXT_FILTER, **extra}
 
 
 def _number(field, header, fmt=NUMBER_FORMAT, width=120, **extra):
-    return {"field": field, "headerName": header, "minWidth": width, "type": "rightAligned",
+    return {"field": field, "headerName": header, "headerTooltip": header, "minWidth": width, "type": "rightAligned",
             "valueFormatter": fmt, **NUMBER_FILTER, **extra}
 
 
@@ -62,10 +64,10 @@ def column_defs() -> list[dict]:
     taken = {c["field"] for c in shown}
     hidden = []
     for field in METADATA_FIELDS:
-        if field.name in taken:
+        if field.name in taken or field.name in LONG_TEXT_FIELDS:     # long text: on the dataset page only
             continue
         if field.kind == "bool":
-            hidden.append({"field": field.name, "headerName": field.label, "minWidth": 120,
+            hidden.append({"field": field.name, "headerName": field.label, "headerTooltip": field.label, "minWidth": 120,
                            "valueFormatter": BOOL_FORMAT, "filter": False, "hide": True})
         elif field.kind == "float":
             hidden.append(_number(field.name, field.label, DECIMAL_FORMAT, hide=True))
@@ -81,16 +83,50 @@ def column_choices(columns: list[dict]) -> list[dict]:
     return [{"label": c["headerName"], "value": c["field"]} for c in columns if c["field"] != "title"]
 
 
-def layout(q: str | None = None, **_ignored):
+def url_sort(sort: str | None, columns: list[dict]) -> list[tuple[str, str]]:
+    """The ``sort`` query parameter ('density:desc,title:asc') as (column id, direction) pairs of known columns."""
+    known = {c.get("colId", c["field"]) for c in columns}
+    pairs = []
+    for part in (sort if isinstance(sort, str) else "")[:500].split(","):
+        column, _, direction = part.partition(":")
+        if column in known and direction in ("asc", "desc") and column not in dict(pairs):
+            pairs.append((column, direction))
+    return pairs
+
+
+def url_filters(f: str | None, columns: list[dict]) -> dict:
+    """The ``f`` query parameter (the grid's filter model as JSON) restricted to known columns; {} if unreadable.
+    The server checks every filter again (``callbacks.databank``); this only restores the grid's controls."""
+    known = {c.get("colId", c["field"]) for c in columns}
+    try:
+        model = json.loads(f) if isinstance(f, str) and len(f) <= 4000 else {}
+    except ValueError:
+        return {}
+    return {k: v for k, v in model.items() if k in known and isinstance(v, dict)} if isinstance(model, dict) else {}
+
+
+def layout(q: str | None = None, sort: str | None = None, f: str | None = None, **_ignored):
+    """The databank; ``q`` (search), ``sort`` and ``f`` (filters) come from the URL, which the page keeps
+    up to date (assets/databank_grid.js), so Back and shared links show the same table."""
     columns = column_defs()
+    sorted_by = url_sort(sort, columns)
+    for column in columns:
+        key = column.get("colId", column["field"])
+        if key in dict(sorted_by):
+            column.update(sort=dict(sorted_by)[key], sortIndex=[k for k, _ in sorted_by].index(key))
+    filters = url_filters(f, columns)
+    for column in columns:
+        if column.get("colId", column["field"]) in filters:
+            column["hide"] = False
     visible = [c["field"] for c in columns if not c.get("hide") and c["field"] != "title"]
     search = (q if isinstance(q, str) else "")[:200]
     grid = dag.AgGrid(
         id=ids.Databank.GRID,
         rowModelType="infinite",
         columnDefs=columns,
+        filterModel=filters,
         defaultColDef={"sortable": True, "resizable": True, "floatingFilter": False, "flex": 1,
-                       "suppressHeaderMenuButton": False},
+                       "suppressHeaderMenuButton": False, "wrapHeaderText": True, "autoHeaderHeight": True},
         getRowId="params.data.row_id",
         dashGridOptions={
             "pagination": True,
@@ -109,6 +145,7 @@ def layout(q: str | None = None, **_ignored):
     return dbc.Container([
         dcc.Location(id=ids.Databank.NAV, refresh="callback-nav"),
         dcc.Store(id="databank-search-applied"),
+        dcc.Store(id=ids.Databank.URL_STATE),
         html.H1("Databank", className="h3 mt-3"),
         html.P("Single-molecule localisation microscopy datasets shared with the community. Click a column "
                "heading to sort, the filter icon of a heading to filter, or search all metadata below. Click a "

@@ -15,7 +15,7 @@ from dash import dcc, html
 from flask_login import current_user
 
 from databank.access import AccessDenied, authorise, get_dataset
-from databank.metadata import METADATA_FIELDS, VISIBILITIES
+from databank.metadata import METADATA_FIELDS, VISIBILITIES, VISIBILITY_LABELS
 from databank import datasets
 from components.file_table import download_buttons, file_table
 from components.metadata_table import dataset_info
@@ -26,8 +26,6 @@ import ids
 dash.register_page(__name__, path_template="/dataset/<dataset_id>", name="Dataset",
                    title="Dataset · nano-org", description="A dataset of the nano-org databank.")
 
-VISIBILITY_LABELS = {"private": "Private (only me)", "shared": "Shared with chosen users",
-                     "public": "Public (everyone can browse; registered users can download)"}
 
 
 def not_found(dataset_id=None):
@@ -41,9 +39,9 @@ def _field_input(field, value):
     if field.kind == "choice":
         control = dbc.Select(id=ident, options=[{"label": c, "value": c} for c in field.choices], value=text)
     elif field.kind == "longtext":
-        control = dbc.Textarea(id=ident, value=text, rows=4)
+        control = dbc.Textarea(id=ident, value=text, rows=4, maxLength=field.max_length)
     else:
-        control = dbc.Input(id=ident, value=text, type="text",
+        control = dbc.Input(id=ident, value=text, type="text", maxLength=field.max_length,
                             inputmode="decimal" if field.kind == "float" else None)
     label = field.label + (" *" if field.required else "")
     return dbc.Row([

@@ -3,7 +3,7 @@
 Choose one detection file (and its ``{stem}_ROI*.csv`` files); it is read, tiled and fingerprinted
 on the server exactly like an upload, ranked against every dataset you may read, and discarded: it
 is not stored in the databank (the Upload page adds files to it). Callbacks:
-``web.callbacks.similarity.register_search_page``.
+``callbacks.similarity.register_search_page``.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from flask_login import current_user
 
 from components.similarity_section import SEARCH_GUIDE, progress_block, results_grid, target_selector, thinning_targets
 import ids
+from databank.core import settings_of
 
 dash.register_page(__name__, path="/search", name="Search with your file", title="Search with your file · nano-org",
                    description="Rank the nano-org databank by similarity to a file of your own.")
-
-MAX_UPLOAD_BYTES = 100 * 2 ** 20
-
 
 def _signed_out():
     return dbc.Container([
@@ -48,18 +46,19 @@ def layout(**_query):
     if not getattr(current_user, "is_authenticated", False):
         return _signed_out()
     targets, default = thinning_targets()
+    max_mb = settings_of().query_max_mb
     return dbc.Container([
         dcc.Store(id=ids.SearchFile.TOKEN),
         html.H1("Search with your own file", className="h3 mt-3"),
         html.P(["Rank every dataset you may read by similarity to one detection file of your own (ThunderSTORM, "
-                "SMAP, Picasso, DECODE, RapidSTORM or plain x,y CSV, up to 100 MB here), with its ROI files named "
+                f"SMAP, Picasso, DECODE, RapidSTORM or plain x,y CSV, up to {max_mb} MB here), with its ROI files named "
                 "{FILE NAME}_ROI*.csv. The file is tiled and compared exactly like an uploaded dataset, then "
                 "discarded: it is ", html.Strong("not stored"), ". To add it to the databank use ",
                 dcc.Link("Upload Data", href="/upload"), ". ",
                 html.A("How to read the scores", href=SEARCH_GUIDE)], className="text-body-secondary"),
         dbc.Card(dbc.CardBody([
             dcc.Upload(
-                id=ids.SearchFile.UPLOAD, multiple=True, max_size=MAX_UPLOAD_BYTES,
+                id=ids.SearchFile.UPLOAD, multiple=True, max_size=max_mb * 2 ** 20,
                 children=html.Div(["Drop the detection file and its ROI files here, or ",
                                    html.A("choose them", className="link-primary", style={"cursor": "pointer"})]),
                 className="nanoorg-dropzone text-center p-4 mb-2",

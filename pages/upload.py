@@ -13,8 +13,7 @@ from flask_login import current_user
 
 from compute.formats import DETECTION_EXTENSIONS
 from databank.core import settings_of
-from databank.metadata import DSTORM_ONLY, METADATA_FIELDS, VISIBILITIES
-from databank import users
+from databank.metadata import DSTORM_ONLY, METADATA_FIELDS, VISIBILITIES, VISIBILITY_LABELS
 import ids
 
 dash.register_page(__name__, path="/upload", name="Upload data", title="Upload data · nano-org",
@@ -25,11 +24,6 @@ META = ids.Upload.META            # {"type": META, "field": name}: text, choice,
 META_BOOL = ids.Upload.META_BOOL  # checkboxes
 META_FEEDBACK = ids.Upload.META_FEEDBACK
 
-VISIBILITY_LABELS = {
-    "private": "Private: only me",
-    "shared": "Shared with the users I choose",
-    "public": "Public: every registered user",
-}
 FULL_WIDTH = {"title", "tags", "experimental_details"}
 
 
@@ -50,7 +44,7 @@ def _input(field):
         options = [{"label": choice, "value": choice} for choice in field.choices]
         return dbc.Select(id=component_id, options=options, placeholder=f"Choose {field.label.lower()}…")
     if field.kind == "longtext":
-        return dbc.Textarea(**common, rows=4, debounce=True)
+        return dbc.Textarea(**common, rows=4, debounce=True, maxLength=field.max_length)
     if field.kind == "float":
         return dbc.InputGroup([
             # no min=: the browser would turn "-5" into None silently; clean_metadata explains instead
@@ -59,7 +53,7 @@ def _input(field):
             dbc.FormFeedback(id={"type": META_FEEDBACK, "field": field.name}, type="invalid"),
         ], className="has-validation")
     kind = {"email": "email", "url": "url"}.get(field.kind, "text")
-    return dbc.Input(**common, type=kind, debounce=True, maxLength=500)
+    return dbc.Input(**common, type=kind, debounce=True, maxLength=field.max_length)
 
 
 def field_block(field, width: int = 6) -> dbc.Col:
@@ -100,14 +94,15 @@ def metadata_form():
     return dbc.Row(rows + [checks])
 
 
-def visibility_block(user_names: list[str]):
+def visibility_block():
+    """Visibility choice; sharing by exact user names (no list of accounts is ever shown)."""
     return html.Div([
         dbc.RadioItems(id="upload-visibility", value="private",
                        options=[{"label": VISIBILITY_LABELS.get(v, v), "value": v} for v in VISIBILITIES]),
         dbc.Collapse(html.Div([
             dbc.Label("Share with", html_for="upload-share-with", className="mt-2 mb-1 fw-semibold"),
-            dcc.Dropdown(id="upload-share-with", multi=True, options=user_names, value=[],
-                         placeholder="Choose user names…"),
+            dbc.Input(id="upload-share-with", value="", maxLength=2000, placeholder="e.g. jdoe, asmith"),
+            dbc.FormText("Exact user names, separated by commas (ask your collaborators for theirs)."),
         ]), id="upload-share-wrap", is_open=False),
     ])
 
@@ -156,7 +151,7 @@ def layout(**_kwargs):
         dbc.Card([dbc.CardHeader(html.H5("2. Describe the dataset", className="mb-0")), dbc.CardBody(metadata_form())],
                  className="mb-3"),
         dbc.Card([dbc.CardHeader(html.H5("3. Who can see it", className="mb-0")),
-                  dbc.CardBody(visibility_block(users.usernames(exclude=current_user)))], className="mb-3"),
+                  dbc.CardBody(visibility_block())], className="mb-3"),
         html.Div([
             dbc.Button("Upload", id="upload-submit", color="success", size="lg", className="me-2", n_clicks=0),
             dbc.Button("Cancel", id="upload-cancel-job", color="danger", outline=True, disabled=True, n_clicks=0),

@@ -14,6 +14,8 @@ from dash import dcc, html
 from flask_login import current_user
 
 from databank import analysis
+
+from databank import analysis_inputs
 from databank.access import AccessDenied, authorise, get_file
 from databank import viewer_data
 from components import analysis_panel as panel
@@ -49,6 +51,7 @@ def file_header(data_file) -> html.Div:
         ("Density", _fmt(data_file.density, "{:,.0f}", " loc/µm²")),
         ("Coverage", _fmt(None if data_file.coverage is None else 100 * data_file.coverage, "{:.0f}", " %")),
         ("Precision (median)", _fmt(data_file.precision_median, "{:.1f}", " nm")),
+        ("Precision (NeNA)", _fmt(data_file.precision_nena_nm, "{:.1f}", " nm")),
         ("ROIs", _fmt(len(data_file.rois))),
         ("Tiles kept / all", f"{_fmt(stats.get('n_tiles_kept'))} / {_fmt(stats.get('n_tiles'))}"),
     ]
@@ -93,8 +96,8 @@ def viewer_layout(data_file) -> html.Div:
     region_spec = analysis.default_region(data_file)
     try:
         region = analysis.select_region(data_file, table, region_spec)
-    except analysis.RegionError:
-        region_spec, region = analysis.RegionSpec("all"), None
+    except analysis_inputs.RegionError:
+        region_spec, region = analysis_inputs.RegionSpec("all"), None
     fig = figure.build_figure(data_file, view, extent=extent, region=region)
     config = dict(figure.GRAPH_CONFIG)
     config["toImageButtonOptions"] = dict(config["toImageButtonOptions"],
@@ -113,7 +116,7 @@ def viewer_layout(data_file) -> html.Div:
                 dcc.Graph(id=ids.Viewer.GRAPH, figure=fig, config=config, className="border rounded",
                           style={"height": f"{figure.PLOT_HEIGHT}px"}),
                 html.Div(figure.view_info(view), id=ids.Viewer.VIEW_INFO, className="small text-muted mt-1"),
-            ], lg=7, xl=8, className="mb-3"),
+            ], lg=7, xl=8, className="mb-3 nanoorg-viewer-plot"),
             dbc.Col(panel.analysis_panel(analysis.region_options(data_file), region_spec.key,
                                          can_download=authorise(current_user, data_file.dataset, "download")),
                     lg=5, xl=4),

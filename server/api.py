@@ -153,7 +153,7 @@ def _sort() -> list[tuple[str, str]]:
 @bp.get("/datasets")
 def list_datasets():
     limit = _int_param("limit", DEFAULT_LIMIT, 0, MAX_LIMIT)
-    offset = _int_param("offset", 0, 0)
+    offset = _int_param("offset", 0, 0, datasets.MAX_OFFSET)
     filters = query_filters(request.args, LIST_PARAMS)
     try:
         rows, total = datasets.list_datasets(current_user, search=request.args.get("q") or None,

@@ -141,6 +141,7 @@ def similar(dataset_id):
         return csv_response(rows, csv_filename(dataset.id, target, sort))
     response = jsonify(dataset_id=dataset.id, target=target, bank_version=bank_version(),
                        lambda_mode=settings_of().lambda_mode, sort=sort, filters=filters, total=len(rows),
+                       no_scores_reason=search.dataset_no_scores_reason(current_user, dataset.id, target),
                        results=rows if limit is None else rows[:limit])
     response.headers["Cache-Control"] = "no-store"
     return response

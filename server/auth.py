@@ -4,18 +4,21 @@ Routes (blueprint ``auth``):
   GET/POST /login      ?next=<relative path>   form; wrong credentials: the form again with the
                                                message (200, so browsers log no error); throttled -> 429
   GET/POST /register   ?next=<relative path>   form; field errors shown next to the field (200)
-  POST     /logout                             signs out (CSRF token required), redirects to /
+  POST     /logout                             signs out everywhere (every session of the user ends:
+                                               ``users.end_sessions``), CSRF token required, redirects to /
   GET      /logout                             a confirmation button (never signs out by GET)
 
-Every POST is CSRF-protected by the app-wide ``CSRFProtect`` (missing or bad token -> 400). The
+Failed logins are throttled per account name and per client address (``users.authenticate``);
+throttled attempts are logged (name, address). Every POST is CSRF-protected by the app-wide ``CSRFProtect`` (missing or bad token -> 400). The
 forms share the navbar and footer of the Dash pages (``components.navbar.nav_items``).
 """
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, redirect, render_template_string, request
+from flask import Blueprint, current_app, redirect, render_template_string, request, session
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import generate_csrf
 
@@ -24,6 +27,7 @@ from components.footer import LEGAL_NOTICE, contact_href
 from components.navbar import BRAND, nav_items
 
 bp = Blueprint("auth", __name__)
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,6 +190,27 @@ def _next_qs(next_url: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# sessions
+
+SESSION_GENERATION = "nanoorg_session_generation"
+
+
+def sign_in(user) -> None:
+    """Start a session for ``user``, stamped with the user's session generation (logout bumps it)."""
+    login_user(user)
+    session[SESSION_GENERATION] = user.session_generation
+
+
+def session_user(user_id):
+    """flask-login's user loader: the session's user, unless that user has logged out since the
+    session was signed in (its generation is older) -> None (anonymous)."""
+    user = users.get_user(user_id)
+    if user is None or session.get(SESSION_GENERATION) != user.session_generation:
+        return None
+    return user
+
+
+# --------------------------------------------------------------------------------------------
 # routes
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -199,14 +224,15 @@ def login():
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
     try:
-        user = users.authenticate(username, password)
+        user = users.authenticate(username, password, client=request.remote_addr)
     except users.LoginThrottled as exc:
+        log.warning("login throttled: name %r from %s, %d s to wait", username[:64], request.remote_addr, exc.seconds)
         return render_page("Log in", LOGIN, 429, next=next_url, next_qs=_next_qs(next_url), username=username,
                            message=f"Too many failed attempts. Try again in {exc.seconds} s.")
     if user is None:
         return render_page("Log in", LOGIN, next=next_url, next_qs=_next_qs(next_url), username=username,
                            message="Wrong user name or password.")
-    login_user(user)
+    sign_in(user)
     return redirect(next_url)
 
 
@@ -228,7 +254,7 @@ def register():
         user = users.create_user(username, email, password)
     except users.AccountError as exc:
         return render_page("Register", REGISTER, errors={exc.field: str(exc)}, **context)
-    login_user(user)
+    sign_in(user)
     return redirect(next_url)
 
 
@@ -239,6 +265,8 @@ def logout():
         if not current_user.is_authenticated:
             return redirect("/")
         return render_page("Log out", LOGOUT, username=current_user.username)
+    if current_user.is_authenticated:
+        users.end_sessions(current_user)      # every copy of every session cookie of this user dies
     logout_user()
     return redirect("/")
 

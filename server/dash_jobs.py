@@ -133,7 +133,7 @@ def job_callback(app, kind: str, *dependencies, **options):
                 try:
                     return body(*args, **kwargs)
                 except PreventUpdate:
-                    record.finish("refused", "nothing to do")
+                    record.finish("skipped", "nothing to do")
                     raise
         run_job.nanoorg_job_kind = kind
         return app.callback(*dependencies, background=True, **options)(run_job)
@@ -193,9 +193,10 @@ class _JobBody:
 class ThreadJobRunner(BaseBackgroundCallbackManager):
     """Background callbacks in threads of the web process (see the module docstring).
 
-    State per job id in the diskcache ``handle``: "running" while the body runs, "finished" once
-    its result is stored (until the result is collected), removed when it ends without a result
-    (cancelled), so Dash's poll loop always sees a result or a stopped job, never neither."""
+    State per job id in the diskcache ``handle``: "running" (with the running process's identity)
+    while the body runs, "finished" once its result is stored (until the result is collected),
+    removed when it ends without a result (cancelled), so Dash's poll loop always sees a result or
+    a stopped job. A job whose process died (web server restarted) is not running any more."""
 
     def __init__(self, cache_dir: Path):
         import diskcache
@@ -222,7 +223,8 @@ class ThreadJobRunner(BaseBackgroundCallbackManager):
     def call_job_fn(self, key, job_fn, args, context):
         server = current_app._get_current_object()
         job = uuid.uuid4().hex
-        self.handle.set(self._state_key(job), "running", expire=RESULT_TTL_SECONDS)
+        self.handle.set(self._state_key(job), dict(jobs.process_identity(), state="running"),
+                        expire=RESULT_TTL_SECONDS)
         threading.Thread(target=self._run, name=f"nanoorg-job-{job[:8]}", daemon=True,
                          args=(job_fn, key, args, dict(context), job, server)).start()
         return job
@@ -258,10 +260,10 @@ class ThreadJobRunner(BaseBackgroundCallbackManager):
                     db.session.remove()
             if not cache.get(self._cancel_key(job)):
                 cache.set(key, output, expire=RESULT_TTL_SECONDS)
-                cache.set(self._state_key(job), "finished", expire=RESULT_TTL_SECONDS)
+                cache.set(self._state_key(job), {"state": "finished"}, expire=RESULT_TTL_SECONDS)
                 return
         finally:
-            if cache.get(self._state_key(job)) == "running":
+            if self._state(job) == "running":
                 cache.delete(self._state_key(job))
 
     def get_progress(self, key):
@@ -286,11 +288,21 @@ class ThreadJobRunner(BaseBackgroundCallbackManager):
     def get_updated_props(self, key):
         return {}
 
+    def _state(self, job) -> str | None:
+        """"running", "finished" or None (no such job, or its process died)."""
+        value = self.handle.get(self._state_key(job)) if job is not None else None
+        if not isinstance(value, dict):
+            return None
+        if value.get("state") == "running" and not jobs.process_alive(value):
+            self.handle.delete(self._state_key(job))
+            return None
+        return value.get("state")
+
     def job_running(self, job):
-        return job is not None and self.handle.get(self._state_key(job)) is not None
+        return self._state(job) is not None
 
     def terminate_job(self, job):
-        if job is not None and self.handle.get(self._state_key(job)) == "running":
+        if self._state(job) == "running":
             self.handle.set(self._cancel_key(job), True, expire=FLAG_TTL_SECONDS)
 
     def terminate_unhealthy_job(self, job):

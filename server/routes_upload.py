@@ -14,7 +14,11 @@ Rules (checked here, whatever the browser claims):
   ``<staging_dir>/uploads/<user id>/<upload_id>/<index>.part``;
 - ``offset`` must equal the bytes already received (409 with ``expected`` otherwise, so the client
   can resume); a file larger than ``settings.max_upload_mb`` or a user's staging folder larger than
-  the quota is refused with 413; every error is JSON ``{"error": "..."}``.
+  the quota is refused with 413; every error is JSON ``{"error": "..."}``;
+- the quota counts every staged byte of the user: chunks, sidecars, the ingest's staging copy, each
+  file and folder plus ``FILE_OVERHEAD_BYTES`` (so empty files are not free); a user holds at most
+  ``MAX_OPEN_UPLOADS`` uploads (the oldest idle for ``IDLE_UPLOAD_SECONDS`` make room) and
+  ``MAX_STAGED_FILES`` files at once (429 otherwise).
 
 ``staged_files(user_id, upload_id)`` hands the completed files to the ingest job as
 ``databank.ingest.StagedFile`` and ``discard_upload`` removes them afterwards.
@@ -38,11 +42,15 @@ from flask_wtf.csrf import CSRFError, validate_csrf
 from wtforms.validators import ValidationError
 
 from databank.core import settings_of
-from databank.ingest import StagedFile
+from databank.ingest import StagedFile, remove_dead_ingests
 
 CHUNK_BYTES = 8 * 1024 * 1024          # what the browser sends per request
 READ_BYTES = 1024 * 1024               # what the server reads from the stream at a time
 MAX_FILES_PER_UPLOAD = 500
+MAX_OPEN_UPLOADS = 8                   # uploads one user may hold at once (one per open upload page is normal)
+MAX_STAGED_FILES = 1000                # files one user may hold at once, over all open uploads
+FILE_OVERHEAD_BYTES = 4096             # what every staged file or folder costs on disk beyond its bytes
+IDLE_UPLOAD_SECONDS = 3600             # at the MAX_OPEN_UPLOADS cap, uploads idle this long make room
 STALE_UPLOAD_SECONDS = 24 * 3600       # unfinished uploads older than this are removed
 INDEX_RE = re.compile(r"^\d{1,4}$")
 CSRF_HEADERS = ("X-CSRFToken", "X-CSRF-Token")
@@ -111,15 +119,32 @@ def _write_sidecar(folder: Path, index: int, info: dict) -> None:
     os.replace(tmp, _sidecar(folder, index))
 
 
-def _folder_bytes(folder: Path) -> int:
-    total = 0
-    if folder.is_dir():
-        for path in folder.rglob("*.part"):
+def staged_usage(folder: Path) -> tuple[int, int]:
+    """(bytes, uploaded files) a user's staging folder holds: every file's size plus FILE_OVERHEAD_BYTES
+    per file and folder (sidecars, empty files and the ingest's staging copy included); files = sidecars."""
+    total, n_files = 0, 0
+    for root, folders, names in os.walk(folder):
+        total += FILE_OVERHEAD_BYTES * (len(folders) + len(names))
+        for name in names:
             try:
-                total += path.stat().st_size
+                total += os.stat(os.path.join(root, name)).st_size
             except OSError:
                 pass
-    return total
+            n_files += name.endswith(".json") and INDEX_RE.match(name[:-len(".json")]) is not None
+    return total, n_files
+
+
+def _open_uploads(settings, user_id) -> list[Path]:
+    folder = user_dir(settings, user_id)
+    return [p for p in folder.iterdir() if p.is_dir() and normalise_upload_id(p.name) == p.name] \
+        if folder.is_dir() else []
+
+
+def _last_touched(folder: Path) -> float:
+    try:
+        return max([folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.iterdir()])
+    except OSError:
+        return 0.0
 
 
 def max_file_bytes(settings) -> int:
@@ -216,12 +241,8 @@ def remove_stale_uploads(settings, user_id, max_age: float = STALE_UPLOAD_SECOND
     if not folder.is_dir():
         return 0
     now = time.time()
-    for child in folder.iterdir():
-        try:
-            newest = max([child.stat().st_mtime] + [p.stat().st_mtime for p in child.iterdir()])
-        except OSError:
-            continue
-        if now - newest > max_age:
+    for child in _open_uploads(settings, user_id):
+        if now - _last_touched(child) > max_age:
             shutil.rmtree(child, ignore_errors=True)
             removed += 1
     return removed
@@ -268,6 +289,15 @@ def start_upload():
     settings = settings_of(current_app)
     uid = int(current_user.get_id())
     remove_stale_uploads(settings, uid)
+    if user_dir(settings, uid).is_dir():
+        remove_dead_ingests(user_dir(settings, uid), settings)     # a killed ingest's copy leaves the quota
+    open_uploads = sorted(_open_uploads(settings, uid), key=_last_touched)
+    while len(open_uploads) >= MAX_OPEN_UPLOADS and time.time() - _last_touched(open_uploads[0]) > IDLE_UPLOAD_SECONDS:
+        shutil.rmtree(open_uploads.pop(0), ignore_errors=True)
+    if len(open_uploads) >= MAX_OPEN_UPLOADS:
+        return _error(429, f"You have {len(open_uploads)} unfinished uploads (at most {MAX_OPEN_UPLOADS} at once). "
+                      "Finish one, press Clear on an upload page you left open, or try again in "
+                      f"{IDLE_UPLOAD_SECONDS // 60} minutes when idle uploads make room.")
     upload_id = uuid.uuid4().hex
     (user_dir(settings, uid) / upload_id).mkdir(parents=True, exist_ok=True)
     return jsonify(upload_id=upload_id, chunk_bytes=CHUNK_BYTES, max_file_bytes=max_file_bytes(settings))
@@ -311,12 +341,18 @@ def upload_chunk(upload_id):
         return _error(400, f"{name}: the chunk goes past the declared file size.")
 
     folder = user_dir(settings, uid) / canonical
-    if _folder_bytes(user_dir(settings, uid)) + length > quota_bytes(settings):
-        return _error(413, f"Your staging space ({_mb(quota_bytes(settings))}) is full. Finish or cancel "
-                      "your other uploads first.")
-    folder.mkdir(parents=True, exist_ok=True)
+    if not folder.is_dir():
+        return _error(404, "This upload is not open (it was cancelled, used or expired): choose the files again.")
+    used, n_files = staged_usage(user_dir(settings, uid))
     info = _read_sidecar(folder, index)
+    new_file_cost = 2 * FILE_OVERHEAD_BYTES if info is None else 0      # its sidecar and its .part
+    if used + new_file_cost + length > quota_bytes(settings):
+        return _error(413, f"Your staging space ({_mb(quota_bytes(settings))}, counting every staged file) is "
+                      f"full: {_mb(used)} in use. Finish or cancel your other uploads first.")
     if info is None:
+        if n_files >= MAX_STAGED_FILES:
+            return _error(429, f"You have {n_files} files waiting in unfinished uploads (at most "
+                          f"{MAX_STAGED_FILES} at once). Finish or cancel your other uploads first.")
         if offset != 0:
             return _error(409, f"{name}: the server has no bytes of this file yet.", expected=0)
         info = dict(name=name, size=size, complete=False, started=time.time())

@@ -9,6 +9,8 @@ import os
 import time
 
 import pytest
+
+from tests.web import support
 from selenium.webdriver.common.by import By
 
 from databank.models import db
@@ -94,6 +96,9 @@ def test_bsim001_dataset_page_similarity(dash_duo, nanoorg_app, tmp_path):
     _until(lambda: len(_grid_rows(dash_duo)) == 3, 30, "3 result rows")
     page = dash_duo.driver.find_element(By.ID, "sim-grid").text
     assert "EGFR in HeLa one" in page and "Bob secret dataset" not in page
+    # issue 12 item 10: headers fit (wrapped, not cut) and the fraction column says it is a percentage
+    assert dash_duo.driver.execute_script(support.TRUNCATED_HEADERS_JS, "#sim-grid") == []
+    assert "% pairs λ > 1" in page and " %" in page
 
     # metadata filter: same cell type (COS-7) leaves one dataset
     _click(dash_duo, "#sim-same-cell-type")

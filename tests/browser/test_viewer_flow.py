@@ -11,7 +11,7 @@ from dash.testing.wait import until
 from selenium.webdriver.common.keys import Keys
 
 from compute import simulate
-from databank import analysis
+from databank import viewer_render
 from databank.demo import write_fiji_roi, write_thunderstorm_csv
 from databank.ingest import StagedFile, ingest_dataset
 from databank.models import User, db
@@ -45,7 +45,7 @@ def _cluster_count(dash_duo) -> str:
 
 def test_bview001_eps_slider_and_zoom(dash_duo, nanoorg_app, browser_user, tmp_path, monkeypatch):
     # few points per view: the first plot is a density image, a zoom renders a new one
-    monkeypatch.setattr(analysis, "SCATTER_MAX_POINTS", 3000)
+    monkeypatch.setattr(viewer_render, "SCATTER_MAX_POINTS", 3000)
     file_id = _public_file(nanoorg_app, browser_user.id, tmp_path)
     dash_duo.start_server(nanoorg_app)
     dash_duo.driver.get(f"{dash_duo.server_url}/file/{file_id}")          # anonymous visitor, public data
@@ -73,5 +73,42 @@ def test_bview001_eps_slider_and_zoom(dash_duo, nanoorg_app, browser_user, tmp_p
     assert image["x"] <= 2000.5 and image["x"] + image["sizex"] >= 6999.5          # covers the new window
     until(lambda: "density image" in dash_duo.find_element("#viewer-view-info").text, timeout=10)
 
+    time.sleep(0.5)
+    assert dash_duo.get_logs() == []
+
+
+def test_bview002_enter_applies_a_typed_eps(dash_duo, nanoorg_app, browser_user, tmp_path):
+    """Issue 12 item 6: a typed eps confirmed with Enter (no Tab, no click) re-runs DBSCAN."""
+    file_id = _public_file(nanoorg_app, browser_user.id, tmp_path)
+    dash_duo.start_server(nanoorg_app)
+    dash_duo.driver.get(f"{dash_duo.server_url}/file/{file_id}")
+    dash_duo.wait_for_element("#viewer-n-clusters", timeout=60)
+    until(lambda: "eps 100 nm" in dash_duo.find_element("#viewer-dbscan-status").text, timeout=30)
+    box = dash_duo.find_element("#viewer-eps input[type=number]")
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("40", Keys.ENTER)
+    until(lambda: "eps 40 nm" in dash_duo.find_element("#viewer-dbscan-status").text, timeout=30)
+    # the focus stays in the box: the next value can be typed straight away
+    assert dash_duo.driver.execute_script("return document.activeElement.type") == "number"
+    minpts = dash_duo.find_element("#viewer-minpts input[type=number]")
+    minpts.send_keys(Keys.CONTROL, "a")
+    minpts.send_keys("5", Keys.ENTER)
+    until(lambda: "minPts 5" in dash_duo.find_element("#viewer-dbscan-status").text, timeout=30)
+
+    # issue 12 item 13: the plot toolbar sits above the image, not on it
+    toolbar, plot_area = dash_duo.driver.execute_script(
+        "const g = document.querySelector('#viewer-graph');"
+        "g.dispatchEvent(new MouseEvent('mousemove', {bubbles: true}));"
+        "const r = e => { const b = e.getBoundingClientRect(); return {top: b.top, bottom: b.bottom}; };"
+        "return [r(g.querySelector('.modebar-container')), r(g.querySelector('.nsewdrag'))];")
+    assert toolbar["bottom"] <= plot_area["top"] + 1, (toolbar, plot_area)
+    # ... and the plot stays in view while the taller analysis panel scrolls
+    dash_duo.driver.execute_script("document.querySelector('#viewer-dbscan-hist').style.height = '1600px';")
+    dash_duo.driver.execute_script("window.scrollTo(0, 1200);")
+    time.sleep(0.3)
+    top = dash_duo.driver.execute_script(
+        "return document.querySelector('#viewer-graph').getBoundingClientRect().top;")
+    assert dash_duo.driver.execute_script("return window.scrollY;") > 1000
+    assert 0 <= top < 200, top
     time.sleep(0.5)
     assert dash_duo.get_logs() == []

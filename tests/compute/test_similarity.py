@@ -320,3 +320,77 @@ def test_same_process_pairs_score_below_clustered_vs_csr_pairs(fields):
             < mean_lambda(fields, "clustered_300", "csr_300", target=100))
     assert (mean_lambda(fields, "csr_300", "csr_150", target=100)
             < mean_lambda(fields, "clustered_150", "csr_150", target=100))
+
+
+# ---- repeated thinnings, Bernoulli thinning, pair audit ------------------------------------------
+
+def test_repeated_thinnings_are_independent_and_keep_the_first_draw(file_case):
+    x, y, grid = file_case
+    single = file_fingerprints(x, y, grid, seed=3)
+    repeated = file_fingerprints(x, y, grid, seed=3, n_repeats=4)
+    for target in (30, 100):
+        draws = repeated.repeats(target)
+        assert len(draws) == 4
+        np.testing.assert_array_equal(draws[0].hist, single.thinned[target].hist)
+        assert all((d.n_locs == single.thinned[target].n_locs).all() for d in draws)
+        assert len({d.hist.tobytes() for d in draws}) == 4          # four different draws
+    again = file_fingerprints(x, y, grid, seed=3, n_repeats=4)
+    np.testing.assert_array_equal(again.repeats(30)[3].hist, repeated.repeats(30)[3].hist)
+    with pytest.raises(ValueError):
+        file_fingerprints(x, y, grid, n_repeats=0)
+
+
+def test_bernoulli_thinning_keeps_each_localisation_with_the_file_probability(file_case):
+    x, y, grid = file_case
+    fp = file_fingerprints(x, y, grid, seed=3, thinning="bernoulli", n_repeats=2)
+    eligible = [0, 1, 3]                                   # >= 270 localisations
+    density = (2700 + 540 + 1080) / (3 * 9.0)              # 160 loc/um² over the eligible tiles
+    assert fp.tile_index_thinned[30].tolist() == eligible and fp.tile_index_thinned[100].tolist() == eligible
+    order, offsets = points_in_tiles(x, y, grid)
+    for target in (30, 100):
+        p = target / density
+        for repeat, prints in enumerate(fp.repeats(target)):
+            for row, k in enumerate(eligible):
+                members = order[offsets[k]:offsets[k + 1]]
+                kept = members[similarity.bernoulli_keep(members.size, p, similarity.tile_seed(3, k, target, repeat))]
+                assert prints.n_locs[row] == kept.size
+                assert_same_histogram(prints.hist[row], tile_count_histogram(x[kept], y[kept], *grid.origins[k]))
+        total = fp.thinned[target].n_locs.sum()
+        n = 2700 + 540 + 1080
+        assert abs(total - p * n) < 4 * np.sqrt(n * p * (1 - p))         # binomial, 4 SD
+    sparse = file_fingerprints(x, y, grid, targets=(300,), thinning="bernoulli")
+    assert len(sparse.thinned[300]) == 0                    # file density below the target: no thinned tiles
+    with pytest.raises(ValueError):
+        file_fingerprints(x, y, grid, thinning="poisson")
+
+
+def test_compare_repeated_averages_lambda_over_repeats(rng):
+    a = [random_fingerprints(rng, 5) for _ in range(3)]
+    b = [random_fingerprints(rng, 4) for _ in range(3)]
+    result = similarity.compare_repeated(a, b)
+    per_repeat = np.array([lambda_matrix(a[r], b[r]).ravel() for r in range(3)])
+    averaged = per_repeat.mean(axis=0)
+    assert result.n_repeats == 3 and result.summary.n_pairs == 20
+    assert result.summary.mean == pytest.approx(averaged.mean(), rel=1e-12)
+    assert result.summary.median == pytest.approx(np.median(averaged), rel=1e-12)
+    assert result.summary.sd == pytest.approx(averaged.std(ddof=1), rel=1e-12)
+    assert result.sd_repeats == pytest.approx(per_repeat.mean(axis=1).std(ddof=1), rel=1e-12)
+    one = similarity.compare_repeated(a[:1], b)
+    assert one.summary.mean == pytest.approx(compare_sets(a[0], b[0]).mean, rel=1e-12)
+    assert one.as_dict()["n_repeats"] == 1 and one.as_dict()["sd_repeats"] is None
+    sampled = similarity.compare_repeated(a, b, max_pairs=7, seed=2)
+    assert sampled.summary.n_pairs == 7
+
+
+def test_pair_audit_matches_scipy_ks(rng):
+    a, b = random_fingerprints(rng, 3, n_bins=400), random_fingerprints(rng, 4, n_bins=900)
+    audit = similarity.pair_audit(a, b, max_pairs=5, seed=1)
+    assert audit["D"].size == 5
+    sampled = compare_sets(a, b, max_pairs=5, seed=1)
+    assert np.mean(audit["lambda_critical"]) == pytest.approx(sampled.mean, rel=1e-12)
+    for i, j, d, n, m, lam_c, lam_k in zip(*(audit[k] for k in ("tile_a", "tile_b", "D", "n", "m", "lambda_critical",
+                                                                  "lambda_kolmogorov"))):
+        reference = ks_2samp(expand(a.hist[i]), expand(b.hist[j])).statistic
+        assert d == pytest.approx(reference, abs=1e-12) and (n, m) == (400, 900)
+        assert lam_k == pytest.approx(np.sqrt(n * m / (n + m)) * reference)
+        assert lam_c == pytest.approx(lam_k / C_ALPHA_05)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from compute.simulate import simulate_clustered, simulate_csr
+from compute.simulate import simulate_blinking, simulate_clustered, simulate_csr
 from compute.table import LocalisationTable
 
 WIDTH, HEIGHT = 20_000.0, 15_000.0      # 300 um²
@@ -83,3 +83,18 @@ def test_invalid_parameters_are_rejected():
         simulate_clustered(100.0, WIDTH, HEIGHT, fraction_clustered=1.5)
     with pytest.raises(ValueError):
         simulate_csr(100.0, WIDTH, HEIGHT, blinks_mean=0.5)
+
+
+def test_blinking_runs_are_consecutive_frames_with_the_given_blur():
+    pattern = simulate_blinking(2000, 20_000.0, 20_000.0, precision_nm=15.0, mean_on_frames=4.0, seed=2)
+    assert np.all(np.diff(pattern.frame) >= 0)
+    runs = np.bincount(pattern.emitter)
+    assert runs.min() >= 1 and runs.mean() == pytest.approx(4.0, rel=0.08)
+    for e in range(50):
+        frames = np.sort(pattern.frame[pattern.emitter == e])
+        assert np.all(np.diff(frames) == 1)                  # one run of consecutive frames
+    centred = np.concatenate([pattern.x[pattern.emitter == e] - pattern.x[pattern.emitter == e].mean()
+                              for e in np.flatnonzero(runs >= 2)])
+    n_per = runs[runs >= 2]
+    sd = np.sqrt((centred**2).sum() / (n_per - 1).sum())    # pooled within-emitter SD (unbiased)
+    assert sd == pytest.approx(15.0, rel=0.05)

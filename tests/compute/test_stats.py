@@ -5,12 +5,14 @@ import pytest
 from shapely.geometry import box
 
 from compute.similarity import file_fingerprints
-from compute.stats import file_statistics
+from compute.simulate import simulate_blinking, simulate_clustered
+from compute.stats import file_statistics, nena_precision, next_frame_neighbour_distances
 from compute.tiles import grid_tiles
 
 KEYS = {"n_locs", "n_locs_roi", "roi_area_um2", "density", "n_tiles", "n_tiles_kept", "n_tiles_dropped",
         "tile_area_um2", "density_tiles", "coverage", "coverage_area", "precision_median", "precision_mean",
-        "precision_sd", "precision_source", "roi_source", "n_tiles_thinned_30", "n_tiles_thinned_100"}
+        "precision_sd", "precision_source", "roi_source", "n_tiles_thinned_30", "n_tiles_thinned_100",
+        "precision_nena_nm", "precision_nena_se_nm", "nena_n_pairs"}
 
 
 def bin_centres(first_bin, n_bins, x0, y0):
@@ -48,11 +50,12 @@ def test_statistics_match_hand_computed_values(case):
         "density_tiles": 300 / 9, "coverage": 200 / 10_000, "coverage_area": 9 / 21,
         "precision_median": 15.0, "precision_mean": 15.0, "precision_sd": 5 * np.sqrt(420 / 419),
         "precision_source": "uncertainty [nm]", "roi_source": "file",
-        "n_tiles_thinned_30": 1, "n_tiles_thinned_100": 0,
+        "n_tiles_thinned_30": 1, "n_tiles_thinned_100": 0, "nena_n_pairs": 0,
     }
     for key, value in expected.items():
         assert stats[key] == pytest.approx(value, rel=1e-12), key
-    assert all(type(v) in (int, float, str) for v in stats.values())
+    assert stats["precision_nena_nm"] is None and stats["precision_nena_se_nm"] is None     # no frame column
+    assert all(type(v) in (int, float, str) for k, v in stats.items() if not k.startswith("precision_nena"))
 
 
 def test_missing_precision_and_missing_roi_give_none(case):
@@ -79,3 +82,45 @@ def test_bin_size_must_match_the_fingerprints(case):
     xy, precision, polygons, grid, fingerprints = case
     with pytest.raises(ValueError):
         file_statistics(xy[:, 0], xy[:, 1], precision, polygons, grid, fingerprints, bin_nm=60.0)
+
+
+# --- NeNA ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sigma_nm, n_emitters, n_frames", [(8.0, 3000, 5000), (15.0, 3000, 5000),
+                                                              (25.0, 3000, 5000), (12.0, 40_000, 2000)])
+def test_nena_recovers_the_simulated_precision_within_10_percent(sigma_nm, n_emitters, n_frames):
+    """Emitters on for runs of consecutive frames (mean 3), Gaussian blur of known SD."""
+    pattern = simulate_blinking(n_emitters, 20_000.0, 20_000.0, precision_nm=sigma_nm, n_frames=n_frames,
+                                seed=int(sigma_nm))
+    result = nena_precision(pattern.x, pattern.y, pattern.frame)
+    assert result.sigma_nm == pytest.approx(sigma_nm, rel=0.10)
+    assert result.n_pairs > 1000 and result.sigma_se_nm < 0.05 * sigma_nm
+
+
+def test_next_frame_distances_match_brute_force():
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(0, 2000, 400), rng.uniform(0, 2000, 400)
+    frame = rng.integers(0, 20, 400)
+    expected = []
+    for i in range(400):
+        later = frame == frame[i] + 1
+        if later.any():
+            d = np.hypot(x[later] - x[i], y[later] - y[i]).min()
+            if d <= 150.0:
+                expected.append(d)
+    np.testing.assert_allclose(np.sort(next_frame_neighbour_distances(x, y, frame, 150.0)), np.sort(expected))
+
+
+def test_nena_needs_enough_adjacent_frame_pairs():
+    pattern = simulate_blinking(20, 20_000.0, 20_000.0, seed=1)
+    x, y, frame = pattern.x, pattern.y, pattern.frame
+    assert nena_precision(x, y, frame) is None
+    stats_frame = file_statistics(x, y, None, [], grid_tiles([]), file_fingerprints(x, y, grid_tiles([])), frame=frame)
+    assert stats_frame["precision_nena_nm"] is None and stats_frame["nena_n_pairs"] == 0
+
+
+def test_nena_gives_no_estimate_when_the_fit_is_undetermined():
+    """Clustered emitters seen in random (not consecutive) frames: few adjacent-frame pairs from the
+    same molecule, so the fit is poorly determined and is not reported."""
+    pattern = simulate_clustered(200, 20_000.0, 20_000.0, n_frames=10_000, seed=1)
+    assert nena_precision(pattern.x, pattern.y, pattern.frame) is None

@@ -110,3 +110,25 @@ def test_migrate_creates_then_keeps_the_schema(capsys, instance_env, monkeypatch
     assert code == 0 and json.loads(out) == dict(previous=None, revision=head_revision())
     code, out, _ = run(capsys, "migrate", "--json")
     assert code == 0 and json.loads(out) == dict(previous=head_revision(), revision=head_revision())
+
+
+def test_contact_messages_are_stored_and_listed(capsys, instance_env):
+    """Issue 12 item 5: the contact form's messages reach the administrators through `nanoorg messages`."""
+    from config import load_settings
+    from databank.contact import ContactError, store_message
+    from databank.core import make_data_app
+
+    app = make_data_app(load_settings())
+    with app.app_context():
+        with pytest.raises(ContactError, match="email address"):
+            store_message(None, "not-an-address", "The viewer shows nothing for my file.")
+        with pytest.raises(ContactError, match="at least 10"):
+            store_message(None, "a@example.org", "hi")
+        store_message(None, "a@example.org", "The viewer shows nothing for my file.")
+        store_message(None, "b@example.org", "Second message, please answer.")
+    code, out, _ = run(capsys, "messages", "--json")
+    messages = json.loads(out)["messages"]
+    assert code == 0 and [m["reply_to"] for m in messages] == ["b@example.org", "a@example.org"]
+    assert messages[1]["body"] == "The viewer shows nothing for my file." and messages[1]["user_id"] is None
+    code, out, _ = run(capsys, "messages", "--limit", "1")
+    assert code == 0 and "b@example.org" in out and "a@example.org" not in out

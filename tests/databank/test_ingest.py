@@ -163,3 +163,75 @@ def test_stored_fingerprints_round_trip():
         np.testing.assert_array_equal(before.hist, after.hist)
         np.testing.assert_array_equal(before.n_locs, after.n_locs)
     np.testing.assert_array_equal(restored.tile_index_thinned[100], original.tile_index_thinned[100])
+
+
+def test_stored_repeated_thinnings_round_trip_and_old_blobs_read_as_one_thinning():
+    pattern = simulate.simulate_csr(150, 9000, 9000, seed=3)
+    grid = tiles.grid_tiles([shapely.box(0, 0, 9000, 9000)])
+    original = file_fingerprints(pattern.x, pattern.y, grid, targets=(30, 100), seed=1, n_repeats=3)
+    restored = unpack_fingerprints(pack_fingerprints(original))
+    for target in (30, 100):
+        assert len(restored.repeats(target)) == 3
+        for before, after in zip(original.repeats(target), restored.repeats(target)):
+            np.testing.assert_array_equal(before.hist, after.hist)
+            np.testing.assert_array_equal(before.n_locs, after.n_locs)
+    single = file_fingerprints(pattern.x, pattern.y, grid, targets=(30, 100), seed=1)
+    old_blob = pack_fingerprints(single)        # what banks stored before repeats existed
+    assert unpack_fingerprints(old_blob).extra_repeats == {}
+    np.testing.assert_array_equal(unpack_fingerprints(old_blob).thinned[30].hist, restored.thinned[30].hist)
+
+
+def test_ingest_stores_nena_precision_of_a_blinking_file(app, users, tmp_path):
+    from databank.datasets import file_record
+    from databank.demo import write_thunderstorm_csv
+    folder = tmp_path / "blink"
+    folder.mkdir()
+    pattern = simulate.simulate_blinking(4000, 12_000.0, 12_000.0, precision_nm=12.0, n_frames=4000, seed=8)
+    write_thunderstorm_csv(folder / "blink.csv", pattern)
+    dataset = ingest_dataset(staged([folder / "blink.csv"]), META, users["alice"])
+    data_file = dataset.files[0]
+    assert data_file.precision_nena_nm == pytest.approx(12.0, rel=0.10)
+    assert data_file.stats["nena_n_pairs"] > 1000
+    assert file_record(data_file)["precision_nena_nm"] == data_file.precision_nena_nm
+    csr = ingest_dataset(staged(write_csr_file(tmp_path / "csr", "cell")), dict(META, title="no frames pairs"),
+                         users["alice"])
+    assert csr.files[0].precision_nena_nm is None      # frames at random: too few adjacent-frame pairs
+
+
+def test_misnamed_roi_file_is_flagged_by_the_plan_and_refused(app, settings, users, tmp_path):
+    """Issue 12 item 1: 'cell7-ROI1.csv' next to 'cell7.csv' is not a 5-localisation detection file."""
+    paths = write_csr_file(tmp_path / "up", "cell7")
+    polygon = tmp_path / "up" / "cell7-ROI1.csv"
+    polygon.write_text("X,Y\n1,1\n5,1\n5,5\n3,6\n1,5\n")
+    plan = plan_upload(["cell7.csv", "cell7-ROI1.csv"])
+    assert plan.misnamed_rois == {"cell7-ROI1.csv": "cell7_ROI_1.csv"} and not plan.ok
+    assert list(plan.detections) == ["cell7.csv"]
+    (problem,) = plan.problems()
+    assert "cell7_ROI_1.csv" in problem and "{DETECTION_FILE_NAME}_ROI*.csv" in problem
+    with pytest.raises(IngestError) as info:
+        ingest_dataset(staged(paths + [polygon]), META, users["alice"])
+    assert info.value.file == "cell7-ROI1.csv"
+    # a polygon under a name without 'ROI' is still refused: too few localisations
+    renamed = tmp_path / "up" / "cell7b.csv"
+    polygon.rename(renamed)
+    with pytest.raises(IngestError, match=r"cell7b.csv holds only 5 localisation\(s\).*_ROI\*\.csv"):
+        ingest_dataset(staged(paths + [renamed]), META, users["alice"])
+    assert counts() == (0, 0, 0, 0) and store_is_empty(settings)
+
+
+def test_pixel_coordinates_under_a_plain_header_are_refused(app, settings, users, tmp_path):
+    """Issue 12 item 2: x,y in camera pixels (107 nm) with no unit are not read as nm, even with a pixel size."""
+    pattern = simulate.simulate_csr(120.0, 15_000, 15_000, seed=4)
+    pixels = tmp_path / "pixels.csv"
+    pd.DataFrame({"x": pattern.x / 107.0, "y": pattern.y / 107.0}).to_csv(pixels, index=False)
+    with pytest.raises(IngestError) as info:
+        ingest_dataset(staged([pixels]), dict(META, pixel_size_nm=107), users["alice"], pixel_size_nm=107.0)
+    message = str(info.value)
+    assert info.value.file == "pixels.csv" and "look like camera pixels" in message
+    assert "107 nm (the pixel size in the form)" in message and "x [px]" in message
+    assert counts() == (0, 0, 0, 0) and store_is_empty(settings)
+    # the fix the message names works: the same numbers with the unit in the header
+    pd.DataFrame({"x [px]": pattern.x / 107.0, "y [px]": pattern.y / 107.0}).to_csv(pixels, index=False)
+    dataset = ingest_dataset(staged([pixels]), META, users["alice"], pixel_size_nm=107.0)
+    assert dataset.files[0].n_locs == len(pattern.x)
+    assert dataset.files[0].density == pytest.approx(len(pattern.x) / (dataset.files[0].rois[0].area_um2), rel=1e-6)

@@ -35,7 +35,7 @@ def test_search_numbers_equal_direct_comparison(app, users, tmp_path):
     row = search.similar_datasets(users["alice"], a.id, target=100)[0]
     sa, sb = compare.dataset_fingerprint_sets(a), compare.dataset_fingerprint_sets(b)
     for label, choice in (("unthinned", None), ("thinned", 100)):
-        lambdas = similarity.lambda_matrix(sa[choice], sb[choice]).ravel()
+        lambdas = similarity.lambda_matrix(sa[choice][0], sb[choice][0]).ravel()
         assert row[f"{label}_n_pairs"] == lambdas.size
         assert row[f"{label}_mean"] == round(float(np.mean(lambdas)), 4)
         assert row[f"{label}_median"] == round(float(np.median(lambdas)), 4)

@@ -19,6 +19,7 @@ from flask_login import login_user, logout_user
 from databank.ingest import StagedFile, ingest_dataset
 from databank.models import Dataset, db
 from databank.users import create_user
+from server.auth import SESSION_GENERATION
 
 PASSWORD = "correct horse battery"
 # An irregular placement so tile edges are not at round numbers: tiles anchored at (500, 500) nm.
@@ -163,6 +164,7 @@ def client_as(bank: Bank, name: str | None):
         with client.session_transaction() as session:
             session["_user_id"] = str(bank.users[name])
             session["_fresh"] = True
+            session[SESSION_GENERATION] = 0          # a user who never logged out
     return client
 
 
@@ -200,7 +202,9 @@ def find_ids(component) -> dict:
 
 
 def text_of(component) -> str:
-    """All text in a layout tree, space separated."""
+    """All text in a layout tree, space separated (text around a <wbr> is joined, as a browser shows it)."""
+    from dash import html
+
     parts = []
 
     def walk(node):
@@ -210,6 +214,9 @@ def text_of(component) -> str:
             parts.append(str(node))
             return
         if isinstance(node, (list, tuple)):
+            if any(isinstance(child, html.Wbr) for child in node):
+                parts.append("".join(str(child) for child in node if isinstance(child, (str, int, float))))
+                return
             for child in node:
                 walk(child)
             return

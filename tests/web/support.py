@@ -291,3 +291,13 @@ def ingest_small(app, owner: Account, folder: Path, *, visibility: str = "public
         dataset_id = dataset.id
         db.session.remove()
     return dataset_id
+
+
+# JavaScript for browser tests: the header texts of a grid that the browser cuts ('Density (loc/…').
+TRUNCATED_HEADERS_JS = """
+const grid = document.querySelector(arguments[0]);
+return Array.from(grid.querySelectorAll('.ag-header-cell-text, .ag-header-group-text'))
+    .filter(e => e.offsetParent !== null && e.textContent.trim()
+            && (e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1))
+    .map(e => e.textContent.trim());
+"""

@@ -176,3 +176,18 @@ def test_thread_manager_cancel_over_http(tiny):
         time.sleep(0.05)
     assert not manager.job_running(job_id)                   # stopped at its next progress report
     assert manager.get_result(job.cache_key, job_id) is manager.UNDEFINED
+
+
+def test_a_job_whose_process_died_is_not_running(tmp_path):
+    from databank import jobs
+
+    manager = dash_jobs.ThreadJobManager(tmp_path / "jobs")
+    here = jobs.process_identity()
+    states = {"alive": dict(here, state="running"),
+              "dead": dict(here, pid=2 ** 22 + 12345, state="running"),       # above Linux's largest pid
+              "reused": dict(here, started=here["started"] - 3600, state="running"),   # same pid, other process
+              "finished": {"state": "finished"}}
+    for job, state in states.items():
+        manager.handle.set(manager._state_key(job), state)
+    assert {job: manager.job_running(job) for job in states} == {"alive": True, "dead": False, "reused": False,
+                                                                  "finished": True}

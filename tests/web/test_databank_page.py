@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from databank.metadata import METADATA_FIELDS
+from databank.metadata import LONG_TEXT_FIELDS, METADATA_FIELDS
 from databank.models import DatasetShare, db
 from callbacks import databank as cb
 
@@ -132,8 +132,8 @@ def test_rows_carry_grid_columns(bank):
     for key in ("id", "title", "protein", "cell_type", "modality", "software", "fluorophore", "density",
                 "n_files", "n_locs", "n_tiles", "owner", "visibility", "created", "simulated"):
         assert key in row
-    for field in METADATA_FIELDS:
-        assert field.name in row
+    for field in METADATA_FIELDS:      # long free text stays on the dataset page, out of the list
+        assert (field.name in row) == (field.name not in LONG_TEXT_FIELDS), field.name
 
 
 def test_layout_is_an_infinite_grid_with_every_column(bank):
@@ -148,7 +148,7 @@ def test_layout_is_an_infinite_grid_with_every_column(bank):
                  "n_locs", "n_tiles", "owner", "visibility", "created"):
         assert not fields[name].get("hide"), name
     for field in METADATA_FIELDS:
-        assert field.name in fields
+        assert (field.name in fields) == (field.name not in LONG_TEXT_FIELDS), field.name
     assert fields["n_locs"]["filter"] == "agNumberColumnFilter"
     assert fields["protein"]["filter"] == "agTextColumnFilter"
     assert fields["title"]["cellRenderer"] == "NanoorgDatasetLink"
@@ -182,3 +182,33 @@ def test_databank_page_is_served(bank):
     assert client.get("/databank").status_code == 200
     script = client.get("/assets/databank_grid.js")
     assert script.status_code == 200 and b"NanoorgDatasetLink" in script.data
+
+
+def test_layout_restores_search_sort_and_filters_from_the_url():
+    """Issue 12 item 7: /databank?q=&sort=&f= rebuilds the same grid; junk in the URL is ignored."""
+    import json
+
+    from pages import databank as page
+
+    grid_filter = {"density": {"filterType": "number", "type": "greaterThan", "filter": 10},
+                   "fluorophore": {"filterType": "text", "type": "contains", "filter": "647"},
+                   "password_hash": {"filterType": "text", "type": "contains", "filter": "x"}}
+    view = page.layout(q="EGFR", sort="density:desc,title:asc,nope:asc,n_locs:sideways", f=json.dumps(grid_filter))
+    grid = next(c for c in _walk(view) if getattr(c, "id", None) == ids.Databank.GRID)
+    search = next(c for c in _walk(view) if getattr(c, "id", None) == ids.Databank.SEARCH)
+    assert search.value == "EGFR"
+    by_field = {c["field"]: c for c in grid.columnDefs}
+    assert (by_field["density"]["sort"], by_field["density"]["sortIndex"]) == ("desc", 0)
+    assert (by_field["title"]["sort"], by_field["title"]["sortIndex"]) == ("asc", 1)
+    assert "sort" not in by_field["n_locs"]
+    assert set(grid.filterModel) == {"density", "fluorophore"}
+    assert by_field["fluorophore"]["hide"] is False            # a filtered column is shown
+    assert page.layout(f="{not json").children[-1].filterModel == {}
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children] if children is not None else []:
+        if hasattr(child, "to_plotly_json"):
+            yield from _walk(child)

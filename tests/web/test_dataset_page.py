@@ -306,23 +306,36 @@ def test_originals_zip_holds_the_uploaded_bytes(bank):
 
 
 def test_gridded_zip_matches_an_independent_count(bank):
+    """Kept tiles only, named by file, ROI and tile, with a manifest of every tile (issue 12 item 8)."""
+    import pandas as pd
+
     data = client_as(bank, "alice").get(f"/download/dataset/{bank.datasets['private']}/gridded.zip").data
     with bank.server.app_context():
-        files = [(f.name, [(t.index, t.x0_nm, t.y0_nm) for t in f.tiles]) for f in bank.dataset("private").files]
+        files = [(f.name, [(t.index, t.roi_index, t.x0_nm, t.y0_nm, t.kept) for t in f.tiles])
+                 for f in bank.dataset("private").files]
     stems = {"cell one.csv": "cell_one", "cell2.csv": "cell2"}
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         names = set(zf.namelist())
-        assert len(names) == sum(len(tiles) for _, tiles in files)
+        n_kept = sum(kept for _, tiles in files for *_, kept in tiles)
+        assert len(names) == n_kept + 1 and "manifest.csv" in names
+        manifest = pd.read_csv(io.BytesIO(zf.read("manifest.csv")), comment="#", keep_default_na=False)
+        assert len(manifest) == sum(len(tiles) for _, tiles in files)
         total = 0
         for name, tiles in files:
             x, y = read_locs_csv(bank.files["private"][name])
-            for index, x0, y0 in tiles:
-                member = f"{stems[name]}_tile_{index:03d}.csv"
+            for index, roi, x0, y0, kept in tiles:
+                mask = (x >= x0) & (x < x0 + TILE) & (y >= y0) & (y < y0 + TILE)
+                row = manifest[(manifest.file == name) & (manifest.tile_index == index)].iloc[0]
+                assert row.n_locs == mask.sum() and row.roi == roi and row.kept == ("yes" if kept else "no")
+                member = f"{stems[name]}_ROI{roi}_tile{index:03d}.csv"
+                if not kept:
+                    assert member not in names and row.csv == ""
+                    continue
+                assert row.csv == member
                 text = zf.read(member).decode()
                 assert text.splitlines()[0] == '"x [nm]","y [nm]"'
-                mask = (x >= x0) & (x < x0 + TILE) & (y >= y0) & (y < y0 + TILE)
                 rows = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, ndmin=2).reshape(-1, 2)
-                assert rows.shape[0] == mask.sum(), member
+                assert rows.shape[0] == mask.sum() >= 270, member
                 assert np.allclose(np.sort(rows[:, 0]), np.sort(x[mask]), atol=0.01)
                 assert np.allclose(np.sort(rows[:, 1]), np.sort(y[mask]), atol=0.01)
                 total += rows.shape[0]
@@ -357,3 +370,18 @@ def test_images_zip_has_one_png_per_file(bank):
         assert pixels.std() > 5                       # not a blank picture
         assert ((pixels[..., 0] < 40) & (pixels[..., 1] > 200) & (pixels[..., 2] > 200)).any()  # cyan ROI
 
+
+
+def test_file_names_break_only_between_words():
+    """Issue 12 item 13: 'COS7_tubulin_cell3.csv' wrapped mid-word in Data Files."""
+    from dash import html
+
+    from components.file_table import breakable, file_row
+
+    parts = breakable("COS7_tubulin_cell3-final.v2 copy.csv")
+    assert [p for p in parts if isinstance(p, str)] == ["COS7_", "tubulin_", "cell3-", "final.", "v2 ", "copy.", "csv"]
+    assert sum(isinstance(p, html.Wbr) for p in parts) == 6
+    row = file_row({"id": 1, "name": "cell_one.csv"}, can_download=False)
+    name = row.children[0].children[0]
+    assert name.className == "fw-semibold nanoorg-file-name" and "text-break" not in name.className
+    assert "".join(p for p in name.children if isinstance(p, str)) == "cell_one.csv"

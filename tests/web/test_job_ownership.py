@@ -21,6 +21,7 @@ import pytest
 
 import ids
 from databank import jobs
+from databank.ingest import new_ingest_key
 from databank.models import Dataset, db
 from server import routes_upload
 from server.dash_jobs import OwnedResultKeys, ThreadJobManager
@@ -134,6 +135,7 @@ def test_upload_ingest_result_goes_to_its_requester_only(app, clients, settings,
             "index": index, "offset": 0, "size": len(data), "last": 1, "name": path.name})
         assert response.status_code == 200, response.json
     request = dict(upload_id=upload_id, files=[p.name for p in paths], visibility="private", shared_with=[],
+                   ingest_key=new_ingest_key(),
                    metadata=dict(title=SECRET_TITLE, modality="PALM", software="ThunderSTORM", protein="SLP76"))
     outputs = background_outputs(app, "upload-consumed.data")
     inputs = [("upload-request", "data", request)]

@@ -122,3 +122,54 @@ def test_pages009_no_external_css_or_js(client):
     assert client.get("/assets/bootstrap.min.css").status_code == 200
     login_page = client.get("/login").get_data(as_text=True)
     assert not re.search(r'(?:href|src)="(?:https?:)?//', login_page)
+
+
+def test_pages010_contact_route_with_and_without_an_address(server, client, signed_in, user):
+    """Issue 12 item 5: 'Contact us' leads to a page with the address (if any) and a form stored for admins."""
+    from flask_login import login_user
+
+    from callbacks.contact import send_message
+    from databank.contact import list_messages
+    from databank.models import db
+    from pages import contact
+
+    text = layout_text(client).replace("\\u002f", "/")
+    assert '"/contact"' in text and "mailto:help@nano-org.test" in text
+    status, text = render_page(client, "/contact")
+    assert status == 200 and "mailto:help@nano-org.test" in text and "contact-send" in text
+    with server.test_request_context("/contact"):
+        server.config["NANOORG_CONTACT_EMAIL"] = None
+        try:
+            assert "no public contact address" in json.dumps(contact.address_line().to_plotly_json(), default=str)
+        finally:
+            server.config["NANOORG_CONTACT_EMAIL"] = "help@nano-org.test"
+    from databank.users import find_user
+
+    with server.test_request_context("/_dash-update-component", method="POST"):
+        login_user(find_user(user.username))
+        alert, body = send_message(1, "me@example.org", "short")
+        assert "at least 10" in str(alert.children) and body == "short"
+        alert, body = send_message(1, "me@example.org", "Where do I find the pixel size?")
+        assert "stored for the administrators" in str(alert.children) and body == ""
+        (stored,) = list_messages()
+        assert stored.user_id == find_user(user.username).id and stored.body == "Where do I find the pixel size?"
+        db.session.remove()
+    status, text = render_page(client, "/guide")
+    assert "guide-contact-form" in text
+
+
+def test_pages011_public_means_the_same_everywhere(client, signed_in, user, ingest):
+    """Issue 12 item 4: the upload form said 'every registered user'; anonymous visitors can browse public data."""
+    from databank.metadata import VISIBILITY_LABELS
+
+    public = VISIBILITY_LABELS["public"]
+    assert "anonymous" in public and "signed-in users can download" in public
+    _, text = render_page(signed_in(user), "/upload")
+    assert public in text and "every registered user" not in text
+    dataset_id = ingest(user, visibility="public", title="A public dataset for labels")
+    _, text = render_page(signed_in(user), f"/dataset/{dataset_id}")
+    assert public in text
+    _, text = render_page(client, f"/dataset/{dataset_id}")      # and it is true: anonymous visitors see it
+    assert "A public dataset for labels" in text
+    _, text = render_page(client, "/guide")
+    assert "everybody, including anonymous visitors" in text and "every signed-in user" in text

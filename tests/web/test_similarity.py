@@ -423,11 +423,27 @@ def test_search_page_layout(bank):
 # /compare
 
 def test_compare_options_are_readable_datasets(bank):
-    options, chosen = call(bank, "alice", cb.load_compare_options,
-                           f"?ids={bank.datasets['query']},{bank.datasets['bob_private']},{bank.datasets['carol_public']}")
+    options, chosen, note = call(bank, "alice", cb.load_compare_options,
+                                 f"?ids={bank.datasets['query']},{bank.datasets['bob_private']},"
+                                 f"{bank.datasets['carol_public']}")
     values = {o["value"] for o in options}
     assert bank.datasets["bob_private"] not in values and bank.datasets["alice_private"] in values
     assert chosen == [bank.datasets["query"], bank.datasets["carol_public"]]
+    assert "1 dataset(s) named in the link are not available" in text_of(note)
+    _, _, note = call(bank, "alice", cb.load_compare_options, f"?ids={bank.datasets['query']}")
+    assert note is None
+
+
+def test_compare_link_with_more_than_ten_ids_says_what_is_left_out(bank, monkeypatch):
+    """Issue 12 item 11: more than MAX_COMPARE ids in the link were cut silently."""
+    from databank import compare
+
+    readable = [bank.datasets[k] for k in ("query", "alice_private", "bob_shared", "carol_public", "carol_sparse")]
+    monkeypatch.setattr(compare, "MAX_COMPARE", 3)
+    _, chosen, note = call(bank, "alice", cb.load_compare_options, "?ids=" + ",".join(map(str, readable)))
+    assert chosen == readable[:3]
+    text = text_of(note)
+    assert "names 5 datasets; at most 3" in text and f"#{readable[3]}, #{readable[4]} are left out" in text
 
 
 def test_compare_job(bank):
@@ -510,3 +526,68 @@ def test_thread_job_manager_runs_reports_cancels_and_reports_errors(bank, tmp_pa
         error = manager.get_result("anonymous-k-error", job_id)
         assert "broken job" in error["background_callback_error"]["msg"]
     assert not [t for t in threading.enumerate() if t.name.startswith("nanoorg-job-") and t.is_alive()]
+
+
+def test_why_no_similarity_on_the_dataset_page_own_file_search_and_api(bank, tmp_path):
+    """Issue 12 item 3: a 2 x 2 um field gives no tile, and every place says so instead of '–'."""
+    small_roi = [(0.5, 0.5), (2.5, 0.5), (2.5, 2.5), (0.5, 2.5)]
+    with bank.server.app_context():
+        small = ingest(bank, "small", "carol", title="Carol public small field", visibility="public",
+                       files=make_files(tmp_path / "small", "small", n=DENSE, seed=5, roi=small_roi))
+        db.session.remove()
+    try:
+        body = api(bank, "dave", "small").get_json()
+        reason = body["no_scores_reason"]
+        assert "no 3 × 3 µm tile fits inside the ROI(s)" in reason["unthinned"] and "4.0 µm² of ROI" in reason["unthinned"]
+        assert reason["thinned"] == reason["unthinned"] == reason["self"]
+        assert all(r["thinned_mean"] is None and r["unthinned_mean"] is None for r in body["results"])
+        assert api(bank, "dave", "query").get_json()["no_scores_reason"] == {"unthinned": None, "thinned": None,
+                                                                             "self": None}
+        # sparse dataset: scores at 30, none at 100, with the reason
+        sparse = api(bank, "dave", "carol_sparse", "?target=100").get_json()["no_scores_reason"]
+        assert sparse["unthinned"] is None and "900 localisations needed to thin to 100 loc/µm²" in sparse["thinned"]
+        # the dataset page: self-similarity message and the search status
+        *_, message = call(bank, "dave", cb.show_self_similarity, 30, False, str(small))
+        assert "No self-similarity: no 3 × 3 µm tile fits" in text_of(message)
+        rows, status, _ = run_search(bank, "dave", small)
+        assert "No similarity scores: no 3 × 3 µm tile fits" in text_of(status)
+        # own-file search with the same small field
+        files = make_files(tmp_path / "mine", "tiny", n=DENSE, seed=6, roi=small_roi)
+        contents, names = upload_contents([f.path for f in files])
+        token, _ = call(bank, "alice", cb.receive_query_files, contents, names)
+        rows, status, summary = call(bank, "alice", cb.run_query, Progress(), 1, token, 30, None, None, None, None,
+                                     None, server=bank.server)
+        assert "No similarity scores: no 3 × 3 µm tile fits inside the ROI(s) of your file" in text_of(status)
+    finally:
+        with bank.server.app_context():
+            delete_dataset(db.session.get(User, bank.users["carol"]), small)
+            db.session.remove()
+        bank.datasets.pop("small")
+
+
+def test_self_similarity_binning_follows_the_number_of_pairs():
+    """Issue 12 item 12: 3-28 pairs in 0.01-wide bins looked like a barcode."""
+    import numpy as np
+
+    from components.similarity_figures import MAX_BINS, STRIP_BELOW, bins_for, self_similarity_figure
+
+    rng = np.random.default_rng(1)
+
+    def part(n):
+        lambdas = rng.gamma(4.0, 0.1, n)
+        return {"lambdas": lambdas.tolist(), "within_file": [bool(k % 2) for k in range(n)],
+                "summary": {"n_pairs": n}, "n_tiles": 10}
+
+    few = self_similarity_figure(part(12), label="Thinned to 30 loc/µm²")
+    assert [t.type for t in few.data] == ["box"] and few.data[0].boxpoints == "all" and len(few.data[0].x) == 12
+    assert "each pair shown" in few.layout.title.text
+    split = self_similarity_figure(part(STRIP_BELOW - 2), label="Unthinned", split=True)
+    assert [len(t.x) for t in split.data] == [14, 14]
+    for n in (STRIP_BELOW, 200, 20_000):
+        figure = self_similarity_figure(part(n), label="Unthinned")
+        (bars,) = figure.data
+        occupied = np.count_nonzero(bars.y)
+        assert bars.type == "bar" and sum(bars.y) == n
+        assert len(bars.y) <= max(bins_for(n), 12)                   # the 0..1.2 axis at the step chosen
+        assert n / occupied >= n / bins_for(n)           # no barcode: occupied bins hold several pairs each
+    assert bins_for(27) == 6 and bins_for(200) == 12 and bins_for(10 ** 7) == MAX_BINS

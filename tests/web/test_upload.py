@@ -151,7 +151,8 @@ def unique_title(metadata=None):
 
 def request_for(upload_id, names, metadata=None, **extra):
     return dict(upload_id=upload_id, files=list(names), metadata=unique_title(metadata),
-                visibility=extra.get("visibility", "private"), shared_with=extra.get("shared_with", []))
+                visibility=extra.get("visibility", "private"), shared_with=extra.get("shared_with", []),
+                ingest_key=uuid.uuid4().hex)
 
 
 def text_of(component) -> str:
@@ -340,7 +341,7 @@ def test_upl010_page_anonymous_and_signed_in(app, make_user):
         for field in METADATA_FIELDS:
             assert f"'field': '{field.name}'" in signed_in, field.name
         assert "fixed-cell" in signed_in and "upload-drop-zone" in signed_in
-        assert "bob" in signed_in and "upload-share-with" in signed_in
+        assert "bob" not in signed_in and "upload-share-with" in signed_in   # names are typed, never listed
         # the callbacks refuse anonymous users on the server side
         logout_user()
         assert "Sign in" in text_of(cb.show_plan({"files": [{"index": 0, "name": "a.csv", "size": 1}]})[0])
@@ -371,6 +372,20 @@ def test_upl011_plan(app, settings, make_user):
         too_big = {"nonce": 5, "files": [{"index": 0, "name": "cell1.csv", "size": 3 * MiB}]}
         view, plan = cb.show_plan(too_big)
         assert not plan["ok"] and "limit is 2 MB" in text_of(view)
+
+
+def test_upl011b_misnamed_roi_file_stops_the_plan(app, settings, make_user):
+    """Issue 12 item 1: 'cell7-ROI1.csv' was planned as a second detection file and uploaded."""
+    make_user("alice")
+    names = ["cell7.csv", "cell7-ROI1.csv"]
+    selection = {"nonce": 1, "files": [{"index": i, "name": n, "size": 60} for i, n in enumerate(names)]}
+    with app.server.test_request_context("/upload"):
+        login_user(find_user("alice"))
+        view, plan = cb.show_plan(selection)
+    text = text_of(view)
+    assert plan == {"ok": False, "send": [], "nonce": 1}
+    assert "2 detection file(s)" not in text
+    assert "rename it to cell7_ROI_1.csv" in text and "{DETECTION_FILE_NAME}_ROI*.csv" in text
 
 
 def _form(metadata):

@@ -25,6 +25,7 @@ from shapely.geometry import Polygon
 from config import __version__
 from compute import clusters, simulate
 from databank import analysis
+from databank import analysis_inputs
 from databank.demo import write_fiji_roi, write_thunderstorm_csv
 from databank.ingest import StagedFile, ingest_dataset
 from databank.models import DataFile, User, db
@@ -138,7 +139,7 @@ def test_vw001_dbscan_callback_matches_compute(bank, kind):
         labels = clusters.dbscan_labels(x, y, eps, min_samples)
         expected = clusters.cluster_summary(x, y, labels, area_um2)
 
-        region = analysis.select_region(data_file, table, analysis.RegionSpec.parse(key))
+        region = analysis.select_region(data_file, table, analysis_inputs.RegionSpec.parse(key))
         assert region.n == x.size and np.isclose(region.area_um2, area_um2)
         result = analysis.run_dbscan(region, eps, min_samples)
         assert result.summary.keys() == expected.keys()
@@ -178,7 +179,7 @@ def test_vw003_ripley_callback_matches_compute(bank):
         table = cb.load_table(data_file)
         tile = max(data_file.tiles, key=lambda t: t.n_locs)
         x, y, _, window = _independent_points(data_file, table, "tile", index=tile.index)
-        assert x.size <= analysis.RIPLEY_MAX_POINTS          # no subsampling: exactly compute's curve
+        assert x.size <= analysis_inputs.RIPLEY_MAX_POINTS          # no subsampling: exactly compute's curve
         radii = clusters.default_radii_nm(300, 20)
         expected = clusters.ripley(x, y, radii, window=window, edge="ripley")
         figure, info = cb.update_ripley(300, 20, "ripley", f"tile:{tile.index}", None, f"/file/{ids['public']}")
@@ -193,7 +194,7 @@ def test_vw004_ripley_subsamples_large_regions_reproducibly(bank):
     with request_as(app, ids["users"]["alice"]):
         data_file = db.session.get(DataFile, ids["public"])
         table = _cb().load_table(data_file)
-        region = analysis.select_region(data_file, table, analysis.RegionSpec("roi", index=1))
+        region = analysis.select_region(data_file, table, analysis_inputs.RegionSpec("roi", index=1))
         first = analysis.run_ripley(region, 200, 20, "ripley", max_points=2000)
         analysis._RIPLEY.clear()
         second = analysis.run_ripley(region, 200, 20, "ripley", max_points=2000)
@@ -217,7 +218,7 @@ def test_vw005_sweep_and_envelope_jobs_as_functions(bank):
         n_runs = len(heat["x"]) * len(heat["y"])
         assert progress[-1] == (100, f"{n_runs} / {n_runs} runs") and len(progress) == n_runs
         data_file = db.session.get(DataFile, ids["private"])
-        region = analysis.select_region(data_file, _cb().load_table(data_file), analysis.RegionSpec("tile", index=0))
+        region = analysis.select_region(data_file, _cb().load_table(data_file), analysis_inputs.RegionSpec("tile", index=0))
         eps0, min0 = float(heat["x"][0]), int(heat["y"][0])
         labels = clusters.dbscan_labels(region.x, region.y, eps0, min0)
         assert heat["z"][0][0] == labels.max() + 1
@@ -369,7 +370,7 @@ def test_vw020_csv_downloads_carry_provenance(bank):
     with request_as(app, ids["users"]["bob"]):
         data_file = db.session.get(DataFile, ids["public"])
         sha, name = data_file.sha256, data_file.name
-        region = analysis.select_region(data_file, cb.load_table(data_file), analysis.RegionSpec("roi", index=1))
+        region = analysis.select_region(data_file, cb.load_table(data_file), analysis_inputs.RegionSpec("roi", index=1))
         downloads = {}
         for button, position in (("viewer-dl-clusters", 0), ("viewer-dl-labels", 1), ("viewer-dl-ripley", 2)):
             clicks = [0, 0, 0]
@@ -412,15 +413,15 @@ def test_vw021_anonymous_cannot_download_results(bank):
 
 
 def test_vw022_region_parsing():
-    parse = analysis.RegionSpec.parse
-    assert parse("roi:2") == analysis.RegionSpec("roi", index=2)
+    parse = analysis_inputs.RegionSpec.parse
+    assert parse("roi:2") == analysis_inputs.RegionSpec("roi", index=2)
     assert parse({"kind": "tile", "index": "3"}).key == "tile:3"
     assert parse({"kind": "box", "box": [500, 900, 100, 200]}).box == (100.0, 200.0, 500.0, 900.0)
     assert parse("all").key == "all"
     for bad in ("roi:x", "box:1,2,3", {"kind": "box", "box": [0, 0, 10, 10]}, "file:1", None, 5,
                 {"kind": "box", "box": ["nan", 0, 100, 100]}):
-        with pytest.raises(analysis.RegionError):
+        with pytest.raises(analysis_inputs.RegionError):
             parse(bad)
-    assert analysis.clamp_eps("abc") == clusters.DEFAULT_EPS_NM and analysis.clamp_eps(float("inf")) == 100.0
-    assert analysis.clamp_min_samples(1000) == 50
-    assert analysis.radii_for(1e9, 0.001)[-1] == 2000.0 and len(analysis.radii_for(1e9, 0.001)) <= analysis.MAX_RADII
+    assert analysis_inputs.clamp_eps("abc") == clusters.DEFAULT_EPS_NM and analysis_inputs.clamp_eps(float("inf")) == 100.0
+    assert analysis_inputs.clamp_min_samples(1000) == 50
+    assert analysis_inputs.radii_for(1e9, 0.001)[-1] == 2000.0 and len(analysis_inputs.radii_for(1e9, 0.001)) <= analysis_inputs.MAX_RADII
