@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
+from databank.ingest import new_ingest_key  # noqa: E402
 from tests.databank.conftest import rectangle_um, write_csr_file  # noqa: E402
 from tests.scaleout.http import WebClient, free_ports  # noqa: E402
 
@@ -140,7 +141,7 @@ def uploader(setup: Setup, files: list[Path], start_at: float, durations: list, 
     time.sleep(max(0.0, start_at - time.monotonic()))
     started = time.monotonic()
     request = dict(upload_id=client.upload(files), files=[p.name for p in files], visibility="private",
-                   shared_with=[], metadata=dict(title=f"Bench upload {name}", modality="PALM",
+                   shared_with=[], ingest_key=new_ingest_key(), metadata=dict(title=f"Bench upload {name}", modality="PALM",
                                                  software="ThunderSTORM"), submitted=time.time())
     job = client.start_background("upload-request", "data", request)
     while True:
