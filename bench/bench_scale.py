@@ -8,12 +8,13 @@ Setups (each on a fresh instance folder, the demo bank seeded before the clock s
 - scaled: ``bin/scale-out-example.sh start`` (README "Scaling out": PostgreSQL, Redis, 2 gunicorn
   web workers, 1 Celery job worker).
 
-Load, for ``--seconds`` per setup: ``--readers`` threads, each looping over the four read kinds
+Both setups run side by side; the load alternates between them in ``--rounds`` rounds each (the
+machine's other work weighs on both alike). Load, for ``--seconds`` per setup in all: ``--readers`` threads, each looping over the four read kinds
 (anonymous, public demo datasets): ``page`` (the dataset page's content callback), ``grid`` (one
 databank AG Grid block of 100 rows), ``api`` (GET /api/datasets?limit=50 and /api/datasets/<id>)
-and ``similarity`` (GET /api/datasets/<id>/similar); plus ``--uploads`` users each uploading one
-dataset (2 files of ~0.3 M localisations) through the browser's path (chunked upload, then the ingest
-job with progress polling) at second 5. Printed: requests per second, p50/p95 latency per kind,
+and ``similarity`` (GET /api/datasets/<id>/similar); plus, in each setup's first round, ``--uploads``
+users each uploading one dataset (2 files of ~0.3 M localisations) through the browser's path
+(chunked upload, then the ingest job with progress polling) from second 5. Printed: requests per second, p50/p95 latency per kind,
 reads while the uploads were running, upload durations, errors (HTTP status >= 400 or a failed
 job; must be 0).
 """
@@ -38,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
+from databank.ingest import new_ingest_key  # noqa: E402
 from tests.databank.conftest import rectangle_um, write_csr_file  # noqa: E402
 from tests.scaleout.http import WebClient, free_ports  # noqa: E402
 
@@ -139,7 +141,7 @@ def uploader(setup: Setup, files: list[Path], start_at: float, durations: list, 
     time.sleep(max(0.0, start_at - time.monotonic()))
     started = time.monotonic()
     request = dict(upload_id=client.upload(files), files=[p.name for p in files], visibility="private",
-                   shared_with=[], metadata=dict(title=f"Bench upload {name}", modality="PALM",
+                   shared_with=[], ingest_key=new_ingest_key(), metadata=dict(title=f"Bench upload {name}", modality="PALM",
                                                  software="ThunderSTORM"), submitted=time.time())
     job = client.start_background("upload-request", "data", request)
     while True:
@@ -157,28 +159,44 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def run_setup(name: str, args, uploads: list[list[Path]]) -> dict:
-    print(f"== {name}: starting (seeding the demo bank) ...", flush=True)
-    setup = Setup(name, args.port_base + (0 if name == "embedded" else 10))
+def load_round(setup: Setup, dataset_ids: list[int], args, seconds: float, uploads: list[list[Path]],
+               result: dict) -> None:
+    """``args.readers`` readers for ``seconds`` against ``setup``; the uploads (if any) start at 5 s."""
+    begin = time.monotonic()
+    threads = [threading.Thread(target=reader, args=(setup.url, dataset_ids, begin + seconds, k + len(result["samples"]),
+                                                     result["samples"], result["errors"]))
+               for k in range(args.readers)]
+    threads += [threading.Thread(target=uploader, args=(setup, files, begin + 5, result["durations"], result["errors"]))
+                for files in uploads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def run_both(args, uploads: list[list[Path]]) -> dict:
+    """Both setups started (and warmed) first, then the load in alternating rounds of equal length,
+    so that whatever else the machine does at the time weighs on both alike."""
+    setups = {}
     try:
-        dataset_ids = [row["id"] for row in requests.get(setup.url + "/api/datasets?limit=500", timeout=60).json()["datasets"]]
-        for dataset_id in dataset_ids:      # the similarity index and caches are warm in both setups
-            requests.get(f"{setup.url}/api/datasets/{dataset_id}/similar", timeout=120)
-        samples, errors, durations = [], [], []
-        begin = time.monotonic()
-        stop_at = begin + args.seconds
-        threads = [threading.Thread(target=reader, args=(setup.url, dataset_ids, stop_at, k, samples, errors))
-                   for k in range(args.readers)]
-        threads += [threading.Thread(target=uploader, args=(setup, files, begin + 5, durations, errors))
-                    for files in uploads]
-        print(f"== {name}: load for {args.seconds} s ...", flush=True)
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return dict(samples=samples, errors=errors, durations=durations, seconds=args.seconds)
+        for offset, name in enumerate(("embedded", "scaled")):
+            print(f"== {name}: starting (seeding the demo bank) ...", flush=True)
+            setups[name] = Setup(name, args.port_base + 10 * offset)
+        ids = {}
+        for name, setup in setups.items():
+            ids[name] = [row["id"] for row in requests.get(setup.url + "/api/datasets?limit=500", timeout=60).json()["datasets"]]
+            for dataset_id in ids[name]:          # the similarity index and caches are warm in both setups
+                requests.get(f"{setup.url}/api/datasets/{dataset_id}/similar", timeout=120)
+        results = {name: dict(samples=[], errors=[], durations=[], seconds=args.seconds) for name in setups}
+        for number in range(args.rounds):
+            for name, setup in setups.items():
+                print(f"== round {number + 1}/{args.rounds}: {name}, {args.seconds / args.rounds:.0f} s", flush=True)
+                load_round(setup, ids[name], args, args.seconds / args.rounds, uploads if number == 0 else [],
+                           results[name])
+        return results
     finally:
-        setup.stop()
+        for setup in setups.values():
+            setup.stop()
 
 
 def main() -> None:
@@ -186,6 +204,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--readers", type=int, default=20)
     parser.add_argument("--uploads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per setup (seconds split evenly)")
     parser.add_argument("--port-base", type=int, default=int(os.environ.get("NANOORG_TEST_PORT_BASE", "58050")) + 80)
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="nanoorg-bench-files-"))
@@ -193,11 +212,11 @@ def main() -> None:
                 for path in write_csr_file(data / f"upload{k}", f"cell{j}", density=700.0, size_nm=21_000.0,
                                            seed=100 + 2 * k + j, rois=[rectangle_um(0.5, 0.5, 20.5, 20.5)])]
                for k in range(args.uploads)]
-    results = {name: run_setup(name, args, uploads) for name in ("embedded", "scaled")}
+    results = run_both(args, uploads)
     shutil.rmtree(data, ignore_errors=True)
 
-    print(f"\n{args.readers} readers for {args.seconds} s, {args.uploads} uploads of 2 files "
-          f"(~0.3 M localisations each) starting at 5 s; latency in ms")
+    print(f"\n{args.readers} readers for {args.seconds} s per setup ({args.rounds} alternating rounds), "
+          f"{args.uploads} uploads of 2 files (~0.3 M localisations each) from 5 s; latency in ms")
     print(f"{'setup':<9} {'kind':<11} {'requests':>8} {'req/s':>7} {'p50':>7} {'p95':>7} {'errors':>6}")
     for name, result in results.items():
         samples = result["samples"]

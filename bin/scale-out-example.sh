@@ -42,8 +42,8 @@ start() {
   # 3. Schema: create or upgrade the tables once, before any worker starts
   nanoorg migrate
 
-  # 4. Job workers (uploads, similarity searches, viewer jobs)
-  celery -A app:celery_app worker --concurrency 2 --loglevel INFO --detach --pidfile "$SCALE_DIR/celery.pid" --logfile "$SCALE_DIR/logs/celery.log"
+  # 4. Job workers (uploads, similarity searches, viewer jobs; NANOORG_JOB_WORKERS at once each)
+  celery -A app:celery_app worker --loglevel INFO --detach --pidfile "$SCALE_DIR/celery.pid" --logfile "$SCALE_DIR/logs/celery.log"
 
   # 5. Web workers: gunicorn's master seeds the demo bank on the first start, then forks the workers
   gunicorn -c gunicorn.conf.py app:server --daemon --pid "$SCALE_DIR/gunicorn.pid" --access-logfile "$SCALE_DIR/logs/access.log" --error-logfile "$SCALE_DIR/logs/gunicorn.log"

@@ -25,6 +25,8 @@ def init_databank(app: Flask, settings: Settings, *, migrate: bool = True) -> No
     engine_options = {"pool_pre_ping": True}
     if settings.database_url.startswith("sqlite"):
         engine_options["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    else:   # one pooled connection per request thread and job: no new server connection per request
+        engine_options.update(pool_size=settings.web_threads + settings.job_workers, max_overflow=settings.web_threads)
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options)
     db.init_app(app)
     app.extensions[EXTENSION_KEY] = settings

@@ -62,6 +62,12 @@ class Deployment:
         path = self.scale_dir / "logs" / name
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def started(self) -> bool:
+        """True once /healthz reports ok; fails at once if gunicorn's master gave up (port taken ...)."""
+        if any(sign in self.log("gunicorn.log") for sign in ("Shutting down: Master", "Can't connect to")):
+            raise AssertionError("gunicorn stopped:\n" + "\n".join(self.log("gunicorn.log").splitlines()[-15:]))
+        return self.health()["status"] == "ok"
+
     def health(self) -> dict:
         return requests.get(self.url + "/healthz", timeout=30).json()
 
@@ -72,7 +78,7 @@ class Deployment:
         (self.scale_dir / "celery.pid").unlink()
 
     def start_job_worker(self) -> None:
-        self.run("celery", "-A", "app:celery_app", "worker", "--concurrency", "2", "--loglevel", "INFO", "--detach",
+        self.run("celery", "-A", "app:celery_app", "worker", "--loglevel", "INFO", "--detach",
                  "--pidfile", str(self.scale_dir / "celery.pid"), "--logfile", str(self.scale_dir / "logs" / "celery.log"))
         wait_until(lambda: self.health()["job_workers"]["ok"], 120, "the Celery worker to answer /healthz")
 
@@ -85,6 +91,8 @@ def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.5):
             value = condition()
             if value:
                 return value
+        except AssertionError:
+            raise
         except Exception as exc:  # not up yet
             last_error = exc
         time.sleep(poll_s)
@@ -112,7 +120,7 @@ def deployment():
     deployment = Deployment(url, scale_dir, env, database_url, redis_url, [])
     try:
         deployment.start_output = deployment.run("bash", str(SCRIPT), "start").stdout
-        wait_until(lambda: deployment.health()["status"] == "ok", START_TIMEOUT_S, f"{url}/healthz to report ok")
+        wait_until(lambda: deployment.started(), START_TIMEOUT_S, f"{url}/healthz to report ok")
         deployment.web_workers = worker_pids(url, WEB_WORKERS)
     except BaseException:
         for name in ("gunicorn.log", "celery.log"):

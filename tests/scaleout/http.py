@@ -30,6 +30,7 @@ class WebClient:
     def __init__(self, base_url: str):
         self.base_url = base_url.rstrip("/")
         self.session = requests.Session()
+        self.username: str | None = None          # once signed in
         self._dependencies = None
 
     def get(self, path: str, *, worker: int | None = None, **kwargs) -> requests.Response:
@@ -43,12 +44,22 @@ class WebClient:
     def post(self, path: str, **kwargs) -> requests.Response:
         return self.session.post(self.base_url + path, timeout=60, **kwargs)
 
-    def login(self, username: str, password: str) -> "WebClient":
-        page = self.get("/login")
+    def _form(self, path: str, **fields) -> None:
+        page = self.get(path)
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
-        response = self.post("/login", data=dict(username=username, password=password, csrf_token=token),
-                             allow_redirects=False)
-        assert response.status_code == 302, f"login as {username} failed: {response.status_code}"
+        response = self.post(path, data=dict(fields, csrf_token=token), allow_redirects=False)
+        assert response.status_code == 302, f"{path} as {fields.get('username')} failed: {response.status_code}"
+
+    def login(self, username: str, password: str) -> "WebClient":
+        self._form("/login", username=username, password=password)
+        self.username = username
+        return self
+
+    def register(self, username: str, password: str) -> "WebClient":
+        """A new account through the Register form (signed in afterwards)."""
+        self._form("/register", username=username, email=f"{username}@example.org", password=password,
+                   password2=password)
+        self.username = username
         return self
 
     def csrf(self) -> str:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 import uuid
 
+import pandas as pd
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
 from tests.databank.conftest import rectangle_um, write_csr_file
+from tests.scaleout.http import WebClient
 
 pytestmark = [pytest.mark.scaleout, pytest.mark.browser]
 PASSWORD = "correct horse battery"
@@ -18,10 +20,10 @@ PASSWORD = "correct horse battery"
 
 def test_upload_in_the_browser_with_progress_from_the_job_worker(dash_duo, deployment, tmp_path):
     name = "browser_" + uuid.uuid4().hex[:6]
-    deployment.nanoorg("create-user", name, "--email", f"{name}@example.org", "--password", PASSWORD)
+    WebClient(deployment.url).register(name, PASSWORD)
     paths = write_csr_file(tmp_path, "cell1", density=800.0, size_nm=24_000.0, seed=5,
                            rois=[rectangle_um(0.5, 0.5, 23.5, 23.5)])
-    local = deployment.nanoorg("analyse", str(paths[0]))
+    rows_in_file = len(pd.read_csv(paths[0]))
     title = f"Browser upload {uuid.uuid4().hex[:6]}"
 
     dash_duo.server_url = deployment.url
@@ -54,5 +56,5 @@ def test_upload_in_the_browser_with_progress_from_the_job_worker(dash_duo, deplo
     dash_duo.wait_for_element("#upload-success", timeout=5)
     dash_duo.wait_for_contains_text("#upload-progress-message", "Done", timeout=10)
     assert any(text.startswith(("Starting", "Reading and analysing")) for text in seen), seen
-    assert dash_duo.find_element("#upload-progress-message").text == f"Done: 1 file(s), {local['n_locs']:,} localisations"
+    assert dash_duo.find_element("#upload-progress-message").text == f"Done: 1 file(s), {rows_in_file:,} localisations"
     assert f"title {title!r}" in deployment.log("celery.log")          # the job worker did the ingest

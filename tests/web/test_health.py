@@ -7,11 +7,12 @@ import os
 from databank.schema import head_revision
 
 
-def test_healthz_reports_database_schema_bank_version_and_pid(client, app):
+def test_healthz_reports_database_schema_bank_version_and_pid(client, settings):
     response = client.get("/healthz")
+    backend = settings.database_url.split(":")[0].split("+")[0]          # sqlite, or postgresql (tests/databases.py)
     assert response.status_code == 200
     assert response.json == dict(status="ok", bank_version=response.json["bank_version"], pid=os.getpid(),
-                                 database=dict(ok=True, backend="sqlite", schema=head_revision(), error=None),
+                                 database=dict(ok=True, backend=backend, schema=head_revision(), error=None),
                                  redis=None, job_workers=None)
     assert "Set-Cookie" not in response.headers               # no session for health checks
     assert "X-Nanoorg-Worker-Pid" not in response.headers     # one web worker: no worker header
