@@ -4,7 +4,7 @@ Pages hold layout only."""
 
 from dash import Input, Output
 
-from . import account, contact, databank, dataset, similarity, upload, viewer
+from . import account, compare, contact, databank, dataset, search_file, similarity, upload, viewer
 
 # The Log In link returns to the page it was clicked on.
 LOGIN_NEXT_JS = """function(pathname, search) {
@@ -18,5 +18,5 @@ def register_callbacks(app) -> None:
     """Wire every callback of the app: the shell (navbar) and each page's module."""
     app.clientside_callback(LOGIN_NEXT_JS, Output("nav-login", "href"),
                             Input("_pages_location", "pathname"), Input("_pages_location", "search"))
-    for module in (account, contact, databank, dataset, similarity, upload, viewer):
+    for module in (account, compare, contact, databank, dataset, search_file, similarity, upload, viewer):
         module.register(app)

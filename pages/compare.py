@@ -3,7 +3,7 @@
 Heat map of the mean thinned (or unthinned) dissimilarity λ between every pair, rows and columns in
 the leaf order of average-linkage hierarchical clustering (scipy), the diagonal holding each
 dataset's self-similarity mean; and the datasets' self-similarity distributions overlaid.
-``/compare?ids=3,5,8`` preselects datasets, and the address follows the picker (a comparison is a link). Callbacks: ``callbacks.similarity.register_compare_page``.
+``/compare?ids=3,5,8`` preselects datasets, and the address follows the picker (a comparison is a link). Callbacks: ``callbacks.compare``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Choose one detection file (and its ``{stem}_ROI*.csv`` files); it is read, tiled and fingerprinted
 on the server exactly like an upload, ranked against every dataset you may read, and discarded: it
 is not stored in the databank (the Upload page adds files to it). Callbacks:
-``callbacks.similarity.register_search_page``.
+``callbacks.search_file``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,6 @@ paths, and path traversal through upload file names (attacks that held, kept hel
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import pytest
 from flask_login import login_user
@@ -131,8 +130,8 @@ def test_dataset_owner_callbacks_refuse_a_forged_path(bank):
 
 
 def test_similarity_callbacks_refuse_a_forged_dataset_id(bank):
+    from callbacks import compare as compare_cb
     from callbacks import similarity as cb
-
     dataset_id = bank.datasets["private"]
     with as_user(bank, "bob", f"/dataset/{dataset_id}"):
         choices = cb.load_choices(dataset_id)
@@ -141,7 +140,7 @@ def test_similarity_callbacks_refuse_a_forged_dataset_id(bank):
         assert cb.NOT_FOUND in str(figures[-1])
         download, message = cb.download_results(1, dataset_id, 30, None, None, None, None, "thinned")
         assert message == cb.NOT_FOUND
-        options, wanted, _note = cb.load_compare_options(f"?ids={dataset_id},{bank.datasets['public']}")
+        options, wanted, _note = compare_cb.load_compare_options(f"?ids={dataset_id},{bank.datasets['public']}")
         assert dataset_id not in wanted and "Alice private" not in str(options)
 
 

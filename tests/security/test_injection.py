@@ -164,11 +164,11 @@ def test_similarity_csv_from_the_page_callback_neutralises_formulas(bank, formul
 
 
 def test_own_file_search_csv_neutralises_formulas(bank, formula_dataset):
-    from callbacks import similarity as cb
+    from callbacks import search_file as search_cb
 
     with as_user(bank, "dave", "/search"):
         rows = search.similar_datasets(None, bank.datasets["public"])
-        download, _ = cb.download_query_results(1, rows, 30, "thinned")
+        download, _ = search_cb.download_query_results(1, rows, 30, "thinned")
     _assert_neutralised(download["content"])
 
 

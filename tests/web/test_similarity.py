@@ -23,6 +23,8 @@ from databank.datasets import delete_dataset, set_visibility
 from databank.models import Dataset, User, db
 from databank.users import create_api_token
 from callbacks import similarity as cb
+from callbacks import compare as compare_cb
+from callbacks import search_file as search_cb
 from components import similarity_section as section
 from databank.users import SESSION_GENERATION
 from server.dash_jobs import callback_context
@@ -361,18 +363,18 @@ def upload_contents(paths):
 def test_own_file_search_is_private_and_stores_nothing(bank, tmp_path):
     files = make_files(tmp_path / "mine", "my cell", n=DENSE, seed=99)
     contents, names = upload_contents([f.path for f in files])
-    token, message = call(bank, "alice", cb.receive_query_files, contents, names)
+    token, message = call(bank, "alice", search_cb.receive_query_files, contents, names)
     assert token and "Ready" in text_of(message) and "my cell.csv" in text_of(message)
     staged = Path(bank.settings.staging_dir) / "query" / str(bank.users["alice"]) / token
     assert staged.is_dir()
     with bank.server.app_context():
         n_datasets = db.session.query(Dataset).count()
     # bob cannot use alice's token
-    rows, status, summary = call(bank, "bob", cb.run_query, Progress(), 1, token, 30, None, None, None, None, None,
+    rows, status, summary = call(bank, "bob", search_cb.run_query, Progress(), 1, token, 30, None, None, None, None, None,
                                  server=bank.server)
     assert rows == [] and summary is None
     progress = Progress()
-    rows, status, summary = call(bank, "alice", cb.run_query, progress, 1, token, 100, None, None, None, None, None,
+    rows, status, summary = call(bank, "alice", search_cb.run_query, progress, 1, token, 100, None, None, None, None, None,
                                  server=bank.server)
     found = {r["dataset_id"] for r in rows}
     assert found == ids_of(bank, "query", "alice_private", "bob_shared", "carol_public", "carol_sparse")
@@ -381,28 +383,28 @@ def test_own_file_search_is_private_and_stores_nothing(bank, tmp_path):
     with bank.server.app_context():
         assert db.session.query(Dataset).count() == n_datasets   # nothing was ingested
     # same fingerprints, new filters, no file needed any more
-    rows, _, _ = call(bank, "alice", cb.run_query, Progress(), 2, token, 30, None, "LAT", None, None, None,
+    rows, _, _ = call(bank, "alice", search_cb.run_query, Progress(), 2, token, 30, None, "LAT", None, None, None,
                       server=bank.server)
     assert {r["dataset_id"] for r in rows} == ids_of(bank, "bob_shared", "carol_public")
-    data, _ = call(bank, "alice", cb.download_query_results, 1, rows, 30, "thinned")
+    data, _ = call(bank, "alice", search_cb.download_query_results, 1, rows, 30, "thinned")
     assert len(list(csv.DictReader(io.StringIO(data["content"])))) == 2
 
 
 def test_own_file_search_refuses_anonymous_and_bad_files(bank, tmp_path):
     files = make_files(tmp_path / "x", "cellx", n=2000, seed=1)
     contents, names = upload_contents([f.path for f in files])
-    token, message = call(bank, None, cb.receive_query_files, contents, names)
+    token, message = call(bank, None, search_cb.receive_query_files, contents, names)
     assert token is None and "Log in" in text_of(message)
-    token, message = call(bank, "alice", cb.receive_query_files, contents[1:], names[1:])     # a ROI alone
+    token, message = call(bank, "alice", search_cb.receive_query_files, contents[1:], names[1:])     # a ROI alone
     assert token is None and "ROI" in text_of(message)
     two = make_files(tmp_path / "y", "celly", n=2000, seed=2)
     contents2, names2 = upload_contents([f.path for f in files + two])
-    token, message = call(bank, "alice", cb.receive_query_files, contents2, names2)
+    token, message = call(bank, "alice", search_cb.receive_query_files, contents2, names2)
     assert token is None and "exactly one detection file" in text_of(message)
-    rows, status, _ = call(bank, None, cb.run_query, Progress(), 1, "0" * 32, 30, None, None, None, None, None,
+    rows, status, _ = call(bank, None, search_cb.run_query, Progress(), 1, "0" * 32, 30, None, None, None, None, None,
                            server=bank.server)
     assert rows == [] and "Log in" in text_of(status)
-    rows, status, _ = call(bank, "alice", cb.run_query, Progress(), 1, "../../etc", 30, None, None, None, None, None,
+    rows, status, _ = call(bank, "alice", search_cb.run_query, Progress(), 1, "../../etc", 30, None, None, None, None, None,
                            server=bank.server)
     assert rows == [] and "choose the file again" in text_of(status)
 
@@ -424,14 +426,14 @@ def test_search_page_layout(bank):
 # /compare
 
 def test_compare_options_are_readable_datasets(bank):
-    options, chosen, note = call(bank, "alice", cb.load_compare_options,
+    options, chosen, note = call(bank, "alice", compare_cb.load_compare_options,
                                  f"?ids={bank.datasets['query']},{bank.datasets['bob_private']},"
                                  f"{bank.datasets['carol_public']}")
     values = {o["value"] for o in options}
     assert bank.datasets["bob_private"] not in values and bank.datasets["alice_private"] in values
     assert chosen == [bank.datasets["query"], bank.datasets["carol_public"]]
     assert "1 dataset(s) named in the link are not available" in text_of(note)
-    _, _, note = call(bank, "alice", cb.load_compare_options, f"?ids={bank.datasets['query']}")
+    _, _, note = call(bank, "alice", compare_cb.load_compare_options, f"?ids={bank.datasets['query']}")
     assert note is None
 
 
@@ -441,7 +443,7 @@ def test_compare_link_with_more_than_ten_ids_says_what_is_left_out(bank, monkeyp
 
     readable = [bank.datasets[k] for k in ("query", "alice_private", "bob_shared", "carol_public", "carol_sparse")]
     monkeypatch.setattr(compare, "MAX_COMPARE", 3)
-    _, chosen, note = call(bank, "alice", cb.load_compare_options, "?ids=" + ",".join(map(str, readable)))
+    _, chosen, note = call(bank, "alice", compare_cb.load_compare_options, "?ids=" + ",".join(map(str, readable)))
     assert chosen == readable[:3]
     text = text_of(note)
     assert "names 5 datasets; at most 3" in text and f"#{readable[3]}, #{readable[4]} are left out" in text
@@ -449,18 +451,18 @@ def test_compare_link_with_more_than_ten_ids_says_what_is_left_out(bank, monkeyp
 
 def test_compare_job(bank):
     picks = [bank.datasets[k] for k in ("query", "carol_public", "bob_shared")]
-    heatmap, overlay, message, table = call(bank, "alice", cb.run_compare, Progress(), picks, 30, "thinned",
+    heatmap, overlay, message, table = call(bank, "alice", compare_cb.run_compare, Progress(), picks, 30, "thinned",
                                             server=bank.server)
     assert message is None
     z = heatmap.data[0].z
     assert len(z) == 3 and all(len(row) == 3 for row in z)
     assert len(overlay.data) == 3 and "Carol public LAT" in text_of(table)
-    denied = call(bank, "alice", cb.run_compare, Progress(), picks + [bank.datasets["bob_private"]], 30, "thinned",
+    denied = call(bank, "alice", compare_cb.run_compare, Progress(), picks + [bank.datasets["bob_private"]], 30, "thinned",
                   server=bank.server)
     assert "not available" in text_of(denied[2])
-    few = call(bank, "alice", cb.run_compare, Progress(), picks[:1], 30, "thinned", server=bank.server)
+    few = call(bank, "alice", compare_cb.run_compare, Progress(), picks[:1], 30, "thinned", server=bank.server)
     assert "at least two" in text_of(few[2])
-    many = call(bank, "alice", cb.run_compare, Progress(), list(range(1, 13)), 30, "thinned", server=bank.server)
+    many = call(bank, "alice", compare_cb.run_compare, Progress(), list(range(1, 13)), 30, "thinned", server=bank.server)
     assert "at most 10" in text_of(many[2])
 
 
@@ -555,8 +557,8 @@ def test_why_no_similarity_on_the_dataset_page_own_file_search_and_api(bank, tmp
         # own-file search with the same small field
         files = make_files(tmp_path / "mine", "tiny", n=DENSE, seed=6, roi=small_roi)
         contents, names = upload_contents([f.path for f in files])
-        token, _ = call(bank, "alice", cb.receive_query_files, contents, names)
-        rows, status, summary = call(bank, "alice", cb.run_query, Progress(), 1, token, 30, None, None, None, None,
+        token, _ = call(bank, "alice", search_cb.receive_query_files, contents, names)
+        rows, status, summary = call(bank, "alice", search_cb.run_query, Progress(), 1, token, 30, None, None, None, None,
                                      None, server=bank.server)
         assert "No similarity scores: no 3 × 3 µm tile fits inside the ROI(s) of your file" in text_of(status)
     finally:
