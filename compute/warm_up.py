@@ -34,6 +34,8 @@ def warm_up() -> None:
             clusters.ripley(x, y, radii, window=(0.0, 0.0, 1000.0, 1000.0), edge=edge)
         from shapely.geometry import Polygon
         clusters.ripley(x, y, radii, window=Polygon([(0, 0), (1000, 0), (500, 1000)]), edge="ripley")
+        from compute.dbscan_tree import DbscanTree
+        DbscanTree.build(x, y, 3, 200.0).labels(100.0)
         _WARMED.set()
 
 

@@ -7,6 +7,7 @@ before each test), ``browser_user`` (an account with a known password).
 
 from __future__ import annotations
 
+import ctypes
 import os
 
 import pytest
@@ -17,12 +18,31 @@ os.environ.setdefault("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
 os.environ.setdefault("SE_OFFLINE", "true")          # selenium manager must not phone home
 
 
+def _stop_server_thread_only(self):
+    """dash_duo stops a Flask app by raising SystemExit in *every* thread started since the server
+    (request threads, our job threads, warm-up threads). One caught inside numba's compiler lock
+    leaves that process-wide lock held by a dead thread, and every later compilation waits for
+    ever (seen as a hung browser suite). Stop only the server's own thread: its accept loop ends,
+    the socket closes, and request and job threads finish on their own."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_long(self.ident), ctypes.py_object(SystemExit))
+
+
 def pytest_configure(config):
+    from dash.testing.application_runners import BaseDashRunner, KillerThread
+
     # Several suites may run at once on one machine (worktrees): NANOORG_TEST_PORT_BASE moves their ports.
-    from dash.testing.application_runners import BaseDashRunner
     BaseDashRunner._next_port = int(os.environ.get("NANOORG_TEST_PORT_BASE", "58050"))
+    KillerThread.kill = _stop_server_thread_only
     # selenium 4.2 (pinned by dash[testing]) calls urllib3's deprecated getheader() on every command
     config.addinivalue_line("filterwarnings", "ignore:HTTPResponse.getheader:DeprecationWarning")
+
+
+def console_errors(dash_duo) -> list[dict]:
+    """The browser console's errors, less the 409 answers of the resumable upload: by its protocol
+    (server/routes_upload.py) a 409 tells the client which byte offset to resume from, and the
+    client does (assets/chunked_upload.js), yet Chromium logs every 4xx response as an error."""
+    return [entry for entry in dash_duo.get_logs()
+            if not ("/upload/chunk/" in entry.get("message", "") and "409" in entry.get("message", ""))]
 
 
 def pytest_setup_options():
@@ -37,6 +57,20 @@ def pytest_setup_options():
     if not os.environ.get("DISPLAY"):
         options.add_argument("--headless")
     return options
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_kernels():
+    """Compile the numba kernels (rendering, clusters, similarity) once before any flow: on a fresh
+    clone their cache is empty, and a first compilation inside a flow would eat its time-outs."""
+    import numpy as np
+
+    from compute import similarity
+    from compute.warm_up import warm_up
+
+    warm_up()
+    tiles = similarity.Fingerprints.from_histograms([np.array([9000, 1000]), np.array([9500, 400, 100])], [1, 1])
+    similarity.search_bank(tiles, tiles, np.zeros(2, dtype=np.int64), 1)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,6 +13,7 @@ from selenium.webdriver.support.ui import Select
 
 from databank.models import Dataset, db
 from tests.browser.test_upload_flow import click, register
+from tests.browser.conftest import console_errors
 
 pytestmark = pytest.mark.browser
 
@@ -61,4 +62,4 @@ def test_bupl010_cancel_a_running_ingest_leaves_nothing(dash_duo, nanoorg_app, t
     else:
         assert "had already finished" in message and n_datasets == 1, message
     assert list(Path(nanoorg_app.nanoorg_settings.staging_dir).rglob("ingest-*")) == []
-    assert dash_duo.get_logs() == []
+    assert console_errors(dash_duo) == []

@@ -16,6 +16,7 @@ from selenium.webdriver.support.ui import Select
 from databank import datasets
 from databank.models import Dataset, User, db
 from components.metadata_table import EMPTY
+from tests.browser.conftest import console_errors
 
 pytestmark = pytest.mark.browser
 
@@ -147,7 +148,7 @@ def test_bupl001_upload_find_open_download_share(dash_duo, nanoorg_app, tmp_path
     dash_duo.driver.get(f"{dash_duo.server_url}/dataset/{dataset_id}")
     dash_duo.wait_for_element("#dataset-page")
 
-    assert dash_duo.get_logs() == []
+    assert console_errors(dash_duo) == []
 
 
 def test_bupl002_bad_file_error_then_fix(dash_duo, nanoorg_app, tmp_path):
@@ -177,4 +178,4 @@ def test_bupl002_bad_file_error_then_fix(dash_duo, nanoorg_app, tmp_path):
     dash_duo.wait_for_contains_text("#upload-transfer-status", "All 3 file(s) are on the server", timeout=60)
     click(dash_duo, "#upload-submit")
     dash_duo.wait_for_element("#upload-success", timeout=60)
-    assert dash_duo.get_logs() == []
+    assert console_errors(dash_duo) == []
