@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -71,6 +75,31 @@ def _compiled_kernels():
     warm_up()
     tiles = similarity.Fingerprints.from_histograms([np.array([9000, 1000]), np.array([9500, 400, 100])], [1, 1])
     similarity.search_bank(tiles, tiles, np.zeros(2, dtype=np.int64), 1)
+    # one ingest, export and viewer analysis of a small file in a throwaway instance: the readers',
+    # tiling, fingerprint and export kernels compile here, with the dtypes the flows use
+    import tempfile
+
+    from config import load_settings
+    from databank import analysis, exports
+    from databank.core import make_data_app
+    from databank.ingest import ingest_dataset
+    from databank.models import db
+    from databank.users import create_user
+    from tests.web.helpers_datasets import make_files
+
+    with tempfile.TemporaryDirectory() as folder:
+        settings = load_settings(instance_dir=Path(folder) / "instance", seed_demo=False, secret_key="warm")
+        app = make_data_app(settings)
+        with app.app_context():
+            owner = create_user("warm", "warm@example.org", "warm password 123")
+            dataset = ingest_dataset(make_files(Path(folder) / "files", "warm"), {"title": "warm", "modality": "PALM",
+                                     "software": "other"}, owner, settings=settings)
+            store = exports.current_store()
+            exports.dataset_zip("gridded", dataset, store, Path(folder)).unlink()
+            data_file = dataset.files[0]
+            region = analysis.select_region(data_file, store.load_locs(data_file), analysis.RegionSpec("all"))
+            analysis.run_dbscan(region, 50, 5)
+            db.session.remove()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -82,9 +111,25 @@ def _fast_password_hashing_browser():
 
 @pytest.fixture
 def nanoorg_app():
+    """The session's app with its tables emptied and no staged uploads (user ids restart after the
+    wipe, so a new user would otherwise meet the previous test's staging folder)."""
     app = support.shared_app()
     support.wipe_database(app)
+    staging = Path(app.nanoorg_settings.staging_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True, exist_ok=True)
     return app
+
+
+@pytest.fixture(autouse=True)
+def _jobs_finish_before_the_next_test():
+    """The server thread alone is stopped between tests, so background jobs a flow started run on:
+    let them end (at most 60 s) before the next flow shares the app with them."""
+    yield
+    deadline = time.monotonic() + 60
+    for thread in threading.enumerate():
+        if thread.name.startswith("nanoorg-job-"):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @pytest.fixture

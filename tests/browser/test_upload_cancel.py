@@ -42,7 +42,7 @@ def test_bupl010_cancel_a_running_ingest_leaves_nothing(dash_duo, nanoorg_app, t
     register(dash_duo, "canceller", "/upload")
     dash_duo.wait_for_element("#upload-drop-zone")
     dash_duo.driver.find_element(By.ID, "upload-file-input").send_keys("\n".join(str(p) for p in paths))
-    dash_duo.wait_for_contains_text("#upload-transfer-status", f"All {N_FILES} file(s) are on the server", timeout=60)
+    dash_duo.wait_for_contains_text("#upload-transfer-status", f"All {N_FILES} file(s) are on the server", timeout=180)
     find = dash_duo.driver.find_element
     find(By.CSS_SELECTOR, "#upload-field-title input").send_keys("Cancelled upload")
     Select(find(By.CSS_SELECTOR, "#upload-field-modality select")).select_by_value("PALM")

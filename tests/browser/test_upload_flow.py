@@ -78,7 +78,7 @@ def test_bupl001_upload_find_open_download_share(dash_duo, nanoorg_app, tmp_path
     dash_duo.driver.find_element(By.ID, "upload-file-input").send_keys("\n".join(str(p) for p in paths))
     dash_duo.wait_for_contains_text("#upload-plan-table", "ROI 2 of cell1.csv")
     assert "ROI 1 of cell1.csv" in dash_duo.find_element("#upload-plan-table").text
-    dash_duo.wait_for_contains_text("#upload-transfer-status", "All 3 file(s) are on the server", timeout=60)
+    dash_duo.wait_for_contains_text("#upload-transfer-status", "All 3 file(s) are on the server", timeout=180)
 
     # the form
     fill_field = dash_duo.driver.find_element
@@ -161,7 +161,7 @@ def test_bupl002_bad_file_error_then_fix(dash_duo, nanoorg_app, tmp_path):
     dash_duo.wait_for_element("#upload-drop-zone")
     dash_duo.driver.find_element(By.ID, "upload-file-input").send_keys(
         "\n".join(str(p) for p in [*paths, broken]))
-    dash_duo.wait_for_contains_text("#upload-transfer-status", "All 4 file(s) are on the server", timeout=60)
+    dash_duo.wait_for_contains_text("#upload-transfer-status", "All 4 file(s) are on the server", timeout=180)
     find = dash_duo.driver.find_element
     find(By.CSS_SELECTOR, "#upload-field-title input").send_keys("Broken upload")
     Select(find(By.CSS_SELECTOR, "#upload-field-modality select")).select_by_value("PALM")
@@ -173,9 +173,9 @@ def test_bupl002_bad_file_error_then_fix(dash_duo, nanoorg_app, tmp_path):
         assert db.session.scalar(db.select(db.func.count()).select_from(Dataset)) == 0
         db.session.remove()
     # the files go up again by themselves; remove the broken one and retry
-    dash_duo.wait_for_contains_text("#upload-transfer-status", "All 4 file(s) are on the server", timeout=60)
+    dash_duo.wait_for_contains_text("#upload-transfer-status", "All 4 file(s) are on the server", timeout=180)
     click(dash_duo, '#upload-plan-table button[title="Remove broken.csv"]')
-    dash_duo.wait_for_contains_text("#upload-transfer-status", "All 3 file(s) are on the server", timeout=60)
+    dash_duo.wait_for_contains_text("#upload-transfer-status", "All 3 file(s) are on the server", timeout=180)
     click(dash_duo, "#upload-submit")
     dash_duo.wait_for_element("#upload-success", timeout=60)
     assert console_errors(dash_duo) == []

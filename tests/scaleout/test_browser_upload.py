@@ -38,7 +38,7 @@ def test_upload_in_the_browser_with_progress_from_the_job_worker(dash_duo, deplo
     driver.get(deployment.url + "/upload")
     dash_duo.wait_for_element("#upload-drop-zone")
     driver.find_element(By.ID, "upload-file-input").send_keys("\n".join(str(p) for p in paths))
-    dash_duo.wait_for_contains_text("#upload-transfer-status", "All 2 file(s) are on the server", timeout=30)
+    dash_duo.wait_for_contains_text("#upload-transfer-status", "All 2 file(s) are on the server", timeout=180)
     driver.find_element(By.CSS_SELECTOR, "#upload-field-title input").send_keys(title)
     Select(driver.find_element(By.CSS_SELECTOR, "#upload-field-modality select")).select_by_value("PALM")
     Select(driver.find_element(By.CSS_SELECTOR, "#upload-field-software select")).select_by_value("ThunderSTORM")
