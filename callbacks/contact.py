@@ -5,6 +5,7 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State
 from dash.exceptions import PreventUpdate
+from flask import request
 from flask_login import current_user
 
 from databank.contact import ContactError, store_message
@@ -16,7 +17,7 @@ def send_message(n_clicks, reply_to, body):
     if not n_clicks:
         raise PreventUpdate
     try:
-        store_message(current_user, reply_to, body)
+        store_message(current_user, reply_to, body, client=request.remote_addr)
     except ContactError as error:
         return dbc.Alert(str(error), color="danger", className="py-2"), body
     return dbc.Alert("Thank you: your message is stored for the administrators, who answer by email.",

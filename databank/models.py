@@ -191,10 +191,12 @@ class ContactMessage(db.Model):
     """A message sent with the contact form, kept for the administrators (``nanoorg messages``)."""
     __tablename__ = "contact_messages"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     reply_to: Mapped[str] = mapped_column(String(255))
     body: Mapped[str] = mapped_column(Text)
+    # the sender's network address, for the per-sender rate limit (databank.contact)
+    client: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
 
 
 class BankState(db.Model):
