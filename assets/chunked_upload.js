@@ -174,6 +174,9 @@
     }
 
     async function sendFile(f, generation) {
+        // a transfer of an older generation (the page was re-entered, the selection reset) never
+        // touches a file: the newer generation's pump owns it
+        if (generation !== state.generation) { return; }
         var offset = f.sent || 0;
         var retries = 0;
         f.status = 'sending';
@@ -248,7 +251,11 @@
                 var position = state.files.filter(planned).indexOf(next) + 1;
                 setStatus('Sending file ' + position + ' of ' + state.files.filter(planned).length + ': ' + next.name + '…');
                 try {
-                    if (!state.uploadId) { state.uploadId = await startUpload(); }
+                    if (!state.uploadId) {
+                        var uploadId = await startUpload();
+                        if (generation !== state.generation) { return; }
+                        state.uploadId = uploadId;
+                    }
                     await sendFile(next, generation);
                 } catch (err) {
                     next.status = 'error';
@@ -407,13 +414,21 @@
         pushSelection();
     }
 
+    // Re-entry means: the drop zone was on the page, went away (another page) and is back. Its
+    // first appearance is not a re-entry, even when files were added before this check first saw
+    // it (a resync then would restart the transfers already running).
     var lastZone = null;
+    var leftPage = false;
     setInterval(function () {
         var zone = document.getElementById('upload-drop-zone');
         if (zone && zone !== lastZone) {
-            if (lastZone === null && state.files.length) { resync(); }
+            if (leftPage && state.files.length) { resync(); }
+            leftPage = false;
             lastZone = zone;
         }
-        if (!zone) { lastZone = null; }
+        if (!zone) {
+            if (lastZone !== null) { leftPage = true; }
+            lastZone = null;
+        }
     }, 400);
 })();

@@ -124,4 +124,5 @@ def register(app) -> None:
         running=[(Output(ids.Compare.RUN, "disabled"), True, False),
                  (Output(ids.Compare.PROGRESS_BOX, "style"), {"display": "flex"}, {"display": "none"})],
         cancel=[Input(ids.Compare.CANCEL, "n_clicks")],
+        failure_status=ids.Compare.MESSAGE,
     )(_run)

@@ -144,6 +144,7 @@ def register(app) -> None:
         running=[(Output(ids.SearchFile.RUN, "disabled"), True, False),
                  (Output(ids.SearchFile.PROGRESS_BOX, "style"), {"display": "flex"}, {"display": "none"})],
         cancel=[Input(ids.SearchFile.CANCEL, "n_clicks")],
+        failure_status=ids.SearchFile.STATUS,
     )(_run)
     callback(Output(ids.SearchFile.GRID, "columnDefs"), Input(ids.SearchFile.METRIC, "value"), Input(ids.SearchFile.TARGET, "value"))(set_columns)
     callback(Output(ids.SearchFile.DOWNLOAD_FILE, "data"), Output(ids.SearchFile.DOWNLOAD_MESSAGE, "children"),

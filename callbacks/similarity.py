@@ -253,6 +253,7 @@ def register(app) -> None:
         running=[(Output(ids.Similarity.RUN, "disabled"), True, False),
                  (Output(ids.Similarity.PROGRESS_BOX, "style"), {"display": "flex"}, {"display": "none"})],
         cancel=[Input(ids.Similarity.CANCEL, "n_clicks")],
+        failure_status=ids.Similarity.STATUS,
     )(_run)
     callback(Output(ids.Similarity.GRID, "columnDefs"), Input(ids.Similarity.METRIC, "value"), Input(ids.Similarity.TARGET, "value"))(set_columns)
     callback(

@@ -33,7 +33,7 @@ from databank.metadata import FIELDS_BY_NAME, MetadataError, clean_metadata, cle
 from databank import datasets
 from databank.users import resolve_share_users
 from databank import jobs
-from server.dash_jobs import LOST_MESSAGE, job_app_context, job_callback, job_user
+from server.dash_jobs import job_app_context, job_callback, job_failure_reason, job_user
 from server.routes_upload import UploadError, discard_upload, max_file_bytes, quota_bytes, staged_files, user_dir
 import ids
 
@@ -404,10 +404,8 @@ def ingest_failed(error):
     """The ingest job ended without an answer (its worker died, or a bug): say so; nothing was added
     (an ingest commits whole or not at all)."""
     log.warning("ingest job failed without an answer: %s", str(error).splitlines()[0] if str(error) else error)
-    lost = LOST_MESSAGE in str(error)
-    return error_card("The upload failed: nothing was added to the databank", [
-        LOST_MESSAGE if lost else "An error on the server stopped it. Please try again later or contact the "
-                                  "administrators."]), no_update, no_update
+    return error_card("The upload failed: nothing was added to the databank", [job_failure_reason(error)]), \
+        no_update, no_update
 
 
 def cancel_ingest(n_clicks, request):

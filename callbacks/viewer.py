@@ -403,15 +403,16 @@ def register(app) -> None:
         decorate = dash_callback(*args, **kwargs)
         return lambda fn: decorate(_timed(fn))
 
-    def request_job(kind, request_id, ready_id, progress_id, cancel_id):
-        """A ``kind`` job started by a request store, answering in a 'ready' store, with progress."""
+    def request_job(kind, request_id, ready_id, progress_id, cancel_id, status_id):
+        """A ``kind`` job started by a request store, answering in a 'ready' store, with progress;
+        a failure is shown in ``status_id``."""
         return job_callback(
             app, kind,
             Output(ready_id, "data"), Input(request_id, "data"), State(ids.Viewer.URL, "pathname"),
             prevent_initial_call=True, interval=500,
             progress=[Output(progress_id, "value"), Output(progress_id, "label")], progress_default=[0, ""],
             running=[(Output(f"{progress_id}-row", "style"), {"display": "flex"}, {"display": "none"})],
-            cancel=[Input(cancel_id, "n_clicks")],
+            cancel=[Input(cancel_id, "n_clicks")], failure_status=status_id,
         )
 
     clientside = app.clientside_callback
@@ -460,7 +461,7 @@ def register(app) -> None:
     )(show_dbscan_job)
 
     request_job("viewer-dbscan", ids.Viewer.DBSCAN_REQUEST, ids.Viewer.DBSCAN_READY, ids.Viewer.DBSCAN_PROGRESS,
-                ids.Viewer.DBSCAN_CANCEL)(dbscan_job)
+                ids.Viewer.DBSCAN_CANCEL, ids.Viewer.DBSCAN_STATUS)(dbscan_job)
 
     callback(
         Output(ids.Viewer.RIPLEY_GRAPH, "figure"), Output(ids.Viewer.RIPLEY_INFO, "children"),
@@ -481,7 +482,7 @@ def register(app) -> None:
     )(show_ripley_job)
 
     request_job("viewer-ripley", ids.Viewer.RIPLEY_REQUEST, ids.Viewer.RIPLEY_READY, ids.Viewer.RIPLEY_PROGRESS,
-                ids.Viewer.RIPLEY_CANCEL)(ripley_job)
+                ids.Viewer.RIPLEY_CANCEL, ids.Viewer.RIPLEY_INFO)(ripley_job)
 
     job_callback(
         app, "viewer-envelope",
@@ -494,6 +495,7 @@ def register(app) -> None:
         progress_default=[0, ""],
         running=_running(ids.Viewer.ENVELOPE_PROGRESS, ids.Viewer.ENVELOPE_RUN),
         cancel=[Input(ids.Viewer.ENVELOPE_CANCEL, "n_clicks")],
+        failure_status=ids.Viewer.ENVELOPE_STATUS,
     )(envelope_job)
 
     job_callback(
@@ -507,6 +509,7 @@ def register(app) -> None:
         progress_default=[0, ""],
         running=_running(ids.Viewer.SWEEP_PROGRESS, ids.Viewer.SWEEP_RUN),
         cancel=[Input(ids.Viewer.SWEEP_CANCEL, "n_clicks")],
+        failure_status=ids.Viewer.SWEEP_STATUS,
     )(sweep_job)
 
     callback(

@@ -14,8 +14,8 @@
   fork()". So nothing here forks; a separate process, if ever needed, must be started by
   ``spawn``. Cancelling is cooperative: the job stops at its next progress report.
 - **Celery** (``REDIS_URL`` set): ``CeleryJobManager`` (Dash's ``CeleryManager``) sends jobs to
-  ``celery -A app:celery_app worker`` processes; Redis holds results and progress; cancel revokes
-  the task (the worker process running it is terminated).
+  ``celery -A app:celery_app worker`` processes; Redis holds results, progress and cancel flags;
+  cancelling is cooperative there too (``CeleryJobRunner``).
 
 Both backends store a job's result under ``databank.jobs.result_key``: Dash's key for the callback
 and its inputs, mixed with the user id from the starting request's signed session cookie and a
@@ -124,11 +124,38 @@ def job_app_context(server=None):
 # --------------------------------------------------------------------------------------------
 # registering a job
 
-def job_callback(app, kind: str, *dependencies, **options):
+FAILED_MESSAGE = ("An error on the server stopped it; nothing was saved. Please try again, and contact the "
+                  "administrators if it happens again.")
+
+
+def job_failure_reason(error) -> str:
+    """What the user is told when a job failed: the lost-worker message, or a general one (the
+    details are in the server's log, not shown to the browser)."""
+    return LOST_MESSAGE if LOST_MESSAGE in str(error) else FAILED_MESSAGE
+
+
+def _show_failure(kind: str, status_id: str):
+    """Dash's ``on_error`` for a job: log it, write the reason into ``status_id.children`` and leave
+    the job's outputs as they are (a failed job never answers the browser with a 500)."""
+    def failed(error):
+        log.warning("%s job failed: %s", kind, (str(error).splitlines() or ["?"])[0][:300])
+        dash.set_props(status_id, {"children": dash.html.Div(f"Failed. {job_failure_reason(error)}",
+                                                              className="text-danger small", role="alert")})
+        return None
+    return failed
+
+
+def job_callback(app, kind: str, *dependencies, failure_status: str | None = None, **options):
     """``app.callback(*dependencies, background=True, **options)`` with the body run as a ``kind`` job.
 
     The body's start, user id, outcome and duration are logged (``databank.jobs.JobRecord``) on
-    both backends."""
+    both backends. Every job says when it failed: either ``on_error`` (Dash's: returns the outputs)
+    or ``failure_status``, the id of a component whose ``children`` then shows the reason."""
+    if "on_error" not in options:
+        if failure_status is None:
+            raise TypeError(f"job {kind!r}: give failure_status (or on_error), so that a failure is shown")
+        options["on_error"] = _show_failure(kind, failure_status)
+
     def decorate(body):
         @functools.wraps(body)           # Dash hashes the body's source (``inspect.unwrap``)
         def run_job(*args, **kwargs):
@@ -320,38 +347,69 @@ LOST_MESSAGE = ("The job worker stopped while running this job (it was restarted
 
 
 class CeleryJobRunner(dash.CeleryManager):
-    """Dash's Celery manager, plus lost jobs: a job whose worker died is reported as failed.
+    """Dash's Celery manager with cooperative cancel, plus lost jobs: a job whose worker died is
+    reported as failed.
 
-    A job, once started on a worker, marks itself started and refreshes a heartbeat key in Redis
-    every ``HEARTBEAT_SECONDS`` from a thread of the pool process. Started, no result and no
-    heartbeat for ``HEARTBEAT_TTL_SECONDS``: the worker died (SIGKILL, out of memory, host lost);
-    the poll then gets Dash's job-error answer with ``LOST_MESSAGE`` instead of waiting forever.
-    A job still queued (no worker took it yet) is not lost."""
+    **Cancel** (the Cancel button, a newer job replacing an older one, and Dash itself after it
+    collects every result) sets a cancel flag in Redis and revokes the task (a task still queued
+    never starts); the job stops at its next progress report, as on the thread backend. Dash's own
+    ``control.terminate`` is never used: Dash calls it even after collecting a finished job's
+    result, and it signals the *pool process* the task ran in, which may by then be running
+    another user's job (Celery's documentation: never call it from a program).
+
+    **Lost jobs**: a job, once started on a worker, marks itself started and refreshes a heartbeat
+    key in Redis every ``HEARTBEAT_SECONDS`` from a thread of the pool process. Started, no result
+    and no heartbeat for ``HEARTBEAT_TTL_SECONDS``: the worker died (SIGKILL, out of memory, host
+    lost); the poll then gets Dash's job-error answer with ``LOST_MESSAGE`` instead of waiting
+    forever. A job still queued (no worker took it yet) is not lost."""
 
     def make_job_fn(self, fn, progress, key=None):
-        return super().make_job_fn(self._with_heartbeat(fn), progress, key)
+        return super().make_job_fn(self._as_job(fn, progress), progress, key)
 
-    def _with_heartbeat(self, fn):
+    def _as_job(self, fn, progress: bool):
         @functools.wraps(fn)
         def run(*args, **kwargs):
             from celery import current_task
 
             job = current_task.request.id
             client = self.handle.backend.client
+
+            def cancelled() -> bool:
+                return bool(client.exists(job_key(job, "cancel")))
+
+            if cancelled():
+                raise PreventUpdate
+            if progress:
+                report = args[0]
+
+                def checked_progress(value):
+                    if cancelled():
+                        raise jobs.JobCancelled()
+                    report(value)
+                args = (checked_progress, *args[1:])
+            # the first heartbeat before the started mark: a poll in between must not see a started
+            # job without a heartbeat (it would report it lost, and Dash would cancel it)
+            client.set(job_key(job, "alive"), 1, ex=HEARTBEAT_TTL_SECONDS)
             client.set(job_key(job, "started"), 1, ex=RESULT_TTL_SECONDS)
             stop = threading.Event()
 
             def beat():
-                while True:
+                while not stop.wait(HEARTBEAT_SECONDS):
                     client.set(job_key(job, "alive"), 1, ex=HEARTBEAT_TTL_SECONDS)
-                    if stop.wait(HEARTBEAT_SECONDS):
-                        return
             threading.Thread(target=beat, name=f"nanoorg-heartbeat-{job[:8]}", daemon=True).start()
             try:
                 return fn(*args, **kwargs)
+            except jobs.JobCancelled:
+                raise PreventUpdate from None           # stored as "no update": the page shows nothing new
             finally:
                 stop.set()           # the heartbeat expires by itself: Dash stores the result after this
         return run
+
+    def terminate_job(self, job):
+        if not job:
+            return
+        self.handle.backend.client.set(job_key(job, "cancel"), 1, ex=FLAG_TTL_SECONDS)
+        self.handle.control.revoke(job)
 
     def _lost(self, job) -> bool:
         if not job:

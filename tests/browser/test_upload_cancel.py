@@ -34,9 +34,6 @@ def write_files(folder: Path) -> list[Path]:
     return paths
 
 
-@pytest.mark.xfail(strict=False, reason="in a fresh CI clone the page once restored a previous upload "
-                                        "('Your previous upload is no longer waiting') or stalled on the last "
-                                        "file; cancel itself is covered over HTTP in tests/security/test_ingest_faults.py")
 def test_bupl010_cancel_a_running_ingest_leaves_nothing(dash_duo, nanoorg_app, tmp_path):
     paths = write_files(tmp_path)
     store = Path(nanoorg_app.nanoorg_settings.store_dir)

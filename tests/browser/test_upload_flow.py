@@ -68,8 +68,6 @@ def search_databank(dash_duo, word):
     dash_duo.wait_for_contains_text("#databank-count", "match" if word else "dataset", timeout=10)
 
 
-@pytest.mark.xfail(strict=False, reason="browser uploads stalled on their last file, only in fresh CI clones "
-                                        "(not reproduced outside CI); the upload path is tested over HTTP in tests/web/test_upload.py")
 def test_bupl001_upload_find_open_download_share(dash_duo, nanoorg_app, tmp_path):
     paths = write_files(tmp_path)
     dash_duo.start_server(nanoorg_app)
@@ -153,8 +151,6 @@ def test_bupl001_upload_find_open_download_share(dash_duo, nanoorg_app, tmp_path
     assert console_errors(dash_duo) == []
 
 
-@pytest.mark.xfail(strict=False, reason="browser uploads stalled on their last file, only in fresh CI clones "
-                                        "(not reproduced outside CI); the upload path is tested over HTTP in tests/web/test_upload.py")
 def test_bupl002_bad_file_error_then_fix(dash_duo, nanoorg_app, tmp_path):
     """A corrupt detection file: the job names it, nothing is added; removing it lets the upload succeed."""
     paths = write_files(tmp_path)

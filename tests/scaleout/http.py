@@ -135,9 +135,10 @@ class BackgroundJob:
     job: str = ""
     progress: list = field(default_factory=list)      # every progress update seen, in order
 
-    def cancel(self, cancel_input_id: str) -> None:
-        """Press the job's Cancel button (Dash's cancel callback, with the signed job handle)."""
-        response = self.client.callback(cancel_input_id, "n_clicks", 1,
+    def cancel(self, cancel_input_id: str, output: str = "") -> None:
+        """Press the job's Cancel button (Dash's cancel callback, with the signed job handle; ``output``
+        picks it when the button has other callbacks too: ``<button id>.id``)."""
+        response = self.client.callback(cancel_input_id, "n_clicks", 1, output=output,
                                         params={"endId": self.end_id, "cancelJob": self.job})
         assert response.status_code in (200, 204), response.text
 

@@ -17,6 +17,7 @@ import logging
 import re
 import time
 
+import dash
 import pytest
 
 import ids
@@ -223,3 +224,36 @@ def test_job_record_logs_each_outcome_once(caplog):
         "start: kind=test-kind user=6", "failed: kind=test-kind user=6"]
     assert outcomes[-1].endswith("(ValueError: bad input)")
     assert [r.levelname for r in caplog.records if r.name == "nanoorg.jobs"][-1] == "WARNING"
+
+
+def test_a_failing_job_shows_why_and_never_answers_500(app, clients, ingest, monkeypatch):
+    """A job whose body raises (a database gone, a bug) answers the poll with its failure in the
+    page's status line (the error's text stays in the server log), on every job kind: job_callback
+    refuses a job with nowhere to show its failure."""
+    import callbacks.similarity
+    from server.dash_jobs import FAILED_MESSAGE, job_callback
+
+    query_id = ingest(clients["accounts"]["owner"], title="Public query", visibility="public", seed=1)
+
+    def broken_search(*_args, **_kwargs):
+        raise RuntimeError("connection to server at 10.0.0.7 lost")
+    monkeypatch.setattr(callbacks.similarity, "run_search", broken_search)
+    job = support.BackgroundJob(
+        clients["anonymous"], [(ids.Similarity.GRID, "rowData"), (ids.Similarity.STATUS, "children")],
+        [(ids.Similarity.RUN, "n_clicks", 1), (ids.Similarity.TARGET, "value", 30),
+         (ids.Similarity.FILTER_PROTEIN, "value", None), (ids.Similarity.FILTER_CELL_TYPE, "value", None),
+         (ids.Similarity.FILTER_MODALITY, "value", None), (ids.Similarity.FILTER_TAGS, "value", None)],
+        [(ids.Similarity.DATASET, "data", str(query_id))], path=f"/dataset/{query_id}")
+    job.start()
+    end = time.monotonic() + 60
+    while True:
+        status, body = job.poll()
+        assert status != 500
+        if body and "sideUpdate" in body:
+            break
+        assert time.monotonic() < end, "the failed job was never reported"
+        time.sleep(0.05)
+    shown = text(body["sideUpdate"][ids.Similarity.STATUS]["children"])
+    assert "Failed." in shown and FAILED_MESSAGE in shown and "10.0.0.7" not in shown
+    with pytest.raises(TypeError, match="failure_status"):
+        job_callback(app, "no-status", dash.Output("x", "children"), dash.Input("y", "n_clicks"))
