@@ -39,9 +39,9 @@ _N_BUCKETS = 4096  # lookup table of squared distance -> radius bin
 _RADIUS_MARGIN = 1.0 + 1e-9  # search radius slightly inflated: no neighbour lost to rounding
 _RIPLEY_STRIPS_PER_RADIUS = 4
 _DBSCAN_STRIPS_PER_RADIUS = 2
-# Below this many points DBSCAN runs its kernels on one thread: at 10^5 points thread start-up and
-# spin-waiting cost more CPU than the second core saves (bench/bench_clusters.py, CPU ratio).
-_DBSCAN_PARALLEL_MIN_POINTS = 300_000
+# Below this many points DBSCAN runs its kernels on one thread (thread start-up would dominate);
+# from 10^4 up two threads cut the wall time by a third (bench/bench_clusters.py, quiet machine).
+_DBSCAN_PARALLEL_MIN_POINTS = 10_000
 
 # Ripley kernel modes (the public ``edge`` names map onto these).
 _MODE_NONE, _MODE_RECT, _MODE_POLYGON, _MODE_BUFFER = 0, 1, 2, 3
@@ -102,14 +102,14 @@ class _Strips:
         radius = radius_nm * _RADIUS_MARGIN
         width = radius / k
         column = np.floor((x - x.min()) / width).astype(np.int64)
-        by_y = np.argsort(y)
         n_columns = int(column.max()) + 1
-        if n_columns <= 4 * x.size:  # stable sort by strip, O(n)
-            order = _counting_sort(column, by_y, n_columns)
+        if n_columns <= 4 * x.size:  # by strip, O(n)
+            order = _counting_sort(column, n_columns)
         else:  # very sparse data: avoid a huge count array
-            order = by_y[np.argsort(column[by_y], kind="stable")]
+            order = np.argsort(column, kind="stable")
         sorted_column = column[order]
         first = np.flatnonzero(np.r_[True, sorted_column[1:] != sorted_column[:-1]])
+        _sort_segments_by(order, np.r_[first, x.size].astype(np.int64), y)    # then by y in each strip
         ids = sorted_column[first]
         offsets = np.arange(-k, k + 1)
         wanted = ids[:, None] + offsets
@@ -120,16 +120,25 @@ class _Strips:
         return cls(order, x[order], y[order], np.r_[first, x.size].astype(np.int64), neighbour, reach)
 
 
+@njit(cache=True, parallel=True)
+def _sort_segments_by(order, bounds, key):
+    """Sort each segment order[bounds[s]:bounds[s + 1]] by key[order] (in place), segments in
+    parallel: one strip's points by y (the order of equal y does not change any result)."""
+    for s in prange(bounds.size - 1):
+        segment = order[bounds[s]:bounds[s + 1]]
+        order[bounds[s]:bounds[s + 1]] = segment[np.argsort(key[segment])]
+
+
 @njit(cache=True)
-def _counting_sort(keys, visit_order, n_keys):
-    """Indices sorted by key (0 <= key < n_keys), ties kept in ``visit_order``."""
+def _counting_sort(keys, n_keys):
+    """Indices sorted by key (0 <= key < n_keys), ties in input order (stable)."""
     next_slot = np.zeros(n_keys + 1, dtype=np.int64)
     for key in keys:
         next_slot[key + 1] += 1
     for key in range(n_keys):
         next_slot[key + 1] += next_slot[key]
     order = np.empty(keys.size, dtype=np.int64)
-    for i in visit_order:
+    for i in range(keys.size):
         order[next_slot[keys[i]]] = i
         next_slot[keys[i]] += 1
     return order
@@ -639,28 +648,58 @@ def _find(parent, i):
 
 
 @njit(cache=True)
-def _core_roots(xs, ys, start, neighbour, reach, eps2, core):
-    """Union-find over core pairs within eps (half stencil: each unordered pair once).
-
-    Returns the root of every point (itself for non-core points).
-    """
-    parent = np.arange(xs.size)
-    for a in range(start.size - 1):
+def _link_core_pairs(xs, ys, start, neighbour, reach, eps2, core, parent, a_lo, a_hi, crossing):
+    """Union-find links of the core pairs within eps seen from strips a_lo..a_hi-1 (half stencil:
+    each unordered pair once). ``crossing`` False: only pairs whose other point lies in a strip
+    before a_hi; True: only pairs reaching strips at or after a_hi (strips that reach none are
+    skipped)."""
+    k = neighbour.shape[1] // 2
+    for a in range(a_lo, a_hi):
+        if crossing:
+            reaches_out = False
+            for q in range(k, neighbour.shape[1]):
+                reaches_out |= neighbour[a, q] >= a_hi
+            if not reaches_out:
+                continue
         lo, hi = _open_windows(a, start, neighbour)
         for i in range(start[a], start[a + 1]):
             _slide_windows(a, ys[i], ys, start, neighbour, reach, lo, hi)
             if not core[i]:
                 continue
             root_i = _find(parent, i)
-            for q in range(lo.size // 2, lo.size):
+            for q in range(k, lo.size):
+                b = neighbour[a, q]
+                if b < 0 or (b >= a_hi) != crossing:
+                    continue
                 j_lo, j_hi = _window(q, i, lo, hi, True)
                 for j in range(j_lo, j_hi):
+                    if not core[j] or parent[j] == root_i:       # not core, or already in i's cluster
+                        continue
                     dx, dy = xs[j] - xs[i], ys[j] - ys[i]
-                    if core[j] and dx * dx + dy * dy <= eps2:
+                    if dx * dx + dy * dy <= eps2:
                         root_j = _find(parent, j)
                         # link the larger root under the smaller: root_i stays i's root
                         parent[max(root_i, root_j)] = min(root_i, root_j)
                         root_i = min(root_i, root_j)
+
+
+@njit(cache=True, parallel=True)
+def _core_roots(xs, ys, start, neighbour, reach, eps2, core):
+    """Union-find over core pairs within eps; returns the root of every point (itself for non-core
+    points).
+
+    Strips are split into _N_CHUNKS chunks: pairs inside a chunk are linked with the chunks in
+    parallel (a chunk's links and path halving touch only its own points), then the pairs that
+    cross a chunk border, serially. The roots depend on the split, the clusters do not."""
+    parent = np.arange(xs.size)
+    n_strips = start.size - 1
+    n_chunks = min(_N_CHUNKS, n_strips)
+    for chunk in prange(n_chunks):
+        _link_core_pairs(xs, ys, start, neighbour, reach, eps2, core, parent,
+                         chunk * n_strips // n_chunks, (chunk + 1) * n_strips // n_chunks, False)
+    for chunk in range(n_chunks):
+        _link_core_pairs(xs, ys, start, neighbour, reach, eps2, core, parent,
+                         chunk * n_strips // n_chunks, (chunk + 1) * n_strips // n_chunks, True)
     for i in range(xs.size):
         parent[i] = _find(parent, i)
     return parent

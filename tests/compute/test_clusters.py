@@ -322,6 +322,20 @@ def test_dbscan_matches_sklearn(kind, seed, eps, min_samples):
     check_against_sklearn(*dbscan_test_pattern(kind, seed), eps, min_samples)
 
 
+def test_dbscan_matches_sklearn_on_the_parallel_path():
+    """Above _DBSCAN_PARALLEL_MIN_POINTS the kernels run on every thread, and clusters spanning the
+    borders of the union-find's chunks are joined in its serial pass."""
+    from compute import clusters
+
+    rng = np.random.default_rng(7)
+    bounds = (0.0, 0.0, 20000.0, 20000.0)
+    cx, cy = thomas_points(rng, 400, 60, 40.0, bounds)
+    ux, uy = uniform_points(rng, 16000, bounds)
+    x, y = np.r_[cx, ux], np.r_[cy, uy]
+    assert x.size >= clusters._DBSCAN_PARALLEL_MIN_POINTS
+    check_against_sklearn(x, y, 60.0, 6)
+
+
 def test_dbscan_distance_ties_count_as_neighbours():
     """Lattice spacing == eps: sklearn's <= eps is reproduced on exact ties."""
     gx, gy = np.meshgrid(np.arange(12.0), np.arange(9.0))
