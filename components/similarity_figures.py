@@ -161,13 +161,19 @@ def _lambda_group(kind: str, target: int, *, first: bool) -> dict:
     mean = _number_column(f"{kind}_mean", "Mean λ", tooltip=f"{label}: mean dissimilarity λ over tile pairs")
     if first:
         mean["sort"] = "asc"
-    return {"headerName": label, "marryChildren": True, "headerClass": f"nanoorg-group-{kind}", "children": [
+    children = [
         mean,
         _number_column(f"{kind}_sd", "SD", tooltip=f"{label}: standard deviation of λ"),
         _percent_column(f"{kind}_fraction_above_1", "% pairs λ > 1",
                         tooltip=f"{label}: percentage of tile pairs with λ > 1 (significantly different)"),
         _pairs_column(f"{kind}_n_pairs"),
-    ]}
+    ]
+    if kind == "thinned":
+        children.append(_number_column(
+            "thinned_sd_repeats", "SD over thinnings",
+            tooltip=f"{label}: when the bank stores several independent thinnings of every tile, λ is averaged "
+                    "over them; this is the spread of the mean λ from one thinning to the next (– for one)"))
+    return {"headerName": label, "marryChildren": True, "headerClass": f"nanoorg-group-{kind}", "children": children}
 
 
 def result_columns(metric: str = "thinned", target: int = 30) -> list[dict]:

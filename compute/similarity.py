@@ -686,8 +686,12 @@ def self_similarity(f: Fingerprints, file_ids: np.ndarray | None = None, *, mode
 class SearchResult:
     """Per bank dataset (arrays of length n_datasets): lambda of the query against its tiles.
 
-    mean, sd (ddof 1), exact median and fraction_above_1 over all (query tile, dataset tile) pairs;
-    NaN where the dataset has no tiles (sd NaN below 2 pairs); n_pairs = |query| x |dataset|.
+    mean, sd (ddof 1), exact median and fraction_above_1 over all (query tile, dataset tile) pairs
+    of the per-pair lambda (averaged over the thinnings when there are several, as in
+    ``compare_repeated``); NaN where the dataset has no tiles (sd NaN below 2 pairs);
+    n_pairs = |query| x |dataset|. repeat_means[d, r]: mean lambda of dataset d in thinning r alone
+    (one column for one thinning); sd_repeats: their SD over the thinnings (ddof 1; NaN for one),
+    the spread due to thinning alone.
     """
 
     mean: np.ndarray
@@ -695,6 +699,17 @@ class SearchResult:
     median: np.ndarray
     fraction_above_1: np.ndarray
     n_pairs: np.ndarray
+    repeat_means: np.ndarray
+
+    @property
+    def n_repeats(self) -> int:
+        return int(self.repeat_means.shape[1])
+
+    @property
+    def sd_repeats(self) -> np.ndarray:
+        if self.n_repeats < 2:
+            return np.full(self.repeat_means.shape[0], np.nan)
+        return np.std(self.repeat_means, axis=1, ddof=1)
 
 
 def _dataset_chunks(bounds: np.ndarray, n_query: int, max_values: int) -> list[tuple[int, int]]:
@@ -713,32 +728,56 @@ def _dataset_chunks(bounds: np.ndarray, n_query: int, max_values: int) -> list[t
     return chunks
 
 
-def search_bank(query: Fingerprints, bank: Fingerprints, bank_dataset: np.ndarray, n_datasets: int, *,
-                mode: str = "critical") -> SearchResult:
+def search_bank(query: Fingerprints | Sequence[Fingerprints], bank: Fingerprints | Sequence[Fingerprints],
+                bank_dataset: np.ndarray, n_datasets: int, *, mode: str = "critical") -> SearchResult:
     """lambda of every query tile against every bank tile, summarised per bank dataset.
 
     bank_dataset[k] in 0..n_datasets-1 is the dataset of bank tile k. Exact (all pairs, exact
     median). The bank's tiles are grouped by dataset and processed in chunks of at most
     ``MAX_BLOCK_VALUES`` lambda values (more only for a single larger dataset); pair evaluation and
     per-dataset reduction run in parallel with numba.
+
+    Several thinnings (docs/SCIENCE.md §2.3): ``query`` and ``bank`` may be sequences of R
+    fingerprint sets, element r being thinning r of the same tiles; min(R_query, R_bank) are used,
+    each pair's lambda is averaged over them before summarising, and ``repeat_means`` holds each
+    thinning's own per-dataset mean.
     """
+    queries = [query] if isinstance(query, Fingerprints) else list(query)
+    banks = [bank] if isinstance(bank, Fingerprints) else list(bank)
+    n_repeats = min(len(queries), len(banks))
+    if n_repeats < 1:
+        raise ValueError("search_bank needs at least one thinning of the query and of the bank")
+    queries, banks = queries[:n_repeats], banks[:n_repeats]
+    n_query, n_bank = len(queries[0]), len(banks[0])
+    if any(len(q) != n_query for q in queries) or any(len(b) != n_bank for b in banks):
+        raise ValueError("every thinning must hold the same tiles (same number of tiles)")
     dataset = np.asarray(bank_dataset, dtype=np.int64).reshape(-1)
-    if dataset.shape[0] != len(bank):
+    if dataset.shape[0] != n_bank:
         raise ValueError("bank_dataset must have one entry per bank tile")
     if dataset.size and (dataset.min() < 0 or dataset.max() >= n_datasets):
         raise ValueError("bank_dataset values must lie in 0..n_datasets-1")
     c = _mode_constant(mode)
     rows = np.argsort(dataset, kind="stable")
     bounds = np.searchsorted(dataset[rows], np.arange(n_datasets + 1)).astype(np.int64)
-    result = SearchResult(*(np.full(n_datasets, np.nan) for _ in range(4)),
-                          n_pairs=np.diff(bounds) * len(query))
-    if len(query) == 0:
+    n_pairs = np.diff(bounds) * n_query
+    result = SearchResult(*(np.full(n_datasets, np.nan) for _ in range(4)), n_pairs=n_pairs,
+                          repeat_means=np.full((n_datasets, n_repeats), np.nan))
+    if n_query == 0:
         return result
-    for lo, hi in _dataset_chunks(bounds, len(query), MAX_BLOCK_VALUES):
+    for lo, hi in _dataset_chunks(bounds, n_query, MAX_BLOCK_VALUES):
         chunk_rows = rows[bounds[lo]:bounds[hi]]
-        block = np.empty((chunk_rows.size, len(query)))
-        _lambda_rows(bank.ecdf, chunk_rows, query.ecdf, c, block)
-        _summarise_segments(block.reshape(-1), (bounds[lo:hi + 1] - bounds[lo]) * len(query),
-                            result.mean[lo:hi], result.sd[lo:hi], result.median[lo:hi],
+        segments = (bounds[lo:hi + 1] - bounds[lo]) * n_query
+        filled = n_pairs[lo:hi] > 0
+        block = np.empty((chunk_rows.size, n_query))
+        total = np.zeros(block.size) if n_repeats > 1 else None
+        for r in range(n_repeats):
+            _lambda_rows(banks[r].ecdf, chunk_rows, queries[r].ecdf, c, block)
+            flat = block.reshape(-1)
+            if flat.size:
+                result.repeat_means[lo:hi][filled, r] = np.add.reduceat(flat, segments[:-1][filled]) / n_pairs[lo:hi][filled]
+            if total is not None:
+                total += flat
+        values = block.reshape(-1) if total is None else total / n_repeats
+        _summarise_segments(values, segments, result.mean[lo:hi], result.sd[lo:hi], result.median[lo:hi],
                             result.fraction_above_1[lo:hi])
     return result

@@ -98,8 +98,9 @@ def compare_datasets(user, dataset_ids, *, target: int | None = None, progress=N
     Returns ``dataset_ids`` and ``titles`` (in the given order), ``order`` (hierarchical leaf order of
     the thinned matrix, unthinned if no thinned scores), matrices ``thinned_mean``, ``thinned_sd``,
     ``unthinned_mean``, ``unthinned_sd`` and ``n_pairs`` (lists of lists, None where no pairs; the
-    diagonal holds each dataset's self-similarity mean and SD) and ``self``: {dataset id: the
-    ``self_similarity`` result}. Raises AccessDenied if any dataset is not readable (same message
+    diagonal holds each dataset's self-similarity mean and SD), ``thinned_n_repeats`` (thinned
+    lambda averaged over that many thinnings, ``similarity.compare_repeated``) and ``self``:
+    {dataset id: the ``self_similarity`` result}. Raises AccessDenied if any dataset is not readable (same message
     as missing), ValueError for fewer than 2 or more than MAX_COMPARE datasets.
     """
     ids = list(dict.fromkeys(int(i) for i in dataset_ids))
@@ -124,8 +125,10 @@ def compare_datasets(user, dataset_ids, *, target: int | None = None, progress=N
         done += 1
         if progress:
             progress(done / steps, f"Self-similarity of dataset {k + 1} of {n}")
-    for label, choice in (("thinned", target), ("unthinned", UNTHINNED)):
-        sets = [index.tiles_of(d.id, choice).prints for d in datasets]
+    thinnings = index.thinnings_of(target)
+    out["thinned_n_repeats"] = len(thinnings)
+    for label, choices in (("thinned", thinnings), ("unthinned", [UNTHINNED])):
+        sets = [[index.tiles_of(d.id, choice).prints for choice in choices] for d in datasets]
         mean = np.full((n, n), np.nan)
         sd = np.full((n, n), np.nan)
         pairs = np.zeros((n, n), dtype=np.int64)
@@ -135,9 +138,9 @@ def compare_datasets(user, dataset_ids, *, target: int | None = None, progress=N
                 mean[i, i], sd[i, i] = summary["mean"], (summary["sd"] if summary["sd"] is not None else np.nan)
                 pairs[i, i] = summary["n_pairs"]
             for j in range(i + 1, n):
-                if len(sets[i]) and len(sets[j]):
-                    s = similarity.compare_sets(sets[i], sets[j], mode=settings.lambda_mode,
-                                                max_pairs=settings.max_pairs)
+                if len(sets[i][0]) and len(sets[j][0]):
+                    s = similarity.compare_repeated(sets[i], sets[j], mode=settings.lambda_mode,
+                                                    max_pairs=settings.max_pairs).summary
                     mean[i, j] = mean[j, i] = s.mean
                     sd[i, j] = sd[j, i] = s.sd
                     pairs[i, j] = pairs[j, i] = s.n_pairs

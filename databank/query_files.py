@@ -135,9 +135,9 @@ def analyse_query(user, token, *, pixel_size_nm: float | None = None, progress=N
         progress(0.05, f"Reading {manifest['detection']['name']}")
     detection = StagedFile(folder / manifest["detection"]["file"], manifest["detection"]["name"])
     rois = [StagedFile(folder / r["file"], r["name"]) for r in manifest["rois"]]
-    settings = settings_of()      # thinned like the bank's files (the search uses their first thinning)
+    settings = settings_of()      # thinned like the bank's files, as many times
     analysis = analyse_file(detection, rois, pixel_size_nm=pixel_size_nm, thinning_targets=settings.thinning_targets,
-                            thinning_mode=settings.thinning_mode)
+                            thinning_repeats=settings.thinning_repeats, thinning_mode=settings.thinning_mode)
     prints = analysis.fingerprints
     summary = {"name": analysis.name, "n_locs": len(analysis.table), "density": analysis.stats.get("density"),
                "n_tiles": len(prints.unthinned), "n_tiles_thinned": {str(t): len(p) for t, p in prints.thinned.items()},

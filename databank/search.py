@@ -44,7 +44,8 @@ RESULT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("density", "density_loc_per_um2"), ("n_tiles", "n_tiles"),
     ("thinned_mean", "thinned_lambda_mean"), ("thinned_sd", "thinned_lambda_sd"),
     ("thinned_median", "thinned_lambda_median"), ("thinned_fraction_above_1", "thinned_fraction_above_1"),
-    ("thinned_n_pairs", "thinned_n_pairs"),
+    ("thinned_n_pairs", "thinned_n_pairs"), ("thinned_n_repeats", "thinned_n_thinnings"),
+    ("thinned_sd_repeats", "thinned_lambda_sd_over_thinnings"),
     ("unthinned_mean", "unthinned_lambda_mean"), ("unthinned_sd", "unthinned_lambda_sd"),
     ("unthinned_median", "unthinned_lambda_median"), ("unthinned_fraction_above_1", "unthinned_fraction_above_1"),
     ("unthinned_n_pairs", "unthinned_n_pairs"),
@@ -88,8 +89,12 @@ def clear_result_cache() -> None:
         cache.clear()
 
 
+RESULTS_FORMAT = 2        # bump when cached results change shape (2: thinned_n_repeats, thinned_sd_repeats)
+
+
 def cache_key(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+    """The result cache's key for ``parts`` (and the results' format, so an upgrade never serves old rows)."""
+    return hashlib.sha256(json.dumps([RESULTS_FORMAT, *parts], sort_keys=True, default=str).encode()).hexdigest()
 
 
 def check_target(target) -> int:
@@ -124,10 +129,13 @@ def rank_against_bank(query: dict[int | None, Fingerprints], user, *, exclude_id
                       progress=None) -> list[dict]:
     """Rank every readable dataset by mean lambda against the query tiles.
 
-    ``query`` maps None (unthinned) and thinning targets to the query's fingerprints. Rows hold the
-    dataset's metadata and, for unthinned and for ``target``, mean / SD / median / fraction above 1
-    of lambda and the number of tile pairs. Sorted by thinned mean (then unthinned mean, then id),
-    most similar first; datasets with no comparable tiles come last.
+    ``query`` maps None (unthinned), thinning targets and (target, r) repeats to the query's
+    fingerprints. Rows hold the dataset's metadata and, for unthinned and for ``target``, mean / SD /
+    median / fraction above 1 of lambda and the number of tile pairs. Thinned scores use every
+    thinning the query and the whole bank have (``BankIndex.thinnings_of``): each pair's lambda is
+    averaged over them, ``thinned_n_repeats`` says how many, ``thinned_sd_repeats`` is the SD of the
+    dataset's mean lambda over them (None for one). Sorted by thinned mean (then unthinned mean,
+    then id), most similar first; datasets with no comparable tiles come last.
     """
     settings = settings_of()
     target = settings.default_thinning if target is None else target
@@ -137,23 +145,24 @@ def rank_against_bank(query: dict[int | None, Fingerprints], user, *, exclude_id
     rows = {d.id: _metadata_row(d) for d in candidates}
     wanted = np.array([-1 if index.rows_of(d.id) is None else index.rows_of(d.id) for d in candidates],
                       dtype=np.int64)
-    for step, (label, choice) in enumerate((("unthinned", UNTHINNED), ("thinned", target))):
+    thinnings = [c for c in index.thinnings_of(target) if c in query]
+    for step, (label, choices) in enumerate((("unthinned", [UNTHINNED]), ("thinned", thinnings))):
         if progress:
             progress(step / 2, f"Comparing {label} tiles")
-        tile_set = index.sets.get(choice) or empty_tile_set()
+        tile_set = index.sets.get(choices[0]) if choices else None
+        tile_set = tile_set or empty_tile_set()
         keep = np.isin(tile_set.dataset_row, wanted[wanted >= 0])
-        if keep.all():
-            bank = tile_set.prints            # every tile readable: reuse the index's cached ECDFs
-        else:
-            bank = tile_set.prints.take(np.flatnonzero(keep))
-        owner_row = tile_set.dataset_row[keep]
-        q = query.get(choice)
-        if q is None or len(q) == 0 or len(bank) == 0:
+        take = None if keep.all() else np.flatnonzero(keep)     # all readable: reuse the index's cached ECDFs
+        banks = [index.sets[c].prints if take is None else index.sets[c].prints.take(take)
+                 for c in choices if c in index.sets]
+        queries = [query[c] for c in choices]
+        if not banks or not queries or len(queries[0]) == 0 or len(banks[0]) == 0:
             result = None
         else:
-            result = similarity.search_bank(q, bank, owner_row, len(index.dataset_ids), mode=mode)
+            result = similarity.search_bank(queries, banks, tile_set.dataset_row[keep], len(index.dataset_ids),
+                                            mode=mode)
         for d, row_index in zip(candidates, wanted):
-            stats = _stats_at(result, int(row_index))
+            stats = _stats_at(result, int(row_index), repeats=label == "thinned")
             rows[d.id].update({f"{label}_{k}": v for k, v in stats.items()})
     if progress:
         progress(1.0, "Done")
@@ -173,13 +182,20 @@ def sort_rows(rows: list[dict], by: str = "thinned") -> list[dict]:
     return sorted(rows, key=key)
 
 
-def _stats_at(result, row_index: int) -> dict:
-    if result is None or row_index < 0 or result.n_pairs[row_index] == 0:
-        return dict(mean=None, sd=None, median=None, fraction_above_1=None, n_pairs=0)
-    values = dict(mean=result.mean[row_index], sd=result.sd[row_index], median=result.median[row_index],
-                  fraction_above_1=result.fraction_above_1[row_index])
+def _stats_at(result, row_index: int, *, repeats: bool = False) -> dict:
+    """One dataset's scores in a ``similarity.SearchResult`` (None where it has none); with
+    ``repeats``, also the number of thinnings and the SD of its mean over them."""
+    scored = result is not None and row_index >= 0 and result.n_pairs[row_index] > 0
+    values = dict(mean=np.nan, sd=np.nan, median=np.nan, fraction_above_1=np.nan)
+    if scored:
+        values = dict(mean=result.mean[row_index], sd=result.sd[row_index], median=result.median[row_index],
+                      fraction_above_1=result.fraction_above_1[row_index])
+    if repeats:
+        values["sd_repeats"] = result.sd_repeats[row_index] if scored else np.nan
     clean = {k: (None if not np.isfinite(v) else round(float(v), 4)) for k, v in values.items()}
-    clean["n_pairs"] = int(result.n_pairs[row_index])
+    clean["n_pairs"] = int(result.n_pairs[row_index]) if scored else 0
+    if repeats:
+        clean["n_repeats"] = result.n_repeats if scored else 0
     return clean
 
 
@@ -243,7 +259,8 @@ def similar_datasets(user, dataset_id, *, target: int | None = None, filters: di
             progress(1.0, "Done (cached)")
         return hit
     index = bank_index()
-    query = {choice: _query_sample(index.tiles_of(dataset.id, choice)) for choice in (UNTHINNED, target)}
+    query = {choice: _query_sample(index.tiles_of(dataset.id, choice))
+             for choice in (UNTHINNED, *index.thinnings_of(target))}
     rows = rank_against_bank(query, user, exclude_id=dataset.id, target=target, filters=filters, progress=progress)
     with result_cache() as cache:
         cache.set(key, rows)
@@ -255,13 +272,15 @@ def search_with_fingerprints(user, fingerprints: FileFingerprints | dict, *, tar
     """"Search with your own file": rank the readable bank against fingerprints that are not stored.
 
     ``fingerprints`` is a ``FileFingerprints`` (``ingest.analyse_file(...).fingerprints``) or a dict
-    {None: unthinned, target: thinned}. Query tiles beyond MAX_QUERY_TILES are sampled (fixed seed),
-    as for stored datasets. Nothing is cached or written.
+    {None: unthinned, target: thinned, (target, r): thinning r}. Query tiles beyond MAX_QUERY_TILES
+    are sampled (fixed seed, the same tiles in every thinning), as for stored datasets. Nothing is
+    cached or written.
     """
     target = check_target(target)
     choices = fingerprint_choices(fingerprints) if isinstance(fingerprints, FileFingerprints) else dict(fingerprints)
     query = {choice: _sample_prints(prints) for choice, prints in choices.items()
-             if choice in (UNTHINNED, target) and prints is not None}
+             if prints is not None and (choice in (UNTHINNED, target)
+                                        or (isinstance(choice, tuple) and choice[0] == target))}
     return rank_against_bank(query, user, exclude_id=None, target=target, filters=_clean_filters(filters),
                              progress=progress)
 

@@ -31,7 +31,7 @@ from databank.store import unpack_fingerprints
 UNTHINNED = None
 
 
-INDEX_FORMAT = 3        # bump when the on-disk index layout changes
+INDEX_FORMAT = 4        # bump when the on-disk index layout changes
 
 
 @dataclass
@@ -46,7 +46,9 @@ class TileSet:
 class BankIndex:
     version: int
     dataset_ids: np.ndarray                   # database id per dataset row
-    sets: dict[int | None, TileSet]           # None = unthinned, else thinning target (loc/um^2)
+    # None = unthinned; target (loc/um^2) = its first thinning; (target, r) = thinning r >= 2 of the
+    # same tiles (NANOORG_THINNING_REPEATS > 1 at ingest)
+    sets: dict[int | None | tuple[int, int], TileSet]
     file_keys: dict[int, str] = field(default_factory=dict)   # file id -> storage key (never reused)
     _rows: dict = field(default_factory=dict, repr=False)
 
@@ -56,7 +58,19 @@ class BankIndex:
     def rows_of(self, dataset_id: int) -> int | None:
         return self._rows.get(int(dataset_id))
 
-    def tiles_of(self, dataset_id: int, target: int | None) -> TileSet:
+    def thinnings_of(self, target: int) -> list:
+        """The choices of ``target``'s thinnings that every stored file has, in order: [target,
+        (target, 2), ...]; one thinning when any file was stored with fewer repeats."""
+        base = self.sets.get(target)
+        choices = [target]
+        while base is not None:
+            extra = self.sets.get((target, len(choices) + 1))
+            if extra is None or not np.array_equal(extra.file_id, base.file_id):
+                break
+            choices.append((target, len(choices) + 1))
+        return choices
+
+    def tiles_of(self, dataset_id: int, target) -> TileSet:
         tile_set = self.sets.get(target)
         if tile_set is None:
             return empty_tile_set()
@@ -72,9 +86,28 @@ _index_cache: dict[str, BankIndex] = {}
 
 
 def fingerprint_choices(fingerprints) -> dict:
+    """{None: unthinned, target: first thinning, (target, r): thinning r >= 2} of a FileFingerprints."""
     out = {UNTHINNED: fingerprints.unthinned}
     out.update(fingerprints.thinned)
+    for target, extra in fingerprints.extra_repeats.items():
+        out.update({(target, repeat): prints for repeat, prints in enumerate(extra, start=2)})
     return out
+
+
+def _choice_tag(choice) -> str:
+    """How a choice is named in the on-disk index: u, t30, t30r2 ..."""
+    if choice is None:
+        return "u"
+    if isinstance(choice, tuple):
+        return f"t{choice[0]}r{choice[1]}"
+    return f"t{choice}"
+
+
+def _tag_choice(tag: str):
+    if tag == "u":
+        return None
+    target, _, repeat = tag[1:].partition("r")
+    return (int(target), int(repeat)) if repeat else int(target)
 
 
 def bank_state() -> tuple[int, int, int]:
@@ -180,7 +213,7 @@ def _save_index(index: BankIndex, name: str, folder: Path, database_tag: str) ->
               "file_ids": np.array(list(index.file_keys), dtype=np.int64),
               "file_keys": np.array(list(index.file_keys.values()), dtype="U64")}
     for choice, tile_set in index.sets.items():
-        tag = "u" if choice is None else f"t{choice}"
+        tag = _choice_tag(choice)
         arrays.update({f"{tag}_hist": tile_set.prints.hist, f"{tag}_n": tile_set.prints.n_locs,
                        f"{tag}_row": tile_set.dataset_row, f"{tag}_file": tile_set.file_id})
         if tile_set.prints.has_ecdf:
@@ -241,7 +274,7 @@ def _load_index(path: Path) -> BankIndex | None:
     for key in arrays:
         if key.endswith("_hist"):
             tag = key[:-5]
-            choice = None if tag == "u" else int(tag[1:])
+            choice = _tag_choice(tag)
             prints = Fingerprints(arrays[f"{tag}_hist"], arrays[f"{tag}_n"])
             if f"{tag}_ecdf_values" in arrays:
                 prints.attach_ecdf(RaggedEcdf(arrays[f"{tag}_ecdf_values"], arrays[f"{tag}_ecdf_start"],

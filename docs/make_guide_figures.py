@@ -5,8 +5,8 @@
 Seeds the demo bank (``databank.demo.seed_demo``: the real files in data/ and the simulated
 datasets) into a temporary instance, serves the app on 127.0.0.1:--port, opens the pages in
 headless Chromium (1280 px wide) and screenshots one element per figure: the databank table, a
-dataset page (metadata and Data Files), the file viewer with DBSCAN and the self-similarity
-histograms. Each PNG is reduced to a 256-colour palette (and
+dataset page (metadata and Data Files), the file viewer with DBSCAN, the self-similarity
+histograms and the similarity search results. Each PNG is reduced to a 256-colour palette (and
 scaled down if needed) so that it stays under 150 KB. pages/guide.py shows them.
 """
 
@@ -58,6 +58,33 @@ def wait_for(driver, css: str, timeout: float = 120.0, text: str | None = None):
     raise TimeoutError(f"{css} did not appear" + (f" with '{text}'" if text else ""))
 
 
+def element_png(driver, element) -> bytes:
+    """The element as PNG. One shorter than the window is pinned to the window's top left for a
+    moment and cropped from a window screenshot (fast: Chromium's element screenshot far down a
+    long page can keep the renderer busy past chromedriver's 10 s); a taller one uses Chromium's."""
+    from PIL import Image
+
+    width, height, window_height, scale = driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return [r.width, r.height, window.innerHeight, window.devicePixelRatio];", element)
+    if height > window_height:
+        return element.screenshot_as_png
+    pin = ("const e = arguments[0]; e.dataset.savedStyle = e.getAttribute('style') || '';"
+           "e.style.cssText += `;position:fixed;top:0;left:0;width:${arguments[1]}px;z-index:10000;"
+           "background:white;margin:0`;")
+    unpin = "const e = arguments[0]; e.setAttribute('style', e.dataset.savedStyle);"
+    driver.execute_script(pin, element, width)
+    try:
+        time.sleep(0.5)
+        window = Image.open(io.BytesIO(driver.get_screenshot_as_png()))
+    finally:
+        driver.execute_script(unpin, element)
+    crop = window.crop((0, 0, round(width * scale), round(height * scale)))
+    buffer = io.BytesIO()
+    crop.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def shoot(driver, css: str, out: Path, name: str, attempts: int = 5) -> int:
     """Screenshot of one element into ``out/name`` (retried: a busy renderer may time out); its size in bytes."""
     from selenium.common.exceptions import TimeoutException
@@ -67,7 +94,7 @@ def shoot(driver, css: str, out: Path, name: str, attempts: int = 5) -> int:
         try:
             driver.execute_script("arguments[0].scrollIntoView({block: 'start'}); window.scrollBy(0, -8);", element)
             time.sleep(1.0 + 2 * attempt)                # let Plotly and the grid finish drawing
-            png = element.screenshot_as_png
+            png = element_png(driver, element)
             break
         except TimeoutException:
             if attempt == attempts - 1:
@@ -119,6 +146,8 @@ def main(argv=None) -> int:
         driver.execute_script(hide, "")
         wait_for(driver, "#sim-self-thinned .barlayer .point")
         sizes["self_similarity.png"] = shoot(driver, "#sim-self-card", out, "self_similarity.png")
+        wait_for(driver, "#sim-grid .ag-row")
+        sizes["similarity_results.png"] = shoot(driver, "#sim-search-card", out, "similarity_results.png")
         for name, size in sizes.items():
             print(f"{name:<24} {size / 1024:6.1f} KB")
     return 0

@@ -254,6 +254,8 @@ The **Similarity Search Results** table compares one dataset (the *query*) with 
 read. Each row is one dataset, with its mean dissimilarity **λ̄** and standard deviation, **thinned** and
 **unthinned**. Lower λ̄ means more similar; the table is sorted by the thinned λ̄, most similar first.
 
+"""), _figure("similarity_results.png", "Similarity search results on a demo dataset: the filters, the "
+                "thinned and unthinned mean λ̄ with their SD for every other dataset, most similar first."), _md(f"""
 ### What is compared
 
 1. Every ROI is covered with **3 × 3 µm tiles** (only tiles lying inside the polygon are used).
@@ -333,7 +335,9 @@ matches with the query's organisation (chance 0.31); **same density**: share wit
   the whole bank. **100 loc/µm²** is as good or slightly better among datasets that are all denser than
   100 loc/µm² (precision at 3: 0.77 against 0.64-0.74), but the sparser third of the bank drops out entirely.
 - Averaging **5 independent thinnings** sharpens the closest matches at 30 loc/µm² (precision at 3:
-  0.67 → 0.74); `nanoorg compare --repeats 5` does it (the search table uses one thinning).
+  0.67 → 0.74). An instance that stores 5 thinnings per tile (`NANOORG_THINNING_REPEATS=5`) averages every
+  search over them and adds the column **SD over thinnings** (how much the mean λ moves from one thinning to
+  the next); `nanoorg compare --repeats 5` does it for two files.
 
 ### Filters
 

@@ -267,6 +267,35 @@ def test_search_bank_equals_compare_sets_per_dataset(rng, monkeypatch, block_val
     assert np.isnan(result.mean[2]) and result.n_pairs[2] == 0 and np.isfinite(result.sd[0])
 
 
+@pytest.mark.parametrize("block_values", [similarity.MAX_BLOCK_VALUES, 40])
+def test_search_bank_over_thinnings_equals_compare_repeated_per_dataset(rng, monkeypatch, block_values):
+    """Several thinnings: each pair's lambda averaged over them (compare_repeated, all pairs), and
+    each thinning's own mean per dataset (brute force lambda_matrix)."""
+    monkeypatch.setattr(similarity, "MAX_BLOCK_VALUES", block_values)
+    queries = [random_fingerprints(rng, 5) for _ in range(3)]
+    banks = [random_fingerprints(rng, 40) for _ in range(4)]                   # the bank has one more: 3 used
+    dataset = rng.permutation(np.repeat([0, 1, 3, 4, 5], [1, 9, 20, 6, 4]))   # dataset 2 is empty
+    result = search_bank(queries, banks, dataset, 6)
+    assert result.n_repeats == 3
+    for d in range(6):
+        members = np.flatnonzero(dataset == d)
+        if members.size == 0:
+            assert np.isnan(result.repeat_means[d]).all() and np.isnan(result.mean[d]) and result.n_pairs[d] == 0
+            continue
+        expected = similarity.compare_repeated(queries, [b.take(members) for b in banks[:3]], max_pairs=10**9)
+        ours = [result.mean[d], result.sd[d], result.median[d], result.fraction_above_1[d], result.sd_repeats[d]]
+        reference = [expected.summary.mean, expected.summary.sd, expected.summary.median,
+                     expected.summary.fraction_above_1, expected.sd_repeats]
+        np.testing.assert_allclose(ours, reference, rtol=1e-12, equal_nan=True)
+        brute = [lambda_matrix(queries[r], banks[r].take(members)).mean() for r in range(3)]
+        np.testing.assert_allclose(result.repeat_means[d], brute, rtol=1e-12)
+    single = search_bank(queries[0], banks[0], dataset, 6)
+    assert single.n_repeats == 1 and np.isnan(single.sd_repeats).all()
+    np.testing.assert_allclose(single.repeat_means[:, 0], single.mean, rtol=1e-12)
+    with pytest.raises(ValueError, match="same tiles"):
+        search_bank([queries[0], queries[1].take(np.arange(4))], banks[:2], dataset, 6)
+
+
 # ---- science checks (docs/SCIENCE.md §2.6), 9 x 9 um fields = 9 tiles of 3 x 3 um ------------------------
 
 FIELD_NM = 9000.0

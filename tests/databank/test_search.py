@@ -46,3 +46,42 @@ def test_self_similarity_pairs(app, users, tmp_path):
     result = search.self_similarity(users["alice"], a.id)
     assert result["unthinned"]["n_tiles"] == 9 and len(result["unthinned"]["lambdas"]) == 36
     assert result["unthinned"]["summary"]["n_pairs"] == 36
+
+
+def test_search_averages_over_every_stored_thinning(tmp_path):
+    """NANOORG_THINNING_REPEATS=3: the bank search averages each pair's lambda over the 3 thinnings
+    and reports their spread, equal to compare_repeated on the two datasets' stored tiles."""
+    from config import load_settings
+    from databank.core import make_data_app
+    from databank.models import db
+    from databank.users import create_user
+    from tests.databases import database_overrides
+
+    settings = load_settings(instance_dir=tmp_path / "instance", seed_demo=False, secret_key="test-secret",
+                             thinning_repeats=3, **database_overrides())
+    app = make_data_app(settings)
+    with app.app_context():
+        users = {"alice": create_user("alice", "alice@example.org", "correct horse battery")}
+        a = make(users, tmp_path, "alice", "A", "public", 1)
+        b = make(users, tmp_path, "alice", "B", "public", 2)
+        row = search.similar_datasets(users["alice"], a.id, target=100)[0]
+        sa, sb = compare.dataset_fingerprint_sets(a), compare.dataset_fingerprint_sets(b)
+        assert len(sa[100]) == len(sb[100]) == 3
+        expected = similarity.compare_repeated(sa[100], sb[100], max_pairs=10**9)
+        assert row["thinned_n_repeats"] == 3 and row["thinned_n_pairs"] == expected.summary.n_pairs
+        assert row["thinned_mean"] == round(expected.summary.mean, 4)
+        assert row["thinned_median"] == round(expected.summary.median, 4)
+        assert row["thinned_sd_repeats"] == round(expected.sd_repeats, 4) and row["thinned_sd_repeats"] > 0
+        single = similarity.lambda_matrix(sa[100][0], sb[100][0]).mean()
+        assert row["thinned_mean"] != round(float(single), 4)           # not the first thinning alone
+        assert "unthinned_n_repeats" not in row
+        pair = compare.compare_datasets(users["alice"], [a.id, b.id], target=100)     # the Compare page
+        assert pair["thinned_n_repeats"] == 3 and pair["thinned_mean"][0][1] == round(expected.summary.mean, 4)
+        from databank import similarity_index
+        similarity_index.wait_for_index_saves()
+        similarity_index.forget_bank_index(memory_only=True)          # the next reader loads the disk copy
+        assert similarity_index.bank_index().thinnings_of(100) == [100, (100, 2), (100, 3)]
+        header = search.results_csv([row]).splitlines()[0].split(",")
+        assert "thinned_n_thinnings" in header and "thinned_lambda_sd_over_thinnings" in header
+        db.session.remove()
+        db.engine.dispose()

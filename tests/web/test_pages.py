@@ -178,6 +178,7 @@ def test_pages011_public_means_the_same_everywhere(client, signed_in, user, inge
 @pytest.mark.parametrize("path, names", [
     ("/guide", ["databank.png", "dataset.png", "viewer.png"]),
     ("/guide/self-similarity", ["self_similarity.png"]),
+    ("/guide/similarity", ["similarity_results.png"]),
 ])
 def test_pages012_guide_figures_exist_and_are_small(client, path, names):
     """Issue 12 item 15: illustrated guide (figures made by docs/make_guide_figures.py from the demo bank)."""
