@@ -1,6 +1,6 @@
 """Benchmark: the embedded default against the scaled-out setup, under the same load, in one run.
 
-    python bench/bench_scale.py [--seconds 60] [--readers 20] [--uploads 2] [--port-base 59480]
+    python bench/bench_scale.py [--seconds 60] [--readers 20] [--uploads 2] [--port-base 28130]
 
 Setups (each on a fresh instance folder, the demo bank seeded before the clock starts):
 - embedded: ``gunicorn -c gunicorn.conf.py app:server`` (what ``make run`` starts: 1 web worker,
@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--readers", type=int, default=20)
     parser.add_argument("--uploads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per setup (seconds split evenly)")
-    parser.add_argument("--port-base", type=int, default=int(os.environ.get("NANOORG_TEST_PORT_BASE", "58050")) + 80)
+    parser.add_argument("--port-base", type=int, default=int(os.environ.get("NANOORG_TEST_PORT_BASE", "28050")) + 80)
     args = parser.parse_args()
     data = Path(tempfile.mkdtemp(prefix="nanoorg-bench-files-"))
     uploads = [[path for j in (1, 2)

@@ -584,13 +584,25 @@ def pair_audit(a: Fingerprints, b: Fingerprints, *, max_pairs: int = 20000, seed
 
 @dataclass
 class SelfSimilarity:
-    """lambda over unordered pairs (i < j) of one set of tiles, with a within-file flag per pair."""
+    """lambda over unordered pairs (i < j) of one set of tiles, with a within-file flag per pair.
+
+    With several thinnings, ``lambdas`` are the per-pair values averaged over them and
+    ``repeat_means`` holds each thinning's own mean (one value for one thinning)."""
 
     lambdas: np.ndarray
     within_file: np.ndarray
     summary: SimilaritySummary
     summary_within: SimilaritySummary
     summary_between: SimilaritySummary
+    repeat_means: np.ndarray
+
+    @property
+    def n_repeats(self) -> int:
+        return int(self.repeat_means.size)
+
+    @property
+    def sd_repeats(self) -> float:
+        return float(np.std(self.repeat_means, ddof=1)) if self.n_repeats > 1 else float("nan")
 
 
 @njit(cache=True)
@@ -653,29 +665,40 @@ def _split_by_flag(values, flags):
     return out, front
 
 
-def self_similarity(f: Fingerprints, file_ids: np.ndarray | None = None, *, mode: str = "critical",
-                    max_pairs: int = 20000, seed: int = 0) -> SelfSimilarity:
+def self_similarity(f: Fingerprints | Sequence[Fingerprints], file_ids: np.ndarray | None = None, *,
+                    mode: str = "critical", max_pairs: int = 20000, seed: int = 0) -> SelfSimilarity:
     """lambda over all unordered tile pairs i < j of one dataset (docs/SCIENCE.md §3).
 
     Pairs are in row-major upper-triangle order; when there are more than ``max_pairs`` pairs,
     that many are sampled uniformly without replacement (seeded), kept in the same order.
     file_ids: per-tile file id for the within-file / between-file split; None = one file.
+    ``f`` may be a sequence of thinnings of the same tiles: each pair's lambda is then averaged
+    over them (as ``compare_repeated`` does between two sets).
     """
-    n = len(f)
+    thinnings = [f] if isinstance(f, Fingerprints) else list(f)
+    n = len(thinnings[0])
+    if not thinnings or any(len(t) != n for t in thinnings):
+        raise ValueError("every thinning must hold the same tiles (same number of tiles)")
     ids = np.zeros(n, dtype=np.int64) if file_ids is None else np.asarray(file_ids, dtype=np.int64)
     if ids.shape != (n,):
         raise ValueError("file_ids must have one entry per tile")
     c = _mode_constant(mode)
     sampled = _sample_pair_indices(n * (n - 1) // 2, max_pairs, seed)
-    if sampled is None:
-        lambdas, within = _self_all_pairs(f.ecdf, ids, c)
-    else:
-        first, second = _triangle_pairs(sampled, n)
-        lambdas, within = _lambda_pairs(f.ecdf, first, f.ecdf, second, c), ids[first] == ids[second]
+    per_thinning = []
+    for prints in thinnings:
+        if sampled is None:
+            lambdas, within = _self_all_pairs(prints.ecdf, ids, c)
+        else:
+            first, second = _triangle_pairs(sampled, n)
+            lambdas, within = _lambda_pairs(prints.ecdf, first, prints.ecdf, second, c), ids[first] == ids[second]
+        per_thinning.append(lambdas)
+    with np.errstate(invalid="ignore"):
+        repeat_means = np.array([v.mean() if v.size else np.nan for v in per_thinning])
+    lambdas = per_thinning[0] if len(per_thinning) == 1 else np.mean(per_thinning, axis=0)
     scratch, n_within = _split_by_flag(lambdas, within)
     summary_within, summary_between = _summaries(scratch, [0, n_within, scratch.size])
     summary = _summaries(scratch, [0, scratch.size])[0]
-    return SelfSimilarity(lambdas, within, summary, summary_within, summary_between)
+    return SelfSimilarity(lambdas, within, summary, summary_within, summary_between, repeat_means)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -293,7 +293,8 @@ def _summary_dict(summary, lambdas: np.ndarray) -> dict:
 
 def self_similarity(user, dataset_id, *, target: int | None = None) -> dict:
     """Self-similarity of a dataset: lambda of all tile pairs (sampled beyond max_pairs), unthinned
-    and thinned, with within-file / between-file split and summary numbers (plus p95)."""
+    and thinned, with within-file / between-file split and summary numbers (plus p95); thinned
+    lambda averaged over the stored thinnings (``n_repeats``, ``sd_repeats``: SD of the mean over them)."""
     dataset = get_dataset(user, dataset_id, "read")
     settings = settings_of()
     target = check_target(target)
@@ -304,20 +305,25 @@ def self_similarity(user, dataset_id, *, target: int | None = None) -> dict:
         return hit
     index = bank_index()
     out = {"dataset_id": dataset.id, "target": target}
-    for label, choice in (("unthinned", UNTHINNED), ("thinned", target)):
-        tiles = index.tiles_of(dataset.id, choice)
+    for label, choices in (("unthinned", [UNTHINNED]), ("thinned", index.thinnings_of(target))):
+        tiles = index.tiles_of(dataset.id, choices[0])
         if len(tiles.prints) < 2:
             out[label] = dict(n_tiles=len(tiles.prints), n_files=len(np.unique(tiles.file_id)), lambdas=[],
-                              within_file=[], summary=None, summary_within=None, summary_between=None)
+                              within_file=[], summary=None, summary_within=None, summary_between=None,
+                              n_repeats=0, sd_repeats=None)
             continue
-        result = similarity.self_similarity(tiles.prints, tiles.file_id, mode=settings.lambda_mode,
+        thinnings = [tiles.prints, *(index.tiles_of(dataset.id, c).prints for c in choices[1:])]
+        result = similarity.self_similarity(thinnings, tiles.file_id, mode=settings.lambda_mode,
                                             max_pairs=settings.max_pairs)
         within = np.asarray(result.within_file, dtype=bool)
+        sd_repeats = result.sd_repeats
         out[label] = dict(n_tiles=len(tiles.prints), n_files=len(np.unique(tiles.file_id)),
                           lambdas=np.round(result.lambdas, 5).tolist(), within_file=within.tolist(),
                           summary=_summary_dict(result.summary, result.lambdas),
                           summary_within=_summary_dict(result.summary_within, result.lambdas[within]),
-                          summary_between=_summary_dict(result.summary_between, result.lambdas[~within]))
+                          summary_between=_summary_dict(result.summary_between, result.lambdas[~within]),
+                          n_repeats=result.n_repeats,
+                          sd_repeats=None if np.isnan(sd_repeats) else round(sd_repeats, 4))
     with result_cache() as cache:
         cache.set(key, out)
     return out

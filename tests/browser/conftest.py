@@ -31,11 +31,17 @@ def _stop_server_thread_only(self):
     ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_long(self.ident), ctypes.py_object(SystemExit))
 
 
+# The test servers' first port. Below Linux's ephemeral range (32768-60999): a port there can be taken
+# by any outgoing connection (Chromium's, chromedriver's) between the check that it is free and the
+# server's bind. Several suites may run at once on one machine (worktrees): NANOORG_TEST_PORT_BASE
+# moves their ports.
+TEST_PORT_BASE = int(os.environ.get("NANOORG_TEST_PORT_BASE", "28050"))
+
+
 def pytest_configure(config):
     from dash.testing.application_runners import BaseDashRunner, KillerThread
 
-    # Several suites may run at once on one machine (worktrees): NANOORG_TEST_PORT_BASE moves their ports.
-    BaseDashRunner._next_port = int(os.environ.get("NANOORG_TEST_PORT_BASE", "58050"))
+    BaseDashRunner._next_port = TEST_PORT_BASE
     KillerThread.kill = _stop_server_thread_only
     # selenium 4.2 (pinned by dash[testing]) calls urllib3's deprecated getheader() on every command
     config.addinivalue_line("filterwarnings", "ignore:HTTPResponse.getheader:DeprecationWarning")

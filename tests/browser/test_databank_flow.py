@@ -15,7 +15,10 @@ pytestmark = pytest.mark.browser
 
 
 def _link_titles(dash_duo) -> list[str]:
-    return [e.text for e in dash_duo.find_elements("#databank-grid .nanoorg-dataset-link")]
+    """The grid's dataset links, read in one script (the grid may redraw between finding an element
+    and reading its text: a stale element)."""
+    return dash_duo.driver.execute_script(
+        "return Array.from(document.querySelectorAll('#databank-grid .nanoorg-dataset-link'), e => e.innerText);")
 
 
 def test_bdb001_search_sort_and_filter_survive_back(dash_duo, nanoorg_app, browser_user):

@@ -411,6 +411,27 @@ def test_compare_repeated_averages_lambda_over_repeats(rng):
     assert sampled.summary.n_pairs == 7
 
 
+def test_self_similarity_over_thinnings_averages_each_pair(rng):
+    """Several thinnings of the same tiles: each pair's lambda averaged over them (brute force
+    lambda_matrix per thinning), all pairs and sampled pairs alike."""
+    thinnings = [random_fingerprints(rng, 7) for _ in range(3)]
+    files = np.array([0, 0, 0, 1, 1, 2, 2])
+    i, j = np.triu_indices(7, k=1)
+    per_thinning = np.array([lambda_matrix(t, t)[i, j] for t in thinnings])
+    result = similarity.self_similarity(thinnings, files)
+    np.testing.assert_allclose(result.lambdas, per_thinning.mean(axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(result.within_file, files[i] == files[j])
+    assert result.summary.mean == pytest.approx(per_thinning.mean(), rel=1e-12)
+    assert result.n_repeats == 3
+    assert result.sd_repeats == pytest.approx(per_thinning.mean(axis=1).std(ddof=1), rel=1e-12)
+    sampled = similarity.self_similarity(thinnings, files, max_pairs=9, seed=4)
+    first = similarity.self_similarity(thinnings[0], files, max_pairs=9, seed=4)
+    assert sampled.summary.n_pairs == 9 and first.n_repeats == 1 and np.isnan(first.sd_repeats)
+    np.testing.assert_array_equal(sampled.within_file, first.within_file)     # the same sampled pairs
+    with pytest.raises(ValueError, match="same tiles"):
+        similarity.self_similarity([thinnings[0], thinnings[1].take(np.arange(5))])
+
+
 def test_pair_audit_matches_scipy_ks(rng):
     a, b = random_fingerprints(rng, 3, n_bins=400), random_fingerprints(rng, 4, n_bins=900)
     audit = similarity.pair_audit(a, b, max_pairs=5, seed=1)

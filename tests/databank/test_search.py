@@ -75,6 +75,11 @@ def test_search_averages_over_every_stored_thinning(tmp_path):
         single = similarity.lambda_matrix(sa[100][0], sb[100][0]).mean()
         assert row["thinned_mean"] != round(float(single), 4)           # not the first thinning alone
         assert "unthinned_n_repeats" not in row
+        own = search.self_similarity(users["alice"], a.id, target=100)["thinned"]
+        i, j = np.triu_indices(len(sa[100][0]), k=1)
+        per_thinning = np.array([similarity.lambda_matrix(t, t)[i, j] for t in sa[100]])
+        assert own["n_repeats"] == 3 and abs(own["summary"]["mean"] - per_thinning.mean()) < 1e-9
+        assert abs(own["sd_repeats"] - round(float(per_thinning.mean(axis=1).std(ddof=1)), 4)) < 1e-12
         pair = compare.compare_datasets(users["alice"], [a.id, b.id], target=100)     # the Compare page
         assert pair["thinned_n_repeats"] == 3 and pair["thinned_mean"][0][1] == round(expected.summary.mean, 4)
         from databank import similarity_index

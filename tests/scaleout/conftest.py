@@ -4,7 +4,7 @@ operator runs) in a throwaway folder, on free local ports, once per test session
 
 The services come from the Debian packages ``postgresql`` and ``redis-server`` (.ci/run installs
 them; ``make services`` does it on a developer's machine). Without them the suite FAILS, never skips.
-Ports: free ones from NANOORG_TEST_PORT_BASE + 60 upwards (several suites may share a machine).
+Ports: free ones from TEST_PORT_BASE + 60 upwards (tests/browser/conftest.py: below the ephemeral range).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.browser.conftest import pytest_configure, pytest_setup_options  # noqa: F401  (dash_duo: Debian Chromium, offline)
+from tests.browser.conftest import TEST_PORT_BASE, pytest_configure, pytest_setup_options  # noqa: F401  (dash_duo: Debian Chromium, offline)
 from tests.scaleout.http import free_ports, worker_pids
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.5):
 def deployment():
     if not glob.glob("/usr/lib/postgresql/*/bin/initdb") or shutil.which("redis-server") is None:
         pytest.fail(MISSING_SERVICES)
-    base = int(os.environ.get("NANOORG_TEST_PORT_BASE", "58050")) + 60
+    base = TEST_PORT_BASE + 60
     pg_port, redis_port, web_port = free_ports(3, base)
     scale_dir = Path(tempfile.mkdtemp(prefix="nanoorg-scaleout-"))
     venv_bin = str(Path(sys.executable).parent)
