@@ -509,8 +509,23 @@ def compare_sets(a: Fingerprints, b: Fingerprints, *, mode: str = "critical", ma
     return summarise(_lambda_pairs(a.ecdf, ia, b.ecdf, ib, _mode_constant(mode)))
 
 
+class _OverThinnings:
+    """``n_repeats`` and ``sd_repeats`` of a result that holds ``repeat_means``, one mean lambda per
+    thinning: the SD (ddof 1, NaN for one thinning) is the spread due to thinning alone."""
+
+    repeat_means: np.ndarray
+
+    @property
+    def n_repeats(self) -> int:
+        return int(self.repeat_means.size)
+
+    @property
+    def sd_repeats(self) -> float:
+        return float(np.std(self.repeat_means, ddof=1)) if self.n_repeats > 1 else float("nan")
+
+
 @dataclass
-class RepeatedSummary:
+class RepeatedSummary(_OverThinnings):
     """lambda of two tile sets thinned ``n_repeats`` times independently (docs/SCIENCE.md §2.3).
 
     summary: mean, SD, median, fraction > 1 and count over tile pairs of the per-pair lambda
@@ -521,14 +536,6 @@ class RepeatedSummary:
 
     summary: SimilaritySummary
     repeat_means: np.ndarray
-
-    @property
-    def n_repeats(self) -> int:
-        return int(self.repeat_means.size)
-
-    @property
-    def sd_repeats(self) -> float:
-        return float(np.std(self.repeat_means, ddof=1)) if self.n_repeats > 1 else float("nan")
 
     def as_dict(self) -> dict:
         """The summary's keys plus n_repeats and sd_repeats (NaN becomes None)."""
@@ -583,7 +590,7 @@ def pair_audit(a: Fingerprints, b: Fingerprints, *, max_pairs: int = 20000, seed
 # ---------------------------------------------------------------------------------------------
 
 @dataclass
-class SelfSimilarity:
+class SelfSimilarity(_OverThinnings):
     """lambda over unordered pairs (i < j) of one set of tiles, with a within-file flag per pair.
 
     With several thinnings, ``lambdas`` are the per-pair values averaged over them and
@@ -595,14 +602,6 @@ class SelfSimilarity:
     summary_within: SimilaritySummary
     summary_between: SimilaritySummary
     repeat_means: np.ndarray
-
-    @property
-    def n_repeats(self) -> int:
-        return int(self.repeat_means.size)
-
-    @property
-    def sd_repeats(self) -> float:
-        return float(np.std(self.repeat_means, ddof=1)) if self.n_repeats > 1 else float("nan")
 
 
 @njit(cache=True)

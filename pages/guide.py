@@ -249,7 +249,7 @@ After several wrong passwords in a row, logging in to that account is paused for
 def similarity_layout(**_query):
     settings = settings_of()
     mode, targets, default = settings.lambda_mode, settings.thinning_targets, settings.default_thinning
-    body = [_md(f"""
+    body = [_md("""
 The **Similarity Search Results** table compares one dataset (the *query*) with every other dataset you may
 read. Each row is one dataset, with its mean dissimilarity **λ̄** and standard deviation, **thinned** and
 **unthinned**. Lower λ̄ means more similar; the table is sorted by the thinned λ̄, most similar first.
