@@ -53,8 +53,8 @@ def check_rate(user_id: int | None, client: str | None, now=None) -> None:
         if len(recent) >= SENDER_MESSAGES_PER_HOUR:
             wait = _minutes_until(recent[-SENDER_MESSAGES_PER_HOUR], hour, now)
             raise ContactError("body", f"You have sent {len(recent)} messages in the last hour (at most "
-                                       f"{SENDER_MESSAGES_PER_HOUR}); please wait {wait} minute(s), or write "
-                                       f"to the address above.")
+                                       f"{SENDER_MESSAGES_PER_HOUR}); please wait {wait} minute(s) before sending "
+                                       f"another.")
     if db.session.scalar(select(func.count()).select_from(ContactMessage)
                          .where(ContactMessage.created_at >= now - day)) >= ALL_MESSAGES_PER_DAY:
         raise ContactError("body", f"The administrators have received {ALL_MESSAGES_PER_DAY} messages today, "
