@@ -15,7 +15,7 @@ import ids
 from databank import jobs
 from server.dash_jobs import job_app_context, job_callback, job_user
 from components.similarity_figures import (compare_heatmap, self_similarity_overlay)
-from callbacks.similarity import JOB_INTERVAL_MS, alert, progress_reporter, request_user
+from callbacks.similarity import alert, progress_box_job, progress_reporter, request_user
 
 
 def parse_ids(search_string) -> list[int]:
@@ -118,11 +118,5 @@ def register(app) -> None:
         Output(ids.Compare.TABLE, "children"),
         Input(ids.Compare.RUN, "n_clicks"), Input(ids.Compare.PICKER, "value"), Input(ids.Compare.TARGET, "value"),
         Input(ids.Compare.KIND, "value"),
-        interval=JOB_INTERVAL_MS,
-        progress=[Output(ids.Compare.PROGRESS, "value"), Output(ids.Compare.PROGRESS, "label"), Output(ids.Compare.PROGRESS_TEXT, "children")],
-        progress_default=[0, "", ""],
-        running=[(Output(ids.Compare.RUN, "disabled"), True, False),
-                 (Output(ids.Compare.PROGRESS_BOX, "style"), {"display": "flex"}, {"display": "none"})],
-        cancel=[Input(ids.Compare.CANCEL, "n_clicks")],
-        failure_status=ids.Compare.MESSAGE,
+        **progress_box_job(ids.Compare, ids.Compare.MESSAGE),
     )(_run)

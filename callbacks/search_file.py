@@ -16,7 +16,7 @@ from databank import query_files
 import ids
 from databank import jobs
 from server.dash_jobs import job_app_context, job_callback, job_user
-from callbacks.similarity import (JOB_INTERVAL_MS, alert, build_filters, progress_reporter, request_user,
+from callbacks.similarity import (alert, build_filters, progress_box_job, progress_reporter, request_user,
                                   set_columns, status)
 
 
@@ -138,13 +138,7 @@ def register(app) -> None:
         State(ids.SearchFile.TOKEN, "data"), State(ids.SearchFile.TARGET, "value"), State(ids.SearchFile.PIXEL, "value"),
         State(ids.SearchFile.PROTEIN, "value"), State(ids.SearchFile.CELL_TYPE, "value"), State(ids.SearchFile.MODALITY, "value"),
         State(ids.SearchFile.TAGS, "value"),
-        interval=JOB_INTERVAL_MS, prevent_initial_call=True,
-        progress=[Output(ids.SearchFile.PROGRESS, "value"), Output(ids.SearchFile.PROGRESS, "label"), Output(ids.SearchFile.PROGRESS_TEXT, "children")],
-        progress_default=[0, "", ""],
-        running=[(Output(ids.SearchFile.RUN, "disabled"), True, False),
-                 (Output(ids.SearchFile.PROGRESS_BOX, "style"), {"display": "flex"}, {"display": "none"})],
-        cancel=[Input(ids.SearchFile.CANCEL, "n_clicks")],
-        failure_status=ids.SearchFile.STATUS,
+        prevent_initial_call=True, **progress_box_job(ids.SearchFile, ids.SearchFile.STATUS),
     )(_run)
     callback(Output(ids.SearchFile.GRID, "columnDefs"), Input(ids.SearchFile.METRIC, "value"), Input(ids.SearchFile.TARGET, "value"))(set_columns)
     callback(Output(ids.SearchFile.DOWNLOAD_FILE, "data"), Output(ids.SearchFile.DOWNLOAD_MESSAGE, "children"),

@@ -67,6 +67,23 @@ def build_filters(protein=None, cell_type=None, modality=None, tags=None) -> dic
     return filters
 
 
+def progress_box_job(feature, failure_status: str) -> dict:
+    """The ``job_callback`` options of a job shown in ``components.similarity_section.progress_block``:
+    ``feature`` is an ``ids`` class with PROGRESS, PROGRESS_TEXT, PROGRESS_BOX, RUN and CANCEL
+    (progress bar, percent label and message; Run disabled and the box shown while it runs);
+    failures are shown in ``failure_status``."""
+    return dict(
+        interval=JOB_INTERVAL_MS,
+        progress=[Output(feature.PROGRESS, "value"), Output(feature.PROGRESS, "label"),
+                  Output(feature.PROGRESS_TEXT, "children")],
+        progress_default=[0, "", ""],
+        running=[(Output(feature.RUN, "disabled"), True, False),
+                 (Output(feature.PROGRESS_BOX, "style"), {"display": "flex"}, {"display": "none"})],
+        cancel=[Input(feature.CANCEL, "n_clicks")],
+        failure_status=failure_status,
+    )
+
+
 def progress_reporter(set_progress):
     def report(fraction, message):
         percent = int(round(100 * max(0.0, min(1.0, float(fraction)))))
@@ -247,13 +264,7 @@ def register(app) -> None:
         Input(ids.Similarity.RUN, "n_clicks"), Input(ids.Similarity.TARGET, "value"), Input(ids.Similarity.FILTER_PROTEIN, "value"),
         Input(ids.Similarity.FILTER_CELL_TYPE, "value"), Input(ids.Similarity.FILTER_MODALITY, "value"), Input(ids.Similarity.FILTER_TAGS, "value"),
         State(ids.Similarity.DATASET, "data"),
-        interval=JOB_INTERVAL_MS,
-        progress=[Output(ids.Similarity.PROGRESS, "value"), Output(ids.Similarity.PROGRESS, "label"), Output(ids.Similarity.PROGRESS_TEXT, "children")],
-        progress_default=[0, "", ""],
-        running=[(Output(ids.Similarity.RUN, "disabled"), True, False),
-                 (Output(ids.Similarity.PROGRESS_BOX, "style"), {"display": "flex"}, {"display": "none"})],
-        cancel=[Input(ids.Similarity.CANCEL, "n_clicks")],
-        failure_status=ids.Similarity.STATUS,
+        **progress_box_job(ids.Similarity, ids.Similarity.STATUS),
     )(_run)
     callback(Output(ids.Similarity.GRID, "columnDefs"), Input(ids.Similarity.METRIC, "value"), Input(ids.Similarity.TARGET, "value"))(set_columns)
     callback(

@@ -27,9 +27,10 @@ to the page load that started the job, so only that request can collect the resu
 on either backend. Job bodies find their user with ``job_user()`` (from the signed session cookie
 of the starting request, re-checked against the database) inside ``job_app_context()``.
 
-Dash's public API cannot run a callback body with a callback context (``dash.ctx.cookies``) outside
-Dash's own managers; the two private Dash names this needs are imported here and nowhere else,
-and ``tests/web/test_dash_adapter.py`` fails if they change (``callback_context``).
+No private Dash module is imported: a thread job gets its starting request's cookies through this
+module's own context variable (``_job_cookies``), not through Dash's callback context; on Celery,
+Dash's worker sets its callback context itself (``dash.ctx.cookies``). Job bodies use nothing else
+of the callback context. ``tests/web/test_dash_adapter.py`` pins the manager protocol this relies on.
 """
 
 from __future__ import annotations
@@ -40,16 +41,13 @@ import threading
 import traceback
 import uuid
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import dash
 from dash.background_callback.managers import BaseBackgroundCallbackManager
 from dash.exceptions import PreventUpdate
 from flask import current_app, has_app_context, has_request_context, request
-
-# Private Dash internals: only here (pinned by tests/web/test_dash_adapter.py).
-from dash._callback_context import context_value
-from dash._utils import AttributeDict
 
 from databank import jobs, users
 from databank.models import User, db
@@ -67,22 +65,6 @@ def job_key(job, what: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# the callback context of a job (private Dash API, isolated here)
-
-@contextmanager
-def callback_context(**values):
-    """Run the body with a Dash callback context holding ``values`` (``cookies``, ``triggered_inputs`` ...).
-
-    What Dash's own managers do before calling a job body; also used by tests that call callback
-    functions directly."""
-    token = context_value.set(AttributeDict(**{**values, "ignore_register_page": False}))
-    try:
-        yield
-    finally:
-        context_value.reset(token)
-
-
-# --------------------------------------------------------------------------------------------
 # the user of a job
 
 def _server(server=None):
@@ -93,13 +75,25 @@ def _server(server=None):
     return dash.get_app().server
 
 
+# the starting request's cookies inside a thread job (ThreadJobRunner sets it in the job's thread)
+_job_cookies: ContextVar[dict | None] = ContextVar("nanoorg_job_cookies", default=None)
+
+
+def job_cookies() -> dict | None:
+    """The starting request's cookies inside a job: the thread job's (``_job_cookies``), else Dash's
+    callback context (Celery jobs; callbacks called in a request); None outside both."""
+    cookies = _job_cookies.get()
+    if cookies is None:
+        try:
+            cookies = dash.ctx.cookies
+        except Exception:
+            cookies = None
+    return cookies
+
+
 def job_user_id(server=None) -> int | None:
-    """The signed-in user's id inside a job (from the starting request's cookies, ``dash.ctx.cookies``)."""
-    try:
-        cookies = dash.ctx.cookies
-    except Exception:
-        cookies = None
-    return jobs.user_id_from_session_cookie(cookies, _server(server))
+    """The signed-in user's id inside a job, from the starting request's signed session cookie."""
+    return jobs.user_id_from_session_cookie(job_cookies(), _server(server))
 
 
 def job_user(server=None) -> User | None:
@@ -265,7 +259,8 @@ class ThreadJobRunner(BaseBackgroundCallbackManager):
         leading = [set_progress] if body.progress else []
         output = None
         try:
-            with server.app_context(), callback_context(**context):
+            _job_cookies.set(dict(context.get("cookies") or {}))     # this thread's own context: ends with it
+            with server.app_context():
                 try:
                     if isinstance(args, dict):
                         output = body.fn(*leading, **args)

@@ -7,6 +7,9 @@
 - ``csrf_cookie(client)``: the token the Dash renderer would send as X-CSRFToken.
 - ``dash_post(...)``: a Dash callback POST to /_dash-update-component.
 - ``BackgroundJob``: start a background callback and poll it over HTTP, as the renderer does.
+- ``callback_context(...)``: call a callback as a plain function with ``dash.ctx`` set (cookies,
+  triggered inputs), Dash's own unit-testing recipe (it uses two private Dash names, which only the
+  tests import; ``tests/web/test_dash_adapter.py`` pins them).
 - ``render_page(client, path)``: the page content Dash's router returns for a path.
 - ``add_dataset(...)``: a bare Dataset row (no files) with any visibility, for access tests.
 - ``ingest_small(...)``: a real ingest of a small synthetic file with one ROI.
@@ -20,6 +23,7 @@ import re
 import shutil
 import tempfile
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +31,20 @@ import numpy as np
 
 from config import load_settings
 from tests.databases import database_overrides
+
+@contextmanager
+def callback_context(**values):
+    """Run the body with a Dash callback context holding ``values`` (``cookies``, ``triggered_inputs``
+    ...), as Dash's testing documentation does for calling callbacks as functions."""
+    from dash._callback_context import context_value
+    from dash._utils import AttributeDict
+
+    token = context_value.set(AttributeDict(**{**values, "ignore_register_page": False}))
+    try:
+        yield
+    finally:
+        context_value.reset(token)
+
 
 PASSWORD = "correct horse battery"
 TEST_SECRET = "test-secret-web"      # the secret key of the test apps

@@ -1,12 +1,12 @@
-"""Pins the Dash internals that ``server.dash_jobs`` relies on; fails if a Dash upgrade changes them.
+"""Pins the Dash behaviour that ``server.dash_jobs`` and the tests rely on; fails if a Dash upgrade changes it.
 
-- the two private names (``dash._callback_context.context_value``, ``dash._utils.AttributeDict``)
-  still make ``dash.ctx`` answer inside ``callback_context``;
+- the two private names of Dash's unit-testing recipe (``dash._callback_context.context_value``,
+  ``dash._utils.AttributeDict``) still make ``dash.ctx`` answer inside the tests' ``callback_context``;
 - the background-manager protocol (``BaseBackgroundCallbackManager``'s methods and signatures,
   Dash's markers for "no update" and for a job's error) is the one the managers implement, and a
   real Dash app runs a job on ``ThreadJobManager`` end to end over HTTP: progress, result, error,
   ``PreventUpdate`` and cancel;
-- no other file of the repository imports a private Dash module.
+- no file of the application imports a private Dash module (only ``tests/web/support.py`` does).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from server import dash_jobs
 from tests.web import support
 
 ROOT = Path(__file__).resolve().parents[2]
-ADAPTER = ROOT / "server" / "dash_jobs.py"
+TESTING_RECIPE = ROOT / "tests" / "web" / "support.py"
 PRIVATE_DASH = re.compile(r"^\s*(from|import)\s+dash\.(_\w+|\w+(\.\w+)*\._\w+)", re.M)
 
 PROTOCOL = {
@@ -56,7 +56,7 @@ def test_private_callback_context_still_drives_dash_ctx():
     assert issubclass(AttributeDict, dict) and AttributeDict(a=1).a == 1
 
     def inside():
-        with dash_jobs.callback_context(cookies={"session": "s"},
+        with support.callback_context(cookies={"session": "s"},
                                         triggered_inputs=[{"prop_id": "btn.n_clicks", "value": 1}]):
             assert dash.ctx.cookies == {"session": "s"}
             assert dash.ctx.triggered_id == "btn"
@@ -77,17 +77,17 @@ def test_manager_protocol_is_unchanged():
     assert '"msg"' in source and '"tb"' in source
 
 
-def test_no_private_dash_import_outside_the_adapter():
+def test_no_private_dash_import_outside_the_testing_recipe():
     offenders = []
     for path in ROOT.rglob("*.py"):
         if any(part.startswith(".") or part in ("node_modules", "instance") for part in path.relative_to(ROOT).parts):
             continue
-        if path in (ADAPTER, Path(__file__).resolve()):
+        if path in (TESTING_RECIPE, Path(__file__).resolve()):
             continue
         if PRIVATE_DASH.search(path.read_text(encoding="utf-8", errors="replace")):
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == []
-    assert PRIVATE_DASH.search(ADAPTER.read_text())        # the pattern does find them
+    assert PRIVATE_DASH.search(TESTING_RECIPE.read_text())     # the pattern does find them
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,14 +197,15 @@ class _FakeRedis:
     """The few Redis commands the Celery result backend and the heartbeat use (no server)."""
 
     def __init__(self):
-        self.values = {}
+        self.values, self.writes = {}, []       # writes: the keys set, in order
 
     def get(self, key):
         return self.values.get(key if isinstance(key, bytes) else str(key).encode())
 
     def set(self, key, value, ex=None, **_):
-        self.values[str(key).encode() if not isinstance(key, bytes) else key] = \
-            value if isinstance(value, bytes) else str(value).encode()
+        key = str(key).encode() if not isinstance(key, bytes) else key
+        self.values[key] = value if isinstance(value, bytes) else str(value).encode()
+        self.writes.append(key)
 
     def setex(self, key, _ttl, value):
         self.set(key, value)
@@ -241,3 +242,58 @@ def test_celery_job_whose_worker_died_is_reported_failed():
     fake.set(dash_jobs.job_key("t2", "started"), 1)
     fake.set("k2", '["done"]')                                 # a result stored before the heartbeat expired
     assert manager.get_result("k2", "t2") == ["done"]
+
+
+# --------------------------------------------------------------------------------------------
+# the Celery job wrapper (CeleryJobRunner._as_job) without a broker
+
+@pytest.fixture
+def celery_runner(monkeypatch):
+    import celery
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(celery, "current_task", SimpleNamespace(request=SimpleNamespace(id="job-1")))
+    runner = dash_jobs.CeleryJobRunner.__new__(dash_jobs.CeleryJobRunner)     # only what the wrapper touches
+    revoked = []
+    runner.handle = SimpleNamespace(backend=SimpleNamespace(client=_FakeRedis()),
+                                    control=SimpleNamespace(revoke=revoked.append,
+                                                            terminate=lambda job: pytest.fail("terminate used")))
+    runner.revoked = revoked
+    return runner
+
+
+def test_a_running_celery_job_is_never_seen_started_without_a_heartbeat(celery_runner):
+    """A poll between the two writes once reported a just-started job as lost; Dash then cancelled it."""
+    client = celery_runner.handle.backend.client
+    seen = {}
+
+    def body(set_progress):
+        seen["lost while running"] = celery_runner._lost("job-1")
+        set_progress([0.5, "half"])
+        return "result"
+    assert celery_runner._as_job(body, progress=True)(lambda value: seen.setdefault("progress", value)) == "result"
+    order = [key.decode() for key in client.writes]
+    assert order.index(dash_jobs.job_key("job-1", "alive")) < order.index(dash_jobs.job_key("job-1", "started"))
+    assert seen == {"lost while running": False, "progress": [0.5, "half"]}
+
+
+def test_a_cancelled_celery_job_stops_at_its_next_progress_report(celery_runner):
+    cleaned = []
+
+    def body(set_progress):
+        set_progress(0.1)
+        celery_runner.terminate_job("job-1")     # the Cancel button, while the job runs
+        try:
+            set_progress(0.2)
+        finally:
+            cleaned.append("staging removed")
+        return "never"
+    with pytest.raises(dash.exceptions.PreventUpdate):      # stored by Dash as "no update"
+        celery_runner._as_job(body, progress=True)(lambda value: None)
+    assert cleaned == ["staging removed"] and celery_runner.revoked == ["job-1"]   # a plain revoke, never terminate
+
+
+def test_a_celery_job_cancelled_while_queued_never_runs(celery_runner):
+    celery_runner.terminate_job("job-1")
+    with pytest.raises(dash.exceptions.PreventUpdate):
+        celery_runner._as_job(lambda: pytest.fail("the body ran"), progress=False)()

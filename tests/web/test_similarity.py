@@ -27,7 +27,7 @@ from callbacks import compare as compare_cb
 from callbacks import search_file as search_cb
 from components import similarity_section as section
 from databank.users import SESSION_GENERATION
-from server.dash_jobs import callback_context
+from tests.web.support import callback_context
 import ids
 
 from .helpers_datasets import (Bank, client_as, find_ids, fresh_bank, ingest, make_files, page_layout,
@@ -485,11 +485,12 @@ def test_thread_job_manager_runs_reports_cancels_and_reports_errors(bank, tmp_pa
     seen = {}
 
     def job(set_progress, steps):
-        from dash import ctx
         from flask import has_app_context
 
+        from server.dash_jobs import job_cookies
+
         seen["app_context"] = has_app_context()
-        seen["cookies"] = dict(ctx.cookies)
+        seen["cookies"] = dict(job_cookies())
         for k in range(steps):
             set_progress((k, f"step {k}"))
             time.sleep(0.02)

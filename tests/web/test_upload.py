@@ -22,7 +22,7 @@ from databank.models import DataFile, Dataset, Roi, db
 from databank.users import find_user
 from databank import jobs
 from server import routes_upload
-from server.dash_jobs import callback_context
+from tests.web.support import callback_context
 from callbacks import upload as cb
 from tests.web import support
 import ids

@@ -31,7 +31,7 @@ from databank.demo import write_fiji_roi, write_thunderstorm_csv
 from databank.ingest import StagedFile, ingest_dataset
 from databank.models import DataFile, User, db
 from databank.users import SESSION_GENERATION, create_user
-from server.dash_jobs import callback_context
+from tests.web.support import callback_context
 from tests.web import support
 
 META = dict(modality="dSTORM", software="ThunderSTORM", protein="EGFR", cell_type="COS-7",
